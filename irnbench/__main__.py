@@ -1,0 +1,5 @@
+"""``python -m irnbench`` (used by ``torchrun -m irnbench``)."""
+
+from irnbench.cli import main
+
+main()

@@ -1,0 +1,304 @@
+"""The ``irnbench`` command line (click). ``--help`` works on every command.
+
+User errors (unknown names, missing weights, unusable data) print one line and exit with a
+non-zero code (2 for unknown names and bad settings), never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from irnbench import __version__
+from irnbench.errors import IrnbenchError
+
+__all__ = ["cli", "main"]
+
+
+def _user_errors(fn):
+    """Turn irnbench's user-facing errors into a one-line message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except IrnbenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _ints(value: str | None, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in _split(value)]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}",
+                                 param_hint=flag) from exc
+
+
+def _settings(task: str, scale: str | None, jpeg: str | None) -> list[dict[str, Any]]:
+    from irnbench.plugins import registered_tasks
+
+    cls = registered_tasks()[task]
+    scales = _ints(scale, "--scale")
+    qualities = _ints(jpeg, "--jpeg")
+    if scales and "scale" not in cls.setting_keys:
+        raise click.BadParameter(f"task {task!r} takes no --scale", param_hint="--scale")
+    if qualities and "jpeg" not in cls.setting_keys:
+        raise click.BadParameter(f"task {task!r} takes no --jpeg", param_hint="--jpeg")
+    base = [{"scale": s} for s in scales] if scales else cls.default_settings()
+    if qualities:
+        base = [{**b, "jpeg": qualities} for b in base]
+    return base
+
+
+def _check_task(task: str) -> None:
+    from irnbench.errors import UnknownNameError
+    from irnbench.plugins import registered_tasks
+
+    tasks = registered_tasks()
+    if task not in tasks:
+        raise UnknownNameError("task", task, list(tasks))
+
+
+def _methods_for(task: str, plugins: str | None) -> list[str]:
+    from irnbench.registry import get_method_class, list_methods
+
+    names = _split(plugins)
+    if not names:
+        names = list_methods(task)
+        if not names:
+            raise IrnbenchError(f"no installed method does task {task!r}")
+    for n in names:
+        get_method_class(n)  # unknown → one-line error listing the known ones
+    return names
+
+
+def _default_out(task: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task}-{stamp}"
+
+
+def _command_line() -> str:
+    return "irnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def print_leaderboard(df) -> None:
+    """Print the set-level table of a run (measured rows, paper-reported beside them)."""
+    import pandas as pd
+
+    from irnbench.results import summarize
+
+    summary = summarize(df)
+    measured_sets = set(summary["dataset"]) if len(summary) else set()
+    papers = df[(df["source"] == "paper-reported") & df["dataset"].isin(measured_sets)]
+    table = pd.concat([summary, papers], ignore_index=True) if len(papers) else summary
+    if not len(table):
+        click.echo("(no results)")
+        return
+    metric_cols = [c for c in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "bpp",
+                               "psnr", "ssim") if c in table.columns and table[c].notna().any()]
+    for key, g in table.groupby(["task", "setting", "quality", "dataset"], dropna=False,
+                                sort=False):
+        task, setting, quality, dataset = key
+        title = f"{task} {setting}" + (f" JPEG q{int(quality)}" if pd.notna(quality) else "")
+        click.echo(f"\n== {title} · {dataset} ==")
+        show = g.copy()
+        show["name"] = [
+            f"{r.method} [{r.source}]" if r.source == "measured" else f"{r.label} [paper: "
+            f"{r.reference}]" for r in show.itertuples()
+        ]
+        cols = ["name"] + [c for c in metric_cols if show[c].notna().any()]
+        for extra in ("seconds", "status"):
+            if extra in show.columns and show[extra].notna().any():
+                cols.append(extra)
+        click.echo(show[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="irnbench")
+def cli() -> None:
+    """irnbench: benchmark image degradation–restoration methods (IRN, bicubic, CAR, TAR…)."""
+
+
+def _run_options(fn):
+    opts = [
+        click.option("--task", default="rescale", show_default=True,
+                     help="Task name (see `irnbench tasks`)."),
+        click.option("--plugins", "plugins", default=None,
+                     help="Comma-separated method names, e.g. irn,car (default: every method "
+                          "that does the task)."),
+        click.option("--scale", default=None, help="Scales, e.g. 2,4 (default: the task's)."),
+        click.option("--jpeg", default=None,
+                     help="JPEG qualities of the channel, e.g. 30,50,70,80,90."),
+        click.option("--datasets", default="mini", show_default=True,
+                     help="Comma-separated dataset names or image folders."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps."),
+        click.option("--draws", default=None, type=int,
+                     help="z draws for stochastic methods (default: the protocol's 5)."),
+        click.option("--weights", default=None, type=click.Path(dir_okay=False),
+                     help="Weights file for a single method (overrides cache and shipped)."),
+        click.option("--out", default=None, type=click.Path(file_okay=False),
+                     help="Run folder (default: runs/TASK-TIMESTAMP)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+            train_missing, preset, report):
+    from irnbench.protocol import STOCHASTIC_DRAWS
+    from irnbench.runner import run_benchmark
+
+    _check_task(task)
+    methods = _methods_for(task, plugins)
+    if weights and len(methods) != 1:
+        raise click.BadParameter("--weights needs exactly one method in --plugins",
+                                 param_hint="--weights")
+    settings = _settings(task, scale, jpeg)
+    out_dir = Path(out) if out else _default_out(task)
+    res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
+                        draws=draws or STOCHASTIC_DRAWS, weights=weights,
+                        train_missing=train_missing, preset=preset, command=_command_line(),
+                        report=report, progress=not quiet)
+    print_leaderboard(res.df)
+    click.echo(f"\nresults: {res.run_dir / 'results.csv'}")
+    if res.report:
+        click.echo(f"report:  {res.report}")
+    return res
+
+
+@cli.command()
+@_run_options
+@click.option("--train-missing", is_flag=True,
+              help="Train methods that have no weights for a setting (with --preset).")
+@click.option("--preset", default="cpu", show_default=True,
+              help="Training preset used by --train-missing.")
+@_user_errors
+def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+        train_missing, preset):
+    """Evaluate methods on a task, write results + an HTML report, print the leaderboard."""
+    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+            train_missing, preset, report=True)
+
+
+@cli.command(name="eval")
+@_run_options
+@_user_errors
+def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet):
+    """Evaluate only: like `run`, without training or a report."""
+    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+            False, "cpu", report=False)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True,
+                                                                     file_okay=False))
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Report file (default: RUN_DIR/report.html, or merged.html for several).")
+@_user_errors
+def report(run_dirs, out):
+    """Re-render the report of one run folder, or merge several runs into one report."""
+    from irnbench.report import render_report
+
+    dirs = [Path(d) for d in run_dirs]
+    for d in dirs:
+        if not (d / "results.json").exists():
+            raise IrnbenchError(f"{d} is not an irnbench run folder (no results.json)")
+    target = Path(out) if out else (dirs[0] / ("report.html" if len(dirs) == 1 else
+                                               "merged-report.html"))
+    path = render_report(dirs, target)
+    click.echo(f"report: {path}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_user_errors
+def plugins(as_json):
+    """List loaded plugins, their versions, and what each registers."""
+    from dataclasses import asdict
+
+    from irnbench.plugins import plugin_infos
+
+    infos = plugin_infos()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    for i in infos:
+        kind = "core" if i.core else "plugin"
+        click.echo(f"{i.name} {i.version or ''} ({kind}, {i.module})")
+        for label, items in (("methods", i.methods), ("tasks", i.tasks),
+                             ("datasets", i.datasets), ("commands", i.commands)):
+            if items:
+                click.echo(f"  {label}: {', '.join(items)}")
+
+
+@cli.command()
+@_user_errors
+def tasks():
+    """List the tasks, their settings and the methods that do each."""
+    from irnbench.plugins import registered_tasks
+    from irnbench.registry import list_methods
+
+    for name, cls in sorted(registered_tasks().items()):
+        click.echo(f"{name}: {cls.description}")
+        click.echo(f"  settings: {', '.join(cls.setting_keys) or '-'}")
+        click.echo(f"  methods: {', '.join(list_methods(name)) or '-'}")
+
+
+@cli.group()
+def datasets():
+    """Dataset cards: list them (and, for hub sets, fetch them)."""
+
+
+@datasets.command(name="list")
+@_user_errors
+def datasets_list():
+    """List the registered datasets."""
+    from irnbench.data.cards import list_image_files
+    from irnbench.plugins import registered_datasets
+
+    for name, card in sorted(registered_datasets().items()):
+        where = card.source
+        n = card.images
+        if card.source == "bundled":
+            try:
+                n = len(list_image_files(card.local_dir()))
+                where = "bundled (available)"
+            except IrnbenchError:
+                where = "bundled (missing)"
+        click.echo(f"{name:<12} {str(n or '?'):>4} images  {card.use:<10}  {where:<20}  "
+                   f"{card.licence.splitlines()[0][:60] if card.licence else ''}")
+
+
+def _register_plugin_commands() -> None:
+    from irnbench.plugins import load_plugins
+
+    load_plugins().hook.irnbench_register_commands(cli=cli)
+
+
+_register_plugin_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="irnbench")
+
+
+if __name__ == "__main__":
+    main()

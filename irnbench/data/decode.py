@@ -1,0 +1,88 @@
+"""One decoding path for every image source (bundled, local folder, hub).
+
+Rules (DESIGN.md §6): grey → RGB (channels replicated), RGBA/LA → alpha dropped, 16-bit →
+8-bit, palette → RGB, CMYK → RGB, each with a warning; unreadable files are skipped with a
+warning naming the file. Output: float32 ``3×H×W`` in [0, 1] holding k/255 values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["DataWarning", "IMAGE_EXTENSIONS", "decode_image", "load_image"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class DataWarning(UserWarning):
+    """An input image was converted or skipped."""
+
+
+def _warn(msg: str) -> None:
+    warnings.warn(msg, DataWarning, stacklevel=3)
+
+
+def _sixteen_to_eight(arr: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def decode_image(im: Image.Image, name: str) -> torch.Tensor:
+    """Convert an opened PIL image to float32 RGB ``3×H×W`` under the decoding rules."""
+    mode = im.mode
+    if mode == "P":
+        has_alpha = "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        _warn(f"{name}: palette image converted to RGB")
+        mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im)
+        if arr.dtype != np.uint8:
+            if mode == "I" and arr.max(initial=0) <= 255:
+                arr = arr.astype(np.uint8)
+            else:
+                arr = _sixteen_to_eight(arr)
+                _warn(f"{name}: 16-bit image converted to 8-bit")
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+        _warn(f"{name}: grey image converted to RGB (channels replicated)")
+    elif mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0
+        arr = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+        _warn(f"{name}: float grey image converted to 8-bit RGB")
+    elif mode in ("L", "1"):
+        arr = np.repeat(np.asarray(im.convert("L"))[:, :, None], 3, axis=2)
+        _warn(f"{name}: grey image converted to RGB (channels replicated)")
+    elif mode == "LA":
+        arr = np.repeat(np.asarray(im.convert("L"))[:, :, None], 3, axis=2)
+        _warn(f"{name}: grey+alpha image: alpha dropped, grey replicated to RGB")
+    elif mode in ("RGBA", "RGBa"):
+        arr = np.asarray(im.convert("RGB"))
+        _warn(f"{name}: alpha channel dropped")
+    elif mode == "RGB":
+        arr = np.asarray(im)
+    else:  # CMYK, YCbCr, LAB, HSV, ...
+        arr = np.asarray(im.convert("RGB"))
+        _warn(f"{name}: {mode} image converted to RGB")
+    if arr.dtype == np.uint16:  # 48-bit RGB where Pillow keeps it
+        arr = _sixteen_to_eight(arr)
+        _warn(f"{name}: 16-bit image converted to 8-bit")
+    t = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    return t.to(torch.float32) / 255.0
+
+
+def load_image(path: str | Path) -> torch.Tensor | None:
+    """Read one file; ``None`` (with a warning naming it) when it cannot be decoded."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return decode_image(im, path.name)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        _warn(f"{path.name}: unreadable image skipped ({type(exc).__name__}: {exc})")
+        return None

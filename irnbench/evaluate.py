@@ -1,0 +1,216 @@
+"""Evaluation: methods × task setting × datasets → one row per (image, channel condition, draw).
+
+The harness owns everything between ``degrade`` and ``restore``: it prepares the HR image
+(modcrop), runs the channel (uint8, optionally JPEG), rounds the output, and scores it with the
+task's protocol. One method failing does not stop the others: its rows are marked failed.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from irnbench.data.decode import DataWarning
+from irnbench.data.loading import EvalDataset
+from irnbench.device import resolve_device
+from irnbench.methods import Method
+from irnbench.ops.quantize import to_uint8
+from irnbench.protocol import DEFAULT_TEMPERATURE, DRAW_SEED, STOCHASTIC_DRAWS
+from irnbench.results import frame
+from irnbench.tasks.base import Task
+
+__all__ = ["EvalResult", "Visual", "evaluate", "pick_crop"]
+
+
+@dataclass
+class Visual:
+    """A zoomed crop of one image: GT and each method's restoration (uint8 ``C×h×w``)."""
+
+    dataset: str
+    image: str
+    setting: str
+    quality: int | None
+    box: tuple[int, int, int, int]  #: top, left, height, width in HR pixels
+    crops: dict[str, torch.Tensor] = field(default_factory=dict)  #: "GT" / method → crop
+
+
+@dataclass
+class EvalResult:
+    df: pd.DataFrame
+    visuals: list[Visual]
+    notes: list[str]  #: data warnings (conversions, skips, modcrops), shown in the report
+
+
+def pick_crop(hr: torch.Tensor, size: int) -> tuple[int, int, int, int]:
+    """The ``size``² window (on a coarse grid) with the most luma variance: a detailed region."""
+    _, h, w = hr.shape[-3:]
+    size = min(size, h, w)
+    grey = hr.reshape(-1, h, w).mean(0)
+    best, box = -1.0, (0, 0, size, size)
+    step = max(size // 2, 1)
+    for top in range(0, h - size + 1, step):
+        for left in range(0, w - size + 1, step):
+            v = float(grey[top : top + size, left : left + size].var())
+            if v > best:
+                best, box = v, (top, left, size, size)
+    return box
+
+
+def _crop(img_u8: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    t, l, h, w = box
+    return img_u8[..., t : t + h, l : l + w].clone()
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def evaluate(
+    methods: Sequence[Method],
+    task: Task,
+    datasets: Sequence[EvalDataset],
+    device: str | torch.device = "auto",
+    draws: int = STOCHASTIC_DRAWS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    visual_images: int = 3,
+    visual_crop: int = 96,
+    failed: dict[str, str] | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate ``methods`` on ``task`` over ``datasets`` (see module docstring).
+
+    ``failed`` maps method names that could not even be built to their error; they get a
+    failed row per dataset so that the leaderboard shows them.
+    """
+    dev = resolve_device(device)
+    methods = [m.to(dev).eval() for m in methods]
+    rows: list[dict[str, Any]] = []
+    visuals: list[Visual] = []
+    notes: list[str] = []
+    broken: dict[str, str] = dict(failed or {})
+    base = {"source": "measured", "task": task.name, "setting": task.setting_label}
+    conditions = task.conditions()
+
+    for ds in datasets:
+        n_shown = 0
+        bar = tqdm(ds.records, desc=f"{task.name} {task.setting_label} {ds.name}",
+                   disable=not progress, unit="img", leave=False)
+        for rec in bar:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DataWarning)
+                img = rec.load()
+            for w in caught:
+                if not issubclass(w.category, DataWarning):
+                    continue
+                notes.append(f"{ds.name}: {w.message}")
+                warnings.warn(f"{ds.name}: {w.message}", DataWarning, stacklevel=2)
+            if img is None:
+                continue
+            h0, w0 = img.shape[-2:]
+            if min(h0, w0) < task.min_size():
+                msg = (f"{ds.name}: {rec.name}: {w0}x{h0} is smaller than the "
+                       f"{task.min_size()} px this task needs; skipped")
+                notes.append(msg)
+                warnings.warn(msg, DataWarning, stacklevel=2)
+                continue
+            hr = task.prepare(img.unsqueeze(0)).to(dev)
+            h, w = hr.shape[-2:]
+            note = ""
+            if (h, w) != (h0, w0):
+                note = f"modcropped {w0}x{h0} → {w}x{h}"
+                notes.append(f"{ds.name}: {rec.name}: {note}")
+            reference = task.reference(hr)
+            hr_u8 = to_uint8(hr)
+            show = n_shown < visual_images
+            vis = {}
+            if show:
+                n_shown += 1
+                box = pick_crop(hr[0], visual_crop)
+                for cond in conditions:
+                    v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"), box)
+                    v.crops["GT"] = _crop(hr_u8[0], box)
+                    vis[cond.get("quality")] = v
+                    visuals.append(v)
+            img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
+                        "notes": note}
+            for method in methods:
+                if method.name in broken:
+                    continue
+                try:
+                    rows.extend(
+                        _run_method(method, task, hr, reference, conditions, draws, temperature,
+                                    dev, img_base, vis)
+                    )
+                except Exception as exc:  # noqa: BLE001 - failure isolation is the point
+                    broken[method.name] = f"{type(exc).__name__}: {exc}"
+                    notes.append(
+                        f"{method.name} failed on {ds.name}/{rec.name}: {broken[method.name]}\n"
+                        + traceback.format_exc(limit=3)
+                    )
+        bar.close()
+    for name, err in broken.items():
+        # A failed method keeps no partial numbers: a partial mean would mislead.
+        rows = [r for r in rows if r.get("method") != name]
+        for ds in datasets:
+            for cond in conditions:
+                rows.append({**base, "dataset": ds.name, "method": name, "label": name,
+                             "quality": cond.get("quality"), "status": "failed", "error": err})
+    return EvalResult(frame(rows), visuals, notes)
+
+
+@torch.no_grad()
+def _run_method(method, task, hr, reference, conditions, draws, temperature, dev, img_base, vis):
+    rows = []
+    _sync(dev)
+    t0 = time.perf_counter()
+    y = method.degrade(hr)
+    _sync(dev)
+    t_degrade = time.perf_counter() - t0
+    n_draws = draws if method.stochastic else 1
+    for cond in conditions:
+        t1 = time.perf_counter()
+        tr = task.transmit(y, **cond)
+        t_channel = time.perf_counter() - t1
+        for d in range(n_draws):
+            kwargs: dict[str, Any] = dict(tr.info)
+            if method.stochastic:
+                gen = torch.Generator(device=dev).manual_seed(DRAW_SEED + d)
+                kwargs.update(temperature=temperature, generator=gen)
+            _sync(dev)
+            t2 = time.perf_counter()
+            out = method.restore(tr.y, **kwargs)
+            _sync(dev)
+            t_restore = time.perf_counter() - t2
+            if out.shape != hr.shape:
+                raise ValueError(
+                    f"restore returned shape {tuple(out.shape)} for an HR of {tuple(hr.shape)}"
+                )
+            restored = to_uint8(out)  # the protocol: clamp and round the output to uint8
+            scores = task.score(hr, restored, tr, reference)
+            if tr.nbytes is not None:
+                scores["bpp"] = tr.nbytes[0] * 8.0 / (hr.shape[-2] * hr.shape[-1])
+            rows.append({
+                **img_base,
+                "method": method.name,
+                "label": method.name,
+                "weights": method.weights_label,
+                "quality": cond.get("quality"),
+                "draw": d,
+                **scores,
+                "seconds": t_degrade + t_channel + t_restore,
+                "params": method.num_parameters(),
+                "status": "ok",
+            })
+            v = vis.get(cond.get("quality"))
+            if v is not None and d == 0:
+                v.crops[method.name] = _crop(restored[0], v.box)
+    return rows

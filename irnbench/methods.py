@@ -1,0 +1,127 @@
+"""The method interface every plugin implements, and the metadata it carries.
+
+A method turns an image into a degraded one (``degrade``) and restores it from what came
+through the harness's channel (``restore``). Paper-reported numbers travel with the method
+(``paper``) in the flat results schema, never in the measured table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from irnbench.tasks.base import Task
+from irnbench.weights import PretrainedCfg
+
+__all__ = ["Method", "Paper", "PaperResult", "Preset"]
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One published number set, in the same flat schema as measured rows."""
+
+    label: str  #: the row's name in its source, e.g. "Bicubic & Bicubic"
+    task: str
+    setting: str  #: the task's ``setting_label``, e.g. "x2"
+    dataset: str  #: irnbench dataset name, e.g. "set5"
+    metrics: dict[str, float]  #: e.g. {"psnr_y": 33.66, "ssim_y": 0.9299}
+    source: str  #: e.g. "IRN (ECCV 2020) Table 1"
+    protocol: str = ""  #: set when it differs from irnbench's or is unconfirmed
+    quality: int | None = None  #: JPEG quality of the channel, when there is one
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Citation and paper-reported results of a method."""
+
+    citation: str
+    url: str = ""
+    results: tuple[PaperResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A training schedule that belongs to a method (``paper``, ``cpu``, ``smoke``)."""
+
+    name: str
+    iterations: int
+    batch_size: int
+    crop: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.5
+    warmup: int = 0
+    grad_clip: float | None = None
+    val_every: int = 0
+    checkpoint_every: int = 0
+    augment: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
+
+
+class Method(nn.Module):
+    """Base class of methods (subclasses are ``torch.nn.Module``\\ s).
+
+    Subclasses set ``name`` and ``tasks`` and implement ``degrade`` / ``restore``. A stochastic
+    method's ``restore`` takes ``temperature=`` and ``generator=``. Trainable methods add
+    ``training_loss(batch, task)`` and ``presets``, and send their degraded output through
+    ``task.channel(y, train=True)``.
+    """
+
+    name: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    stochastic: ClassVar[bool] = False
+    paper: ClassVar[Paper | None] = None
+    presets: ClassVar[dict[str, Preset]] = {}
+    pretrained_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
+
+    def __init__(self, task: Task, **options: Any):
+        super().__init__()
+        self.task = task
+        self.options = options
+        #: Set by the loader: how the weights in use are labelled ("irnbench cpu preset", …).
+        self.weights_label: str = "none needed" if not self.needs_weights() else "untrained"
+        self.weights_source: str | None = None
+
+    # -- capability --------------------------------------------------------------------------
+    @classmethod
+    def supports(cls, task: Task) -> bool:
+        """Whether the method can run this task setting (override for scale limits)."""
+        return task.name in cls.tasks
+
+    @classmethod
+    def package_dir(cls) -> Path:
+        """The folder of the module that defines the method (for shipped weights)."""
+        import sys
+
+        return Path(sys.modules[cls.__module__].__file__).resolve().parent
+
+    def needs_weights(self) -> bool:
+        """True when the method has trainable parameters (so ``pretrained`` must load them)."""
+        return any(p.requires_grad for p in self.parameters())
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # -- the two halves ----------------------------------------------------------------------
+    def degrade(self, x: torch.Tensor) -> torch.Tensor:
+        """HR ``B×C×H×W`` in [0, 1] → degraded float image (before the channel)."""
+        raise NotImplementedError
+
+    def restore(self, y: torch.Tensor, **channel_info: Any) -> torch.Tensor:
+        """What came through the channel (float k/255) → restored image."""
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict[str, torch.Tensor], task: Task) -> dict[str, torch.Tensor]:
+        """Loss terms of one batch; key ``total`` is optimised."""
+        raise NotImplementedError(f"method {self.name!r} is not trainable")
+
+    @classmethod
+    def trainable(cls) -> bool:
+        return cls.training_loss is not Method.training_loss

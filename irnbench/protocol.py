@@ -1,0 +1,65 @@
+"""The measurement protocol's constants, in one place.
+
+Every number here follows the official IRN test code (REFERENCE.md Part A §4, DESIGN.md §3).
+Metrics, ops, tasks and reports import these; nothing else restates them.
+"""
+
+from __future__ import annotations
+
+# --- colour (BT.601, "MATLAB rgb2ycbcr", R,G,B in [0, 255]) -----------------------------------
+#: Y = Y_OFFSET + (Y_WEIGHTS · RGB) / 255, float, not re-rounded.
+Y_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)
+Y_OFFSET: float = 16.0
+#: Decolorization guide (OpenCV BGR2GRAY coefficients on float RGB in [0, 1]).
+GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+# --- quantisation ---------------------------------------------------------------------------
+#: Images travel through the channel as 8-bit integers.
+PIXEL_MAX: float = 255.0
+
+# --- PSNR / SSIM ------------------------------------------------------------------------------
+#: SSIM: Gaussian window, valid region (BasicSR ``calculate_ssim`` / MATLAB ``ssim_index``).
+SSIM_WINDOW: int = 11
+SSIM_SIGMA: float = 1.5
+SSIM_K1: float = 0.01
+SSIM_K2: float = 0.03
+
+# --- evaluation -----------------------------------------------------------------------------
+#: Stochastic methods (IRN): mean over this many z ~ N(0, 1) draws (IRN Table 1 caption).
+STOCHASTIC_DRAWS: int = 5
+#: Default sampling temperature of z at test time (IRN ``gaussian_scale`` = 1).
+DEFAULT_TEMPERATURE: float = 1.0
+#: Base seed of the z draws; draw d uses seed DRAW_SEED + d.
+DRAW_SEED: int = 0
+#: Decolorization and compression metrics crop this many pixels (IRN-Color / CRM test configs).
+DECOLORIZE_CROP: int = 2
+COMPRESS_CROP: int = 2
+#: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
+JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
+
+
+def rescale_crop_border(scale: int) -> int:
+    """Rescaling metrics crop ``scale`` pixels on each side (IRN test yml ``crop_border: ~``)."""
+    return int(scale)
+
+
+def modcrop_multiple(scale: int) -> int:
+    """HR images are cropped to a multiple of the scale before degradation."""
+    return int(scale)
+
+
+PROTOCOL_TEXT: dict[str, str] = {
+    "rescale": (
+        "HR modcropped to a multiple of s; reference LR = MATLAB-bicubic imresize(HR, 1/s) (float); "
+        "the method's LR is clamped and rounded to uint8 by the harness before restore; output "
+        "clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 (16 + (65.481R + 128.553G + "
+        "24.966B)/255, float), crop s px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, "
+        "valid region. Stochastic methods: mean over 5 z draws (temperature 1), std of the set "
+        "mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, "
+        "no crop."
+    ),
+    "rescale+jpeg": (
+        "As rescale, but the method's uint8 LR is JPEG-coded with Pillow (4:2:0, optimise off) at "
+        "each quality before restore (SAIN robustness protocol)."
+    ),
+}

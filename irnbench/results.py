@@ -1,0 +1,146 @@
+"""One flat results schema for every method, measured or paper-reported (CompressAI-style).
+
+Per-image rows (``source="measured"``) are the primary record; set-level tables are derived
+from them. Paper-reported numbers use the same columns with ``source="paper-reported"`` and
+never enter the measured table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "ID_COLUMNS",
+    "METRIC_COLUMNS",
+    "summarize",
+    "paper_frame",
+    "save_run",
+    "load_run",
+]
+
+#: Columns that identify a row.
+ID_COLUMNS = [
+    "source", "method", "label", "weights", "task", "setting", "quality", "dataset", "image", "draw",
+]
+#: Every metric column a task may fill (others stay empty).
+METRIC_COLUMNS = [
+    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "grey_psnr", "bpp", "psnr", "ssim",
+]
+OTHER_COLUMNS = ["seconds", "params", "height", "width", "status", "error", "notes", "reference"]
+COLUMNS = ID_COLUMNS + METRIC_COLUMNS + OTHER_COLUMNS
+#: The keys of one leaderboard row.
+GROUP_KEYS = ["source", "method", "label", "weights", "task", "setting", "quality", "dataset"]
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows → DataFrame with every schema column, in schema order."""
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+
+
+def _mean(s: pd.Series) -> float:
+    v = pd.to_numeric(s, errors="coerce").dropna()
+    return float(v.mean()) if len(v) else math.nan
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Set-level table: mean over images; stochastic methods: mean over draws of the set mean,
+    with ``<metric>_std`` the standard deviation of the set mean over draws (ddof 1)."""
+    ok = df[(df["source"] == "measured") & (df["status"].fillna("ok") == "ok")]
+    out = []
+    keys = GROUP_KEYS
+    for key, g in ok.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, key))
+        draws = g.groupby("draw", dropna=False)
+        row["images"] = int(g["image"].nunique())
+        row["draws"] = int(draws.ngroups)
+        for m in METRIC_COLUMNS:
+            per_draw = draws[m].apply(_mean)
+            per_draw = per_draw.dropna()
+            if not len(per_draw):
+                continue
+            row[m] = float(per_draw.mean())
+            if len(per_draw) > 1:
+                row[f"{m}_std"] = float(per_draw.std(ddof=1))
+        row["seconds"] = _mean(g["seconds"])
+        row["params"] = g["params"].iloc[0]
+        out.append(row)
+    failed = df[(df["source"] == "measured") & (df["status"] == "failed")]
+    for key, g in failed.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, key))
+        row["status"] = "failed"
+        row["error"] = str(g["error"].iloc[0])
+        out.append(row)
+    res = pd.DataFrame(out)
+    if "status" not in res.columns:
+        res["status"] = None
+    res["status"] = res["status"].fillna("ok")
+    return res
+
+
+def paper_frame(methods: list[type], task: str | None = None) -> pd.DataFrame:
+    """Paper-reported rows of the given method classes, in the flat schema."""
+    rows = []
+    for cls in methods:
+        paper = getattr(cls, "paper", None)
+        if paper is None:
+            continue
+        for r in paper.results:
+            if task is not None and r.task != task:
+                continue
+            rows.append(
+                {
+                    "source": "paper-reported",
+                    "method": cls.name,
+                    "label": r.label,
+                    "weights": "as published",
+                    "task": r.task,
+                    "setting": r.setting,
+                    "quality": r.quality,
+                    "dataset": r.dataset,
+                    "reference": r.source,
+                    "notes": r.protocol,
+                    **r.metrics,
+                }
+            )
+    return frame(rows)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def save_run(run_dir: str | Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """``results.csv`` (per image) + ``results.json`` (rows + run metadata) + ``meta.json``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(run_dir / "results.csv", index=False)
+    records = [{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+    payload = {"meta": meta, "rows": records}
+    (run_dir / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+
+
+def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read back what ``save_run`` wrote."""
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no results.json (not an irnbench run folder)")
+    payload = json.loads(path.read_text())
+    rows = payload["rows"]
+    for r in rows:
+        for k, v in r.items():
+            if v in ("inf", "-inf"):
+                r[k] = float(v)
+    return frame(rows), payload.get("meta", {})

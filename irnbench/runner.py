@@ -1,0 +1,120 @@
+"""The ``run`` job: build methods per setting, evaluate, save results, visuals and the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from PIL import Image
+
+from irnbench.data.loading import resolve_dataset
+from irnbench.device import describe_device, resolve_device
+from irnbench.errors import WeightsNotFound
+from irnbench.evaluate import EvalResult, Visual, evaluate
+from irnbench.protocol import STOCHASTIC_DRAWS
+from irnbench.registry import create_method, create_task, get_method_class
+from irnbench.results import frame, paper_frame, save_run
+from irnbench.runinfo import run_metadata
+
+__all__ = ["RunOutput", "run_benchmark", "save_visuals"]
+
+
+@dataclass
+class RunOutput:
+    run_dir: Path
+    df: pd.DataFrame
+    meta: dict[str, Any]
+    report: Path | None
+
+
+def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
+    """Crops as PNG files under ``visuals/`` plus ``visuals/index.json`` (re-renderable)."""
+    vdir = run_dir / "visuals"
+    vdir.mkdir(parents=True, exist_ok=True)
+    index = []
+    for i, v in enumerate(visuals):
+        entry = {"dataset": v.dataset, "image": v.image, "setting": v.setting,
+                 "quality": v.quality, "box": list(v.box), "crops": {}}
+        for j, (name, crop) in enumerate(v.crops.items()):
+            fname = f"{i:03d}_{j:02d}.png"
+            arr = crop.permute(1, 2, 0).cpu().numpy()
+            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(vdir / fname)
+            entry["crops"][name] = fname
+        index.append(entry)
+    (vdir / "index.json").write_text(json.dumps(index, indent=1))
+
+
+def run_benchmark(
+    task: str,
+    methods: Sequence[str],
+    settings: Sequence[dict[str, Any]],
+    datasets: Sequence[str],
+    out: str | Path,
+    device: str = "auto",
+    draws: int = STOCHASTIC_DRAWS,
+    weights: str | None = None,
+    train_missing: bool = False,
+    preset: str = "cpu",
+    command: str | None = None,
+    report: bool = True,
+    progress: bool = True,
+) -> RunOutput:
+    """Evaluate ``methods`` on every task setting and dataset; write everything to ``out``."""
+    run_dir = Path(out)
+    dev = resolve_device(device)
+    eval_sets = [resolve_dataset(d) for d in datasets]
+    classes = [get_method_class(m) for m in methods]  # unknown names fail before any work
+    frames, visuals, notes = [], [], []
+    trained: list[str] = []
+    for setting in settings:
+        task_obj = create_task(task, **setting)
+        built, failed = [], {}
+        for name in methods:
+            try:
+                built.append(create_method(name, task_obj, weights=weights))
+            except WeightsNotFound:
+                if not train_missing:
+                    raise
+                from irnbench.train import train_method  # only when asked
+
+                train_method(name, task_obj, preset=preset, device=device, progress=progress)
+                trained.append(f"{name} {task_obj.setting_label} ({preset})")
+                built.append(create_method(name, task_obj))
+        res: EvalResult = evaluate(built, task_obj, eval_sets, device=dev, draws=draws,
+                                   failed=failed, progress=progress)
+        frames.append(res.df)
+        visuals.extend(res.visuals)
+        notes.extend(res.notes)
+    measured = pd.concat(frames, ignore_index=True) if frames else frame([])
+    papers = paper_frame(classes, task)
+    df = pd.concat([measured, papers], ignore_index=True) if len(papers) else measured
+    meta = run_metadata(
+        command,
+        task=task,
+        settings=[create_task(task, **s).setting for s in settings],
+        methods=list(methods),
+        datasets=[{"name": d.name, "images": len(d), "root": str(d.root)} for d in eval_sets],
+        device=describe_device(dev),
+        draws=draws,
+        protocol={create_task(task, **s).setting_label: create_task(task, **s).protocol()
+                  for s in settings},
+        notes=notes,
+        trained=trained,
+        methods_info={c.name: {"description": c.description,
+                               "citation": c.paper.citation if c.paper else "",
+                               "stochastic": c.stochastic} for c in classes},
+        torch_version=torch.__version__,
+    )
+    save_run(run_dir, df, meta)
+    save_visuals(run_dir, visuals)
+    report_path = None
+    if report:
+        from irnbench.report import render_report
+
+        report_path = render_report([run_dir], run_dir / "report.html")
+    return RunOutput(run_dir, df, meta, report_path)

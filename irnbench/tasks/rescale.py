@@ -1,0 +1,124 @@
+"""Rescaling: downscale to an LR image, send it as 8-bit (optionally JPEG), upscale back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from irnbench.errors import InvalidSetting
+from irnbench.metrics import psnr, ssim
+from irnbench.ops.imresize import imresize
+from irnbench.ops.quantize import to_uint8
+from irnbench.protocol import PROTOCOL_TEXT, modcrop_multiple, rescale_crop_border
+from irnbench.tasks.base import Task
+
+SUPPORTED_SCALES = (2, 3, 4, 8)
+
+
+def parse_qualities(jpeg: Any) -> tuple[int, ...]:
+    """Normalise a JPEG quality list (``None``, int, iterable or "30,50") to a sorted tuple."""
+    if jpeg is None or jpeg == "" or jpeg == ():
+        return ()
+    if isinstance(jpeg, str):
+        jpeg = [p for p in jpeg.split(",") if p.strip()]
+    if isinstance(jpeg, int):
+        jpeg = [jpeg]
+    try:
+        qs = tuple(sorted({int(q) for q in jpeg}))
+    except (TypeError, ValueError) as exc:
+        raise InvalidSetting(f"JPEG qualities must be integers, got {jpeg!r}") from exc
+    bad = [q for q in qs if not 1 <= q <= 100]
+    if bad:
+        raise InvalidSetting(f"JPEG qualities must be in 1..100, got {bad}")
+    return qs
+
+
+def modcrop(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Crop the bottom/right so that H and W are multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    return x[..., : h - h % multiple, : w - w % multiple]
+
+
+class RescaleTask(Task):
+    """Image rescaling ×s (IRN ECCV'20 protocol; ``jpeg=[…]`` adds SAIN's robustness protocol)."""
+
+    name = "rescale"
+    description = "downscale ×s → uint8 LR (→ JPEG) → upscale; Y-PSNR/SSIM, crop s"
+    setting_keys = ("scale", "jpeg")
+    metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y")
+
+    @classmethod
+    def default_settings(cls) -> list[dict[str, Any]]:
+        return [{"scale": 2}, {"scale": 4}]
+
+    def normalize_setting(self, scale: int = 4, jpeg: Any = None) -> dict[str, Any]:
+        try:
+            scale = int(scale)
+        except (TypeError, ValueError) as exc:
+            raise InvalidSetting(f"scale must be an integer, got {scale!r}") from exc
+        if scale not in SUPPORTED_SCALES:
+            raise InvalidSetting(
+                f"rescale supports scales {', '.join(map(str, SUPPORTED_SCALES))}; got {scale}"
+            )
+        setting: dict[str, Any] = {"scale": scale}
+        qs = parse_qualities(jpeg)
+        if qs:
+            setting["jpeg"] = qs
+        return setting
+
+    @property
+    def scale(self) -> int:
+        return int(self.setting["scale"])
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(self.setting.get("jpeg", ()))
+
+    @property
+    def setting_label(self) -> str:
+        # JPEG qualities are channel conditions: each result row carries its own ``quality``.
+        return f"x{self.scale}"
+
+    @property
+    def key(self) -> str:
+        # Weights depend on the scale only; the JPEG channel is an evaluation condition.
+        return f"rescale-x{self.scale}"
+
+    def cli_args(self) -> str:
+        return f"--scale {self.scale}"
+
+    def protocol(self) -> str:
+        text = PROTOCOL_TEXT["rescale"]
+        if self.qualities:
+            text += " " + PROTOCOL_TEXT["rescale+jpeg"]
+        return text
+
+    @property
+    def crop_border(self) -> int:
+        return rescale_crop_border(self.scale)
+
+    def min_size(self) -> int:
+        # After cropping s px on each side the SSIM window (11) must still fit.
+        return max(2 * self.crop_border + 11, 4 * self.scale)
+
+    def prepare(self, hr: torch.Tensor) -> torch.Tensor:
+        return modcrop(hr, modcrop_multiple(self.scale))
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return imresize(x, 1.0 / self.scale)
+
+    def conditions(self) -> list[dict[str, Any]]:
+        return [{"quality": q} for q in self.qualities] or [{}]
+
+    def score(self, hr, restored, transmission, reference) -> dict[str, float]:
+        c = self.crop_border
+        return {
+            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
+            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
+            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
+            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
+            "lr_psnr_y": float(
+                psnr(transmission.sent_u8, to_uint8(reference), 0, y_channel=True)[0]
+            ),
+        }
