@@ -1,4 +1,4 @@
-"""The public factories: ``create_task``, ``create_method``, ``list_methods``, ``weights_available``.
+"""Public factories: ``create_task``, ``create_method``, ``list_methods``, ``weights_available``.
 
 Everything is looked up through the plugin manager, so a third-party plugin's methods, tasks
 and datasets are first-class.

@@ -25,7 +25,8 @@ __all__ = [
 
 #: Columns that identify a row.
 ID_COLUMNS = [
-    "source", "method", "label", "weights", "task", "setting", "quality", "dataset", "image", "draw",
+    "source", "method", "label", "weights", "task", "setting", "quality", "dataset", "image",
+    "draw",
 ]
 #: Every metric column a task may fill (others stay empty).
 METRIC_COLUMNS = [
@@ -58,7 +59,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     keys = GROUP_KEYS
     for key, g in ok.groupby(keys, dropna=False, sort=False):
-        row = dict(zip(keys, key))
+        row = dict(zip(keys, key, strict=True))
         draws = g.groupby("draw", dropna=False)
         row["images"] = int(g["image"].nunique())
         row["draws"] = int(draws.ngroups)
@@ -75,7 +76,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         out.append(row)
     failed = df[(df["source"] == "measured") & (df["status"] == "failed")]
     for key, g in failed.groupby(keys, dropna=False, sort=False):
-        row = dict(zip(keys, key))
+        row = dict(zip(keys, key, strict=True))
         row["status"] = "failed"
         row["error"] = str(g["error"].iloc[0])
         out.append(row)

@@ -49,6 +49,13 @@ def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
     (vdir / "index.json").write_text(json.dumps(index, indent=1))
 
 
+def _protocol(task_obj, draws: int) -> str:
+    text = task_obj.protocol()
+    if draws != STOCHASTIC_DRAWS:
+        text += f" This run used {draws} z draws, not the protocol's {STOCHASTIC_DRAWS}."
+    return text
+
+
 def run_benchmark(
     task: str,
     methods: Sequence[str],
@@ -101,7 +108,7 @@ def run_benchmark(
         datasets=[{"name": d.name, "images": len(d), "root": str(d.root)} for d in eval_sets],
         device=describe_device(dev),
         draws=draws,
-        protocol={create_task(task, **s).setting_label: create_task(task, **s).protocol()
+        protocol={create_task(task, **s).setting_label: _protocol(create_task(task, **s), draws)
                   for s in settings},
         notes=notes,
         trained=trained,

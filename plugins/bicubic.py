@@ -24,8 +24,8 @@ _TABLE1 = {
 }
 _SAIN = "SAIN (Yang et al., AAAI 2023) README table"
 _SAIN_PROTOCOL = (
-    "SAIN test.py: LR JPEG-coded with PIL at QF; RGB or Y channel unconfirmed; its clean-equivalent "
-    "bicubic numbers exceed IRN's, so the protocol differs from irnbench's"
+    "SAIN test.py: LR JPEG-coded with PIL at QF; RGB or Y channel unconfirmed; its "
+    "clean-equivalent bicubic numbers exceed IRN's, so the protocol differs from irnbench's"
 )
 _SAIN_ROWS = {
     2: [(29.38, 0.8081), (30.19, 0.8339), (30.91, 0.8560), (31.38, 0.8703), (31.96, 0.8878)],
@@ -39,7 +39,7 @@ def _paper_results() -> tuple[PaperResult, ...]:
         for (s, ds), (p, q) in _TABLE1.items()
     ]
     for s, vals in _SAIN_ROWS.items():
-        for qf, (p, q) in zip((30, 50, 70, 80, 90), vals):
+        for qf, (p, q) in zip((30, 50, 70, 80, 90), vals, strict=True):
             rows.append(
                 PaperResult(
                     "Bicubic & Bicubic",

@@ -77,7 +77,7 @@ class Task:
 
     # -- channel -----------------------------------------------------------------------------
     def conditions(self) -> list[dict[str, Any]]:
-        """Channel conditions evaluated per image, e.g. ``[{"quality": 30}, …]``; ``[{}]`` = plain."""
+        """Channel conditions evaluated per image, e.g. ``[{"quality": 30}]``; ``[{}]`` = plain."""
         return [{}]
 
     def transmit(self, y: torch.Tensor, **condition: Any) -> Transmission:
