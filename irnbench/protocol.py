@@ -51,8 +51,8 @@ def modcrop_multiple(scale: int) -> int:
 PROTOCOL_TEXT: dict[str, str] = {
     "rescale": (
         "HR modcropped to a multiple of s; reference LR = MATLAB-bicubic imresize(HR, 1/s) "
-        "(float); the method's LR is clamped and rounded to uint8 by the harness before restore; output "
-        "clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 (16 + (65.481R + 128.553G + "
+        "(float); the method's LR is clamped and rounded to uint8 by the harness before restore; "
+        "output clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 (16 + (65.481R + 128.553G + "
         "24.966B)/255, float), crop s px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, "
         "valid region. Stochastic methods: mean over 5 z draws (temperature 1), std of the set "
         "mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, "
