@@ -76,7 +76,7 @@ def _check_task(task: str) -> None:
 def _methods_for(task: str, plugins: str | None) -> list[str]:
     from irnbench.registry import get_method_class, list_methods
 
-    names = _split(plugins)
+    names = list(dict.fromkeys(_split(plugins)))  # a name given twice is evaluated once
     if not names:
         names = list_methods(task)
         if not names:
@@ -160,11 +160,22 @@ def _run_options(fn):
     return fn
 
 
+def _check_device(device: str) -> None:
+    """An unusable --device is a bad parameter (exit 2), not a traceback."""
+    from irnbench.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except (ValueError, RuntimeError) as exc:
+        raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
+
+
 def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
             train_missing, preset, report):
     from irnbench.protocol import STOCHASTIC_DRAWS
     from irnbench.runner import run_benchmark
 
+    _check_device(device)
     _check_task(task)
     methods = _methods_for(task, plugins)
     if weights and len(methods) != 1:
@@ -204,6 +215,45 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, qui
     """Evaluate only: like `run`, without training or a report."""
     _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
             False, "cpu", report=False)
+
+
+@cli.command()
+@click.option("--plugin", "method", required=True, help="The method to train, e.g. irn.")
+@click.option("--task", default="rescale", show_default=True)
+@click.option("--scale", default=None, type=int, help="Scale of a rescaling task.")
+@click.option("--preset", default="cpu", show_default=True,
+              help="The method's preset: paper (published schedule), cpu (≈1 h on 2 cores), "
+                   "smoke (seconds).")
+@click.option("--datasets", default="mini-train", show_default=True,
+              help="Training set: a dataset name or an image folder.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Run folder for checkpoints (default: in the user cache).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
+@click.option("--iterations", default=None, type=int,
+              help="Total steps (overrides the preset, e.g. to continue training longer).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
+@click.option("--channels-last", is_flag=True, help="channels_last memory format.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--no-install", is_flag=True,
+              help="Do not install the final weights in the user cache.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def train(method, task, scale, preset, datasets, out, resume, iterations, device, bf16,
+          channels_last, seed, no_install, quiet):
+    """Train one method on one task setting with one of its presets."""
+    from irnbench.train import train_method
+
+    _check_device(device)
+    _check_task(task)
+    setting = {"scale": scale} if scale is not None else {}
+    res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
+                       resume=resume, iterations=iterations, bf16=bf16,
+                       channels_last=channels_last, seed=seed, install=not no_install,
+                       progress=not quiet, command=_command_line(), **setting)
+    click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")
+    if res.installed:
+        click.echo(f"installed: {res.installed}")
 
 
 @cli.command()

@@ -14,10 +14,11 @@ class UnknownNameError(IrnbenchError, KeyError):
 
     exit_code = 2
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str], hint: str = ""):
         self.kind, self.name, self.known = kind, name, sorted(known)
+        tail = f" ({hint})" if hint else ""
         super().__init__(
-            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}"
+            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}{tail}"
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message

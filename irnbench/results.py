@@ -70,7 +70,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 continue
             row[m] = float(per_draw.mean())
             if len(per_draw) > 1:
-                row[f"{m}_std"] = float(per_draw.std(ddof=1))
+                # Identical draws (e.g. a z-independent LR, whose fidelity may be inf) have no
+                # spread; std() would give NaN (inf - inf) with a RuntimeWarning.
+                same = per_draw.nunique() == 1
+                row[f"{m}_std"] = 0.0 if same else float(per_draw.std(ddof=1))
         row["seconds"] = _mean(g["seconds"])
         row["params"] = g["params"].iloc[0]
         out.append(row)

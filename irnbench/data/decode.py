@@ -76,13 +76,25 @@ def decode_image(im: Image.Image, name: str) -> torch.Tensor:
     return t.to(torch.float32) / 255.0
 
 
+def _reduced_by_pillow(im: Image.Image) -> bool:
+    """Whether Pillow decodes a 16-bit-per-channel colour file (48/64-bit PNG…) into an 8-bit
+    mode itself (keeping the high byte): the file's tiles then carry a ``;16`` raw mode."""
+    if im.mode not in ("RGB", "RGBA"):
+        return False
+    return any(len(t) > 3 and ";16" in str(t[3]) for t in (getattr(im, "tile", None) or []))
+
+
 def load_image(path: str | Path) -> torch.Tensor | None:
     """Read one file; ``None`` (with a warning naming it) when it cannot be decoded."""
     path = Path(path)
     try:
         with Image.open(path) as im:
+            deep = _reduced_by_pillow(im)  # must be asked before load() clears the tiles
             im.load()
-            return decode_image(im, path.name)
+            out = decode_image(im, path.name)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         _warn(f"{path.name}: unreadable image skipped ({type(exc).__name__}: {exc})")
         return None
+    if deep:
+        _warn(f"{path.name}: 16-bit image converted to 8-bit (by Pillow: high byte kept)")
+    return out

@@ -61,5 +61,4 @@ def resolve_dataset(spec: str) -> EvalDataset:
         return _from_folder(path.resolve().name, path, None)
     if path.exists():
         raise DatasetUnavailable(f"{path} is a file; --datasets takes names or folders")
-    known = sorted(cards)
-    raise UnknownNameError("dataset", spec, known + ["(or a folder path)"])
+    raise UnknownNameError("dataset", spec, list(cards), hint="or a folder path")
