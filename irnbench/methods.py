@@ -85,9 +85,19 @@ class Method(nn.Module):
         super().__init__()
         self.task = task
         self.options = options
-        #: Set by the loader: how the weights in use are labelled ("irnbench cpu preset", …).
-        self.weights_label: str = "none needed" if not self.needs_weights() else "untrained"
+        self._weights_label: str | None = None
         self.weights_source: str | None = None
+
+    @property
+    def weights_label(self) -> str:
+        """How the weights in use are labelled in every table ("irnbench cpu preset, …")."""
+        if self._weights_label is not None:
+            return self._weights_label
+        return "untrained" if self.needs_weights() else "none needed"
+
+    @weights_label.setter
+    def weights_label(self, value: str) -> None:
+        self._weights_label = value
 
     # -- capability --------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,21 @@
+"""IRN plugin: the Invertible Rescaling Network (Xiao et al., ECCV 2020) as method ``irn``.
+
+``blocks`` holds the invertible building blocks shared with the IRN family (Haar downsampling,
+the sigmoid-clamped affine coupling, the DenseBlock subnet), ``model`` the network and
+``method`` the irnbench ``Method``.
+"""
+
+from __future__ import annotations
+
+from irnbench.hookspecs import hookimpl
+
+from .blocks import DenseBlock, HaarDownsampling, InvBlockExp
+from .method import IRN
+from .model import InvRescaleNet
+
+__all__ = ["IRN", "InvRescaleNet", "HaarDownsampling", "InvBlockExp", "DenseBlock"]
+
+
+@hookimpl
+def irnbench_register_methods(register):
+    register(IRN)

@@ -1,0 +1,150 @@
+"""Invertible blocks shared by the IRN family: Haar downsampling, affine coupling, DenseBlock.
+
+Written from the facts in REFERENCE.md Part A §1 (official code: ``Inv_arch.py`` and
+``Subnet_constructor.py`` in ``codes/models/modules/`` of pkuxmq/Invertible-Image-Rescaling).
+Every block has a forward (``rev=False``) and an exact inverse (``rev=True``). Log-determinants
+are computed, as the official code does, but no loss uses them (official issues #20, #27); they
+are kept only for inspection in ``last_logdet``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["HaarDownsampling", "DenseBlock", "InvBlockExp", "SubnetConstructor"]
+
+#: ``subnet(channels_in, channels_out) -> nn.Module``: how couplings build F, G and H.
+SubnetConstructor = Callable[[int, int], nn.Module]
+
+# The four Haar filters as ±1 2x2 kernels over a block [[a, b], [c, d]]; the forward divides by 4.
+_HAAR_KERNELS = (
+    ((1.0, 1.0), (1.0, 1.0)),  # LL: a + b + c + d
+    ((1.0, -1.0), (1.0, -1.0)),  # a − b + c − d (left column minus right)
+    ((1.0, 1.0), (-1.0, -1.0)),  # a + b − c − d (top row minus bottom)
+    ((1.0, -1.0), (-1.0, 1.0)),  # a − b − c + d (diagonal)
+)
+
+
+class HaarDownsampling(nn.Module):
+    """Fixed 2x2 Haar transform, C → 4C channels at half resolution, subband-major output order.
+
+    Official code: a grouped stride-2 conv with ±1 filters divided by 4, stored as an
+    ``nn.Parameter`` with ``requires_grad=False`` (so the 16·C weights count as frozen parameters),
+    and outputs reordered so that channel ``k·C + c`` is subband ``k`` of input channel ``c``
+    (channels ``0..C−1`` are the LL band). The inverse is the transposed conv with the same ±1
+    weights and no 1/4, since the ±1 matrix satisfies HᵀH = 4I.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        kernel = torch.tensor(_HAAR_KERNELS).unsqueeze(1)  # 4×1×2×2
+        # Grouped-conv layout: filter c·4 + k is subband k of input channel c.
+        self.haar_weights = nn.Parameter(kernel.repeat(channels, 1, 1, 1), requires_grad=False)
+        self.last_logdet: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, rev: bool = False) -> torch.Tensor:
+        c = self.channels
+        if not rev:
+            b, _, h, w = x.shape
+            out = F.conv2d(x, self.haar_weights, stride=2, groups=c) / 4.0  # B×(c·4+k)×h/2×w/2
+            out = out.reshape(b, c, 4, h // 2, w // 2).transpose(1, 2)
+            # log|det| per sample = (#input elements / 4)·log(1/16): det(H/4) = 1/16 per 2x2 block.
+            self.last_logdet = self._logdet(x[0].numel(), x)
+            return out.reshape(b, 4 * c, h // 2, w // 2)
+        b, _, h, w = x.shape
+        grouped = x.reshape(b, 4, c, h, w).transpose(1, 2).reshape(b, 4 * c, h, w)
+        self.last_logdet = -self._logdet(x[0].numel(), x)
+        return F.conv_transpose2d(grouped, self.haar_weights, stride=2, groups=c)
+
+    @staticmethod
+    def _logdet(numel: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(numel / 4.0 * math.log(1.0 / 16.0), dtype=x.dtype, device=x.device)
+
+
+class DenseBlock(nn.Module):
+    """The coupling subnet ("DBNet", gc=32): five densely connected 3x3 convs, in → out channels.
+
+    Official code: conv ``i`` sees the concatenation of the input and all earlier outputs;
+    LeakyReLU(0.2) after conv1–4; conv1–4 Xavier-normal ×0.1 with zero bias; conv5 (no
+    activation, no residual) zero-initialised, so every coupling starts as the identity.
+    """
+
+    def __init__(self, channels_in: int, channels_out: int, gc: int = 32, bias: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, gc, 3, 1, 1, bias=bias)
+        self.conv2 = nn.Conv2d(channels_in + gc, gc, 3, 1, 1, bias=bias)
+        self.conv3 = nn.Conv2d(channels_in + 2 * gc, gc, 3, 1, 1, bias=bias)
+        self.conv4 = nn.Conv2d(channels_in + 3 * gc, gc, 3, 1, 1, bias=bias)
+        self.conv5 = nn.Conv2d(channels_in + 4 * gc, channels_out, 3, 1, 1, bias=bias)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            nn.init.xavier_normal_(conv.weight)
+            with torch.no_grad():
+                conv.weight.mul_(0.1)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        nn.init.zeros_(self.conv5.weight)
+        if self.conv5.bias is not None:
+            nn.init.zeros_(self.conv5.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+
+
+class InvBlockExp(nn.Module):
+    """Affine coupling with a sigmoid-clamped scale; the first ``split`` channels are additive.
+
+    Official code (``channel_split_num`` = 3 for rescaling, 1 for IRN-Color), x = [x1 | x2]:
+    y1 = x1 + F(x2); s = clamp·(2·sigmoid(H(y1)) − 1); y2 = x2·exp(s) + G(y1).
+    F maps (C − split) → split, G and H map split → (C − split). ``subnet`` builds them
+    (default: ``DenseBlock``). The clamp keeps s in (−clamp, clamp) — without it and the
+    grad-norm clipping training explodes (official issues #24, #35).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        split: int,
+        clamp: float = 1.0,
+        subnet: SubnetConstructor = DenseBlock,
+    ):
+        super().__init__()
+        if not 0 < split < channels:
+            raise ValueError(f"split must be in 1..{channels - 1}, got {split}")
+        self.split_len1 = split
+        self.split_len2 = channels - split
+        self.clamp = clamp
+        self.F = subnet(self.split_len2, self.split_len1)
+        self.G = subnet(self.split_len1, self.split_len2)
+        self.H = subnet(self.split_len1, self.split_len2)
+        self.last_logdet: torch.Tensor | None = None
+
+    def _scale(self, y1: torch.Tensor) -> torch.Tensor:
+        return self.clamp * (torch.sigmoid(self.H(y1)) * 2 - 1)
+
+    def forward(self, x: torch.Tensor, rev: bool = False) -> torch.Tensor:
+        x1, x2 = x.split((self.split_len1, self.split_len2), dim=1)
+        if not rev:
+            y1 = x1 + self.F(x2)
+            s = self._scale(y1)
+            y2 = x2 * torch.exp(s) + self.G(y1)
+            sign = 1.0
+        else:  # here x = [y1 | y2]
+            y1, y2 = x1, x2
+            s = self._scale(y1)
+            x2 = (y2 - self.G(y1)) * torch.exp(-s)
+            x1 = y1 - self.F(x2)
+            sign = -1.0
+        # Official code: per-block log-det = sum(s) / B; computed, never used in a loss.
+        self.last_logdet = sign * s.detach().sum() / s.shape[0]
+        return torch.cat((y1, y2), 1) if not rev else torch.cat((x1, x2), 1)
