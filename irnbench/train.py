@@ -1,0 +1,387 @@
+"""The training runner, generic over methods: the method supplies ``training_loss`` and presets.
+
+Determinism is by construction: every training sample is a pure function of (seed, global
+sample index) — which image, where to crop, which flips — so a run does not depend on data-loader
+state, a resumed run sees exactly the batches an uninterrupted one would, and (for DDP) the
+global batch does not depend on the world size. The learning rate is a pure function of the step
+(warm-up, then MultiStep decay). Checkpoints hold model and optimiser tensors plus RNG states in
+safetensors and the metadata in a JSON sidecar, each written to a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from irnbench import __version__
+from irnbench.data.loading import EvalDataset, resolve_dataset
+from irnbench.device import resolve_device
+from irnbench.errors import InvalidSetting, IrnbenchError
+from irnbench.methods import Method, Preset
+from irnbench.metrics import psnr
+from irnbench.ops.quantize import to_uint8
+from irnbench.registry import create_method, create_task, get_method_class
+from irnbench.tasks.base import Task
+from irnbench.weights import cache_weights_path, sha256_file, user_home
+
+__all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss"]
+
+CHECKPOINT = "checkpoint.safetensors"
+WEIGHTS = "weights.safetensors"
+
+
+class NonFiniteLoss(IrnbenchError):
+    """Too many non-finite losses or gradients in a row: the run stopped."""
+
+
+def lr_factor(step: int, preset: Preset) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then ×gamma at each milestone."""
+    warm = min(1.0, (step + 1) / preset.warmup) if preset.warmup else 1.0
+    decays = sum(1 for m in preset.milestones if step >= m)
+    return warm * preset.gamma**decays
+
+
+class TrainingData:
+    """HR images of a training set, their whole-image references, and a held-out slice.
+
+    The reference (e.g. the bicubic LR) is computed once from the whole image, as the official
+    IRN code does, and crops of HR and reference are taken at aligned positions.
+    """
+
+    def __init__(self, dataset: EvalDataset, task: Task, val_images: int | None = None):
+        self.name = dataset.name
+        images, names = [], []
+        for rec in dataset:
+            img = rec.load()
+            if img is None or min(img.shape[-2:]) < task.min_size():
+                continue
+            images.append(task.prepare(img.unsqueeze(0))[0])
+            names.append(rec.name)
+        if len(images) < 2:
+            raise IrnbenchError(f"training set {dataset.name!r} needs at least 2 usable images")
+        n_val = val_images if val_images is not None else max(1, round(0.1 * len(images)))
+        self.val_names = names[len(names) - n_val:]
+        self.val_images = images[len(images) - n_val:]
+        self.train_names = names[: len(names) - n_val]
+        self.images = images[: len(images) - n_val]
+        with torch.no_grad():
+            self.refs = [task.reference(im.unsqueeze(0))[0] for im in self.images]
+        self.factor = self.images[0].shape[-1] // self.refs[0].shape[-1]
+        h = hashlib.sha256()
+        for n, rec in sorted((r.name, r) for r in dataset):
+            h.update(n.encode())
+            h.update(sha256_file(rec.path).encode())
+        self.fingerprint = h.hexdigest()
+
+    def sample(self, index: int, seed: int, crop: int, augment: bool) -> tuple[torch.Tensor, ...]:
+        """Training sample number ``index``: a pure function of (seed, index)."""
+        rng = np.random.default_rng([seed, index])
+        i = int(rng.integers(len(self.images)))
+        hr, ref = self.images[i], self.refs[i]
+        f = self.factor
+        h, w = hr.shape[-2:]
+        c = min(crop, h - h % f, w - w % f)
+        c -= c % f
+        top = int(rng.integers(0, (h - c) // f + 1)) * f
+        left = int(rng.integers(0, (w - c) // f + 1)) * f
+        hr_c = hr[:, top : top + c, left : left + c]
+        ref_c = ref[:, top // f : (top + c) // f, left // f : (left + c) // f]
+        if augment:
+            hflip, vflip, rot = rng.random(3) < 0.5
+            out = []
+            for t in (hr_c, ref_c):
+                if hflip:
+                    t = t.flip(-1)
+                if vflip:
+                    t = t.flip(-2)
+                if rot:
+                    t = t.transpose(-1, -2)
+                out.append(t)
+            hr_c, ref_c = out
+        return hr_c.contiguous(), ref_c.contiguous()
+
+    def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
+              indices: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+        """The global batch of ``step`` (or only the given positions of it, for DDP ranks)."""
+        positions = range(size) if indices is None else indices
+        pairs = [self.sample(step * size + p, seed, crop, augment) for p in positions]
+        return {"hr": torch.stack([p[0] for p in pairs]),
+                "lr_ref": torch.stack([p[1] for p in pairs])}
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    weights: Path
+    iterations: int
+    wall_seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    installed: Path | None = None
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(opt, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta.get("scalars", {}).items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(path: Path, model: Method, opt, meta: dict[str, Any]) -> None:
+    """Tensors (weights, optimiser, RNG) → safetensors; metadata → JSON sidecar; both atomic."""
+    from safetensors.torch import save
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt_tensors, opt_meta = _flatten_optimizer(opt)
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {**meta, "optimizer": opt_meta}
+    # The metadata also lives in the safetensors header, so the tensor file alone is a complete,
+    # consistent checkpoint even if a kill lands between the two renames.
+    blob = save(tensors, metadata={"irnbench": json.dumps(meta)})
+    _atomic_write_bytes(path, blob)
+    side = {**meta, "sha256": hashlib.sha256(blob).hexdigest()}
+    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=1).encode())
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    """The metadata of a checkpoint, from its safetensors header (authoritative)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {})["irnbench"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable header means a bad checkpoint
+        raise IrnbenchError(f"checkpoint {path} is unreadable ({exc})") from exc
+
+
+def load_checkpoint(path: Path, model: Method, opt) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    meta = read_checkpoint_meta(path)
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    _unflatten_optimizer(opt, tensors, meta["optimizer"])
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    return meta
+
+
+def save_weights(path: Path, model: Method, meta: dict[str, Any]) -> str:
+    """Final weights (model tensors only) + sidecar; returns the file's sha256."""
+    from safetensors.torch import save
+
+    blob = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    digest = hashlib.sha256(blob).hexdigest()
+    _atomic_write_bytes(path, blob)
+    side = {**meta, "sha256": digest}
+    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=1).encode())
+    return digest
+
+
+@torch.no_grad()
+def validate(model: Method, task: Task, data: TrainingData, device: torch.device,
+             max_side: int = 256) -> float:
+    """Mean Y-PSNR (task crop) on the held-out slice, centre crops of at most ``max_side``."""
+    model.eval()
+    vals = []
+    for img in data.val_images:
+        h, w = img.shape[-2:]
+        ch, cw = min(h, max_side), min(w, max_side)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        x = task.prepare(img[:, top : top + ch, left : left + cw].unsqueeze(0)).to(device)
+        y = task.transmit(model.degrade(x)).y
+        kwargs: dict[str, Any] = {}
+        if model.stochastic:
+            kwargs["generator"] = torch.Generator(device=device).manual_seed(0)
+        out = to_uint8(model.restore(y, **kwargs))
+        vals.append(float(psnr(x, out, getattr(task, "crop_border", 0))[0]))
+    model.train()
+    return float(np.mean(vals))
+
+
+def train_method(
+    name: str,
+    task: Task | str,
+    preset: str = "cpu",
+    datasets: str = "mini-train",
+    out: str | Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    iterations: int | None = None,
+    bf16: bool = False,
+    channels_last: bool = False,
+    seed: int = 0,
+    install: bool = True,
+    progress: bool = True,
+    max_bad_steps: int = 10,
+    command: str | None = None,
+    **setting: Any,
+) -> TrainResult:
+    """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache.
+
+    ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
+    ``resume``); milestones stay those of the preset.
+    """
+    cls = get_method_class(name)
+    task_obj = create_task(task, **setting) if isinstance(task, str) else task
+    if not cls.trainable():
+        raise InvalidSetting(f"method {name!r} has nothing to train")
+    if preset not in cls.presets:
+        raise InvalidSetting(
+            f"method {name!r} has no preset {preset!r}; presets: {', '.join(cls.presets)}"
+        )
+    p = cls.presets[preset]
+    total = int(iterations or p.iterations)
+    dev = resolve_device(device)
+    out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = out_dir / CHECKPOINT
+
+    torch.manual_seed(seed)
+    model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, weight_decay=p.weight_decay)
+    data = TrainingData(resolve_dataset(datasets), task_obj)
+    start, history, wall = 0, [], 0.0
+    meta_base = {
+        "kind": "irnbench-checkpoint",
+        "method": name,
+        "task": task_obj.name,
+        "setting": task_obj.setting,
+        "task_key": task_obj.key,
+        "preset": preset,
+        "iterations_planned": total,
+        "seed": seed,
+        "data": {"name": data.name, "fingerprint": data.fingerprint,
+                 "train_images": data.train_names, "val_images": data.val_names},
+        "irnbench_version": __version__,
+        "bf16": bf16,
+        "channels_last": channels_last,
+    }
+    commands: list[str] = []
+    if resume:
+        if not ckpt.exists():
+            raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
+        meta = read_checkpoint_meta(ckpt)
+        for key in ("method", "task_key", "preset", "seed"):
+            if meta.get(key) != meta_base[key]:
+                raise IrnbenchError(
+                    f"--resume: checkpoint {key} is {meta.get(key)!r}, this run has "
+                    f"{meta_base[key]!r}"
+                )
+        if meta["data"]["fingerprint"] != data.fingerprint:
+            raise IrnbenchError("--resume: the training data changed since the checkpoint")
+        meta = load_checkpoint(ckpt, model, opt)
+        start, history, wall = meta["iteration"], meta.get("history", []), meta.get("wall", 0.0)
+        commands = meta.get("commands", [])
+    commands = [*commands, command or f"train_method({name!r}, preset={preset!r})"]
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(ckpt, model, opt, {**meta_base, "iteration": step, "history": history,
+                                           "wall": wall + time.perf_counter() - t0,
+                                           "commands": commands})
+
+    val_side = min(256, max(64, 2 * p.crop))  # validation crops scale with the preset
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    bad = 0
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, total), initial=start, total=total, disable=not progress,
+               desc=f"train {name} {task_obj.setting_label} ({preset})", unit="it")
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = p.lr * lr_factor(step, p)
+        batch = data.batch(step, p.batch_size, seed, p.crop, p.augment)
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        if channels_last:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+        batch["generator"] = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + step)
+        with autocast:
+            losses = model.training_loss(batch, task_obj)
+        loss = losses["total"]
+        opt.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, p.grad_clip or float("inf"))
+            finite = bool(torch.isfinite(gnorm))
+        if not finite:
+            bad += 1
+            bar.write(f"step {step}: non-finite loss or gradient, step skipped ({bad} in a row)")
+            if bad >= max_bad_steps:
+                checkpoint(step - bad + 1)  # the state after the last good step
+                raise NonFiniteLoss(
+                    f"{bad} non-finite steps in a row at step {step}; stopped. The last good "
+                    f"state is in {ckpt} (resume with a lower learning rate)"
+                )
+            continue
+        bad = 0
+        opt.step()
+        record = {"step": step + 1, **{k: float(v.detach()) for k, v in losses.items()}}
+        if p.val_every and (step + 1) % p.val_every == 0:
+            record["val_psnr_y"] = validate(model, task_obj, data, dev, val_side)
+        if (step + 1) % max(1, total // 200) == 0 or "val_psnr_y" in record or step + 1 == total:
+            history.append(record)
+        bar.set_postfix(loss=f"{record['total']:.3g}", **({"val": f"{record['val_psnr_y']:.2f}"}
+                                                    if "val_psnr_y" in record else {}))
+        if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0:
+            checkpoint(step + 1)
+    bar.close()
+    wall += time.perf_counter() - t0
+    if start < total:
+        checkpoint(total)
+    if channels_last:
+        model = model.to(memory_format=torch.contiguous_format)
+    label = f"irnbench {preset} preset, {total} steps (not the paper's model)"
+    weights_meta = {**meta_base, "kind": "irnbench-weights", "iteration": total, "wall": wall,
+                    "label": label, "commands": commands, "history": history[-20:],
+                    "final_val_psnr_y": validate(model, task_obj, data, dev, val_side)}
+    weights = out_dir / WEIGHTS
+    save_weights(weights, model, weights_meta)
+    installed = None
+    if install:
+        installed = cache_weights_path(name, task_obj.key)
+        installed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights, installed)
+        shutil.copyfile(weights.with_suffix(".json"), installed.with_suffix(".json"))
+    return TrainResult(out_dir, weights, total, wall, history, installed)
+

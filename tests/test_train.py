@@ -1,0 +1,190 @@
+"""The training runner: determinism, resume after a kill, NaN guard, checkpoints, presets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import make_plugin
+from safetensors.torch import load_file
+
+import irnbench
+from irnbench.errors import InvalidSetting
+from irnbench.methods import Method, Preset
+from irnbench.ops.imresize import imresize
+from irnbench.train import NonFiniteLoss, TrainingData, lr_factor, train_method
+
+TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)
+
+
+class TinyAE(Method):
+    """A tiny trainable rescaler (one conv down, one conv up): fast enough for many steps."""
+
+    name = "test-tiny-ae"
+    tasks = ("rescale",)
+    presets = {
+        "smoke": Preset("smoke", iterations=8, batch_size=2, crop=16, lr=1e-2, warmup=2,
+                        milestones=(6,), grad_clip=10.0, val_every=4, checkpoint_every=2),
+    }
+
+    def __init__(self, task, **options):
+        super().__init__(task, **options)
+        s = task.setting["scale"]
+        self.down = torch.nn.Conv2d(3, 3, s, stride=s)
+        self.up = torch.nn.ConvTranspose2d(3, 3, s, stride=s)
+
+    def degrade(self, x):
+        return self.down(x)
+
+    def restore(self, y, **channel_info):
+        return self.up(y)
+
+    def training_loss(self, batch, task):
+        y = self.degrade(batch["hr"])
+        guide = ((y - batch["lr_ref"]) ** 2).mean()
+        rec = (self.restore(task.channel(y, train=True)) - batch["hr"]).abs().mean()
+        return {"total": rec + guide, "rec": rec, "guide": guide}
+
+
+@pytest.fixture
+def tiny(register_plugin):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
+                    "test-tiny")
+    return TinyAE
+
+
+def test_lr_schedule():
+    p = Preset("x", iterations=10, batch_size=1, crop=8, lr=1.0, warmup=4, milestones=(6, 8))
+    assert [lr_factor(s, p) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, .25, .25]
+
+
+def test_training_samples_are_pure_functions_of_index():
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    a = data.batch(3, 4, seed=1, crop=32, augment=True)
+    b = data.batch(3, 4, seed=1, crop=32, augment=True)
+    assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr_ref"], b["lr_ref"])
+    # a rank's share of the global batch is the same samples (world-size independence)
+    part = data.batch(3, 4, seed=1, crop=32, augment=True, indices=[1, 3])
+    assert torch.equal(part["hr"], a["hr"][[1, 3]])
+    # LR crops are aligned crops of the whole-image bicubic LR
+    plain = data.batch(0, 1, seed=0, crop=32, augment=False)
+    assert plain["lr_ref"].shape[-1] == 16
+    assert len(data.val_images) >= 1 and not set(data.val_names) & set(data.train_names)
+
+
+def test_whole_image_reference_is_cropped_not_recomputed():
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    assert torch.allclose(data.refs[0], imresize(data.images[0].unsqueeze(0), 0.5)[0])
+
+
+def test_resume_equals_uninterrupted(tiny, tmp_path):
+    full = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                        **TINY)
+    part = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "b",
+                        iterations=5, **TINY)
+    assert part.iterations == 5
+    resumed = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke",
+                           out=tmp_path / "b", resume=True, **TINY)
+    wa, wb = load_file(str(full.weights)), load_file(str(resumed.weights))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k  # bit-for-bit on CPU
+    side = json.loads(resumed.weights.with_suffix(".json").read_text())
+    assert side["iteration"] == 8 and len(side["commands"]) == 2
+    assert "not the paper's model" in side["label"]
+
+
+def test_resume_rejects_other_settings(tiny, tmp_path):
+    train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                 iterations=2, **TINY)
+    with pytest.raises(irnbench.errors.IrnbenchError, match="task_key"):
+        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "a",
+                     resume=True, **TINY)
+
+
+class Poisoned(TinyAE):
+    """Its loss turns NaN from the fourth call on."""
+
+    name = "test-poisoned"
+
+    def training_loss(self, batch, task):
+        losses = super().training_loss(batch, task)
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > 3:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+
+def test_nan_steps_are_skipped_then_stop(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(Poisoned)),
+                    "test-poisoned")
+    with pytest.raises(NonFiniteLoss, match="non-finite"):
+        train_method("test-poisoned", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
+                     max_bad_steps=3, **TINY)
+    # the last good state (3 good steps) was checkpointed and loads
+    side = json.loads((tmp_path / "n" / "checkpoint.json").read_text())
+    assert side["iteration"] == 3
+    assert load_file(str(tmp_path / "n" / "checkpoint.safetensors"))
+
+
+def test_checkpoint_files_and_install(tiny, tmp_path):
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
+                       datasets="mini-train", device="cpu", progress=False, install=True)
+    side = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
+    for key in ("method", "task", "setting", "preset", "iteration", "data", "irnbench_version",
+                "sha256", "history"):
+        assert key in side
+    assert side["data"]["fingerprint"] and side["iteration"] == 8
+    assert not list((tmp_path / "c").glob("*.tmp"))
+    assert res.installed is not None and res.installed.exists()
+    assert irnbench.weights_available("test-tiny-ae", scale=2)
+    m = irnbench.create_method("test-tiny-ae", scale=2)
+    assert "smoke preset" in m.weights_label
+    assert not irnbench.weights_available("test-tiny-ae", scale=4)
+
+
+def test_unknown_preset_and_untrainable(tiny):
+    with pytest.raises(InvalidSetting, match="presets: smoke"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="nope", **TINY)
+    with pytest.raises(InvalidSetting, match="nothing to train"):
+        train_method("bicubic", "rescale", scale=2, preset="cpu", **TINY)
+
+
+def test_irn_smoke_preset_trains_and_resumes(tmp_path):
+    """The real IRN on its smoke preset: the loss is finite and resume is exact."""
+    kw = dict(scale=2, preset="smoke", **TINY)
+    full = train_method("irn", "rescale", out=tmp_path / "a", **kw)
+    train_method("irn", "rescale", out=tmp_path / "b", iterations=3, **kw)
+    resumed = train_method("irn", "rescale", out=tmp_path / "b", resume=True, **kw)
+    wa, wb = load_file(str(full.weights)), load_file(str(resumed.weights))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
+    assert all(torch.isfinite(torch.tensor(h["total"])) for h in full.history)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    """A CLI training run killed with SIGKILL resumes to the uninterrupted run's weights."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "irnbench", "train", "--plugin", "irn", "--scale", "2",
+            "--preset", "smoke", "--device", "cpu", "--quiet", "--no-install",
+            "--iterations", "12"]
+    subprocess.run(base + ["--out", str(tmp_path / "full")], check=True, env=env)
+    proc = subprocess.Popen(base + ["--out", str(tmp_path / "killed")], env=env)
+    ckpt = tmp_path / "killed" / "checkpoint.json"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(base + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env)
+    wa = load_file(str(tmp_path / "full" / "weights.safetensors"))
+    wb = load_file(str(tmp_path / "killed" / "weights.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
