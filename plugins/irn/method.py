@@ -15,12 +15,19 @@ import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, PaperResult, Preset
+from irnbench.ops.tiling import tiled
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg
 
 from .model import InvRescaleNet
 
 __all__ = ["IRN", "SCALES"]
+
+#: Images with more HR pixels than this run tiled (bounded memory; ``tile=`` overrides).
+AUTO_TILE_PIXELS = 1024 * 1024
+#: HR side of a tile, and the context (in LR pixels) kept around each tile.
+AUTO_TILE_HR = 512
+TILE_OVERLAP_LR = 32
 
 #: Scales this plugin builds: ×2 [8] and ×4 [8, 8] (ECCV), ×8 [8, 8, 8] (IJCV configs).
 SCALES = (2, 4, 8)
@@ -151,7 +158,7 @@ class IRN(Method):
     #: No shipped weights yet (to be trained with the ``cpu`` preset).
     pretrained_cfgs: dict[str, PretrainedCfg] = {}
 
-    _OPTIONS = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature")
+    _OPTIONS = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
 
     def __init__(self, task: Task, **options: Any):
         unknown = set(options) - set(self._OPTIONS)
@@ -176,8 +183,22 @@ class IRN(Method):
         return task.name in cls.tasks and int(task.setting.get("scale", 0)) in SCALES
 
     # -- the two halves ----------------------------------------------------------------------
+    def _tile_hr(self) -> int:
+        """HR tile side: 0 = untiled; default tiles images above ``AUTO_TILE_PIXELS``."""
+        return int(self.options.get("tile", 0))
+
+    def _use_tiles(self, hr_pixels: int) -> int:
+        tile = self._tile_hr()
+        if tile == 0 and hr_pixels > AUTO_TILE_PIXELS:
+            tile = AUTO_TILE_HR
+        return tile
+
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
         """HR B×3×H×W → float LR B×3×H/s×W/s (first 3 forward channels, not quantised)."""
+        tile = self._use_tiles(x.shape[-2] * x.shape[-1])
+        if tile:
+            s = self.scale
+            return tiled(lambda t: self.net(t)[:, :3], x, tile, TILE_OVERLAP_LR * s, 1 / s, s)
         return self.net(x)[:, :3]
 
     def latent_shape(self, y: torch.Tensor) -> tuple[int, ...]:
@@ -196,8 +217,13 @@ class IRN(Method):
         return z * temperature
 
     def restore_with_z(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Inverse pass of concat[y, z] → HR B×3×H×W (for a caller-chosen z, e.g. tiling)."""
-        return self.net.inverse(torch.cat((y, z), 1))
+        """Inverse pass of concat[y, z] → HR B×3×H×W (tiled on large images: the full-image z is
+        sliced per tile, so tiled and untiled restorations see the same z)."""
+        t = torch.cat((y, z), 1)
+        tile = self._use_tiles(y.shape[-2] * y.shape[-1] * self.scale**2)
+        if tile:
+            return tiled(self.net.inverse, t, tile // self.scale, TILE_OVERLAP_LR, self.scale)
+        return self.net.inverse(t)
 
     def restore(
         self,

@@ -1,0 +1,130 @@
+"""IRN speed and memory benchmarks (not tests): each figure is printed as a ratio against a plain
+reference path measured in the same run, on the same machine.
+
+- inference: degrade + restore of one 512² image, fp32 (reference) vs bf16 autocast +
+  channels_last;
+- training step: batch 8, crop 64, fp32 (reference) vs bf16 autocast + channels_last;
+- peak memory: degrade + restore of a 2048² image, untiled (reference) vs tiled, each measured
+  as the growth of the resident set in a fresh subprocess.
+
+Usage: ``python benchmarks/bench_irn.py [--scales 2,4] [--repeat 3] [--side 2048]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def _model(scale: int, tile: int = 0):
+    import irnbench
+
+    torch.manual_seed(0)
+    opts = {"tile": tile} if tile else {}
+    return irnbench.create_method("irn", scale=scale, pretrained=False, **opts).eval()
+
+
+def _timeit(fn, repeat: int) -> float:
+    fn()  # warm-up (kernel selection for this shape)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_inference(scale: int, repeat: int, bf16: bool) -> float:
+    m = _model(scale)
+    x = torch.rand(1, 3, 512, 512)
+    if bf16:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            m.restore(m.degrade(x), generator=torch.Generator().manual_seed(0))
+
+    return _timeit(run, repeat)
+
+
+def bench_train_step(scale: int, repeat: int, bf16: bool) -> float:
+    import irnbench
+    from irnbench.ops.imresize import imresize
+
+    m = _model(scale).train()
+    task = irnbench.create_task("rescale", scale=scale)
+    hr = torch.rand(8, 3, 64, 64)
+    batch = {"hr": hr, "lr_ref": imresize(hr, 1 / scale)}
+    if bf16:
+        m = m.to(memory_format=torch.channels_last)
+        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    opt = torch.optim.Adam(m.parameters(), lr=1e-5)
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = m.training_loss(batch, task)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _timeit(run, repeat)
+
+
+def _memory_child(scale: int, side: int, tile: int) -> None:
+    m = _model(scale, tile)
+    x = torch.rand(1, 3, side, side)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with torch.no_grad():
+        m.restore(m.degrade(x), generator=torch.Generator().manual_seed(0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"extra_mib": (peak - base) / 1024}))
+
+
+def bench_memory(scale: int, side: int, tile: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(scale), str(side),
+                          str(tile)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["extra_mib"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", default="2,4")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--side", type=int, default=2048)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        _memory_child(*args.memory_child)
+        return
+    print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print("| scale | measure | reference (fp32 / untiled) | variant | variant ÷ reference |")
+    print("|---|---|---|---|---|")
+    for scale in [int(s) for s in args.scales.split(",")]:
+        a, b = bench_inference(scale, args.repeat, False), bench_inference(scale, args.repeat, True)
+        print(f"| x{scale} | inference 512², s | {a:.3f} | bf16+channels_last {b:.3f} | "
+              f"{b / a:.2f} |")
+        a, b = bench_train_step(scale, args.repeat, False), bench_train_step(scale, args.repeat,
+                                                                               True)
+        print(f"| x{scale} | train step b8 c64, s | {a:.3f} | bf16+channels_last {b:.3f} | "
+              f"{b / a:.2f} |")
+        if not args.skip_memory:
+            a = bench_memory(scale, args.side, 0)
+            b = bench_memory(scale, args.side, 512)
+            print(f"| x{scale} | extra memory {args.side}², MiB | {a:.0f} | tiled 512 {b:.0f} | "
+                  f"{b / a:.2f} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
