@@ -99,7 +99,7 @@ def print_leaderboard(df) -> None:
     """Print the set-level table of a run (measured rows, paper-reported beside them)."""
     import pandas as pd
 
-    from irnbench.results import summarize
+    from irnbench.results import METRIC_COLUMNS, summarize
 
     summary = summarize(df)
     measured_sets = set(summary["dataset"]) if len(summary) else set()
@@ -108,8 +108,7 @@ def print_leaderboard(df) -> None:
     if not len(table):
         click.echo("(no results)")
         return
-    metric_cols = [c for c in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "bpp",
-                               "psnr", "ssim") if c in table.columns and table[c].notna().any()]
+    metric_cols = [c for c in METRIC_COLUMNS if c in table.columns and table[c].notna().any()]
     for key, g in table.groupby(["task", "setting", "quality", "dataset"], dropna=False,
                                 sort=False):
         task, setting, quality, dataset = key
@@ -153,11 +152,25 @@ def _run_options(fn):
                      help="Weights file for a single method (overrides cache and shipped)."),
         click.option("--out", default=None, type=click.Path(file_okay=False),
                      help="Run folder (default: runs/TASK-TIMESTAMP)."),
+        click.option("--iqa", default=None,
+                     help="Extra perceptual metrics through pyiqa, e.g. lpips,dists (needs the "
+                          "`iqa` extra; weights download on first use)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _iqa_names(value: str | None) -> list[str]:
+    from irnbench.results import IQA_METRICS
+
+    names = _split(value)
+    for n in names:
+        if n not in IQA_METRICS:
+            raise click.BadParameter(f"{n!r} is not one of {', '.join(IQA_METRICS)}",
+                                     param_hint="--iqa")
+    return names
 
 
 def _check_device(device: str) -> None:
@@ -170,7 +183,7 @@ def _check_device(device: str) -> None:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
 
 
-def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
             train_missing, preset, report):
     from irnbench.protocol import STOCHASTIC_DRAWS
     from irnbench.runner import run_benchmark
@@ -186,7 +199,7 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, q
     res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
                         draws=draws or STOCHASTIC_DRAWS, weights=weights,
                         train_missing=train_missing, preset=preset, command=_command_line(),
-                        report=report, progress=not quiet)
+                        report=report, progress=not quiet, iqa=_iqa_names(iqa))
     print_leaderboard(res.df)
     click.echo(f"\nresults: {res.run_dir / 'results.csv'}")
     if res.report:
@@ -201,19 +214,19 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, q
 @click.option("--preset", default="cpu", show_default=True,
               help="Training preset used by --train-missing.")
 @_user_errors
-def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
         train_missing, preset):
     """Evaluate methods on a task, write results + an HTML report, print the leaderboard."""
-    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
             train_missing, preset, report=True)
 
 
 @cli.command(name="eval")
 @_run_options
 @_user_errors
-def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet):
+def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet):
     """Evaluate only: like `run`, without training or a report."""
-    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, quiet,
+    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
             False, "cpu", report=False)
 
 

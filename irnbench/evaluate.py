@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from irnbench.data.decode import DataWarning
 from irnbench.data.loading import EvalDataset
 from irnbench.device import resolve_device
 from irnbench.methods import Method
-from irnbench.ops.quantize import to_uint8
+from irnbench.ops.quantize import from_uint8, to_uint8
 from irnbench.protocol import DEFAULT_TEMPERATURE, DRAW_SEED, STOCHASTIC_DRAWS
 from irnbench.results import frame
 from irnbench.tasks.base import Task
@@ -85,11 +85,14 @@ def evaluate(
     visual_crop: int = 96,
     failed: dict[str, str] | None = None,
     progress: bool = True,
+    extra_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
 ) -> EvalResult:
     """Evaluate ``methods`` on ``task`` over ``datasets`` (see module docstring).
 
     ``failed`` maps method names that could not even be built to their error; they get a
-    failed row per dataset so that the leaderboard shows them.
+    failed row per dataset so that the leaderboard shows them. ``extra_metrics`` maps a column
+    name to ``f(restored, hr) -> scores`` (e.g. pyiqa's LPIPS from ``metrics.iqa_metric``),
+    computed on the uint8-rounded images.
     """
     dev = resolve_device(device)
     methods = [m.to(dev).eval() for m in methods]
@@ -148,7 +151,7 @@ def evaluate(
                 try:
                     rows.extend(
                         _run_method(method, task, hr, reference, conditions, draws, temperature,
-                                    dev, img_base, vis)
+                                    dev, img_base, vis, extra_metrics or {})
                     )
                 except Exception as exc:  # noqa: BLE001 - failure isolation is the point
                     broken[method.name] = f"{type(exc).__name__}: {exc}"
@@ -168,7 +171,8 @@ def evaluate(
 
 
 @torch.no_grad()
-def _run_method(method, task, hr, reference, conditions, draws, temperature, dev, img_base, vis):
+def _run_method(method, task, hr, reference, conditions, draws, temperature, dev, img_base, vis,
+                extra_metrics):
     rows = []
     _sync(dev)
     t0 = time.perf_counter()
@@ -196,6 +200,8 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
                 )
             restored = to_uint8(out)  # the protocol: clamp and round the output to uint8
             scores = task.score(hr, restored, tr, reference)
+            for key, fn in extra_metrics.items():
+                scores[key] = float(fn(from_uint8(restored), from_uint8(to_uint8(hr)))[0])
             if tr.nbytes is not None:
                 scores["bpp"] = tr.nbytes[0] * 8.0 / (hr.shape[-2] * hr.shape[-1])
             rows.append({

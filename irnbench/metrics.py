@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import torch
 
+from irnbench.errors import IrnbenchError
 from irnbench.ops.color import rgb_to_y
 from irnbench.protocol import PIXEL_MAX, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
 
@@ -135,7 +136,7 @@ def ssim(
     return float(out[0]) if single else out
 
 
-class IQAUnavailable(RuntimeError):
+class IQAUnavailable(IrnbenchError):
     """pyiqa is not installed, or it could not load a metric's weights."""
 
 

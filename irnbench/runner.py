@@ -16,6 +16,7 @@ from irnbench.data.loading import resolve_dataset
 from irnbench.device import describe_device, resolve_device
 from irnbench.errors import WeightsNotFound
 from irnbench.evaluate import EvalResult, Visual, evaluate
+from irnbench.metrics import iqa_metric
 from irnbench.protocol import STOCHASTIC_DRAWS
 from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.results import frame, paper_frame, save_run
@@ -70,12 +71,14 @@ def run_benchmark(
     command: str | None = None,
     report: bool = True,
     progress: bool = True,
+    iqa: Sequence[str] = (),
 ) -> RunOutput:
     """Evaluate ``methods`` on every task setting and dataset; write everything to ``out``."""
     run_dir = Path(out)
     dev = resolve_device(device)
     eval_sets = [resolve_dataset(d) for d in datasets]
     classes = [get_method_class(m) for m in methods]  # unknown names fail before any work
+    extra = {name: iqa_metric(name, dev) for name in iqa}  # fails fast when pyiqa cannot
     frames, visuals, notes = [], [], []
     trained: list[str] = []
     for setting in settings:
@@ -93,7 +96,7 @@ def run_benchmark(
                 trained.append(f"{name} {task_obj.setting_label} ({preset})")
                 built.append(create_method(name, task_obj))
         res: EvalResult = evaluate(built, task_obj, eval_sets, device=dev, draws=draws,
-                                   failed=failed, progress=progress)
+                                   failed=failed, progress=progress, extra_metrics=extra)
         frames.append(res.df)
         visuals.extend(res.visuals)
         notes.extend(res.notes)

@@ -92,3 +92,36 @@ def test_lpips_works_or_says_why_not():
     assert float(same.abs().max()) < 1e-3
     # More noise, more perceptual distance (σ grows along the batch).
     assert out[0] < out[-1]
+
+
+@pytest.mark.iqa
+def test_run_with_lpips_column_or_clear_error(tmp_path):
+    """`run --iqa lpips` adds an LPIPS column, or stops at once with a one-line reason."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from irnbench.cli import cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (120, 30, 200)).save(folder / "a.png")
+    res = CliRunner().invoke(cli, ["eval", "--plugins", "bicubic", "--scale", "2", "--iqa",
+                                   "lpips", "--datasets", str(folder), "--quiet",
+                                   "--out", str(tmp_path / "run")])
+    if res.exit_code == 0:
+        import pandas as pd
+
+        df = pd.read_csv(tmp_path / "run" / "results.csv")
+        assert df["lpips"].notna().any()
+    else:
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        assert "lpips" in res.output and "Error:" in res.output
+
+
+def test_unknown_iqa_metric_is_a_bad_parameter():
+    from click.testing import CliRunner
+
+    from irnbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["eval", "--plugins", "bicubic", "--iqa", "nope"])
+    assert res.exit_code == 2 and "lpips" in res.output

@@ -68,6 +68,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "PSNR on a channel the source does not confirm (see the row's protocol note)"),
     MetricSpec("ssim", "SSIM†", 4, 5, "higher",
                "SSIM on a channel the source does not confirm (see the row's protocol note)"),
+    MetricSpec("lpips", "LPIPS", 4, 4, "lower", "LPIPS (pyiqa), RGB, uint8-rounded, no crop"),
+    MetricSpec("dists", "DISTS", 4, 4, "lower", "DISTS (pyiqa), RGB, uint8-rounded, no crop"),
 )
 #: Columns of a measured row besides the metrics.
 _MEASURED_EXTRA = ("images", "draws", "params", "seconds")
