@@ -53,20 +53,23 @@ def _as_batch(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return x, False
 
 
-def _check(a: torch.Tensor, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"image shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+def _prepared_pair(
+    x: torch.Tensor, y: torch.Tensor, crop_border: int, y_channel: bool
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Both images batched and prepared by the protocol; ``single`` when the input was C×H×W."""
+    if x.shape != y.shape:
+        raise ValueError(f"image shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    xb, single = _as_batch(x)
+    yb, _ = _as_batch(y)
+    a = prepare_for_metric(xb, crop_border, y_channel)
+    return a, prepare_for_metric(yb, crop_border, y_channel), single
 
 
 def psnr(
     x: torch.Tensor, y: torch.Tensor, crop_border: int = 0, y_channel: bool = True
 ) -> torch.Tensor | float:
     """PSNR in dB per image (tensor of shape ``B``; a float for a single ``C×H×W`` image)."""
-    _check(x, y)
-    xb, single = _as_batch(x)
-    yb, _ = _as_batch(y)
-    a = prepare_for_metric(xb, crop_border, y_channel)
-    b = prepare_for_metric(yb, crop_border, y_channel)
+    a, b, single = _prepared_pair(x, y, crop_border, y_channel)
     mse = ((a - b) ** 2).flatten(1).mean(dim=1)
     out = 20.0 * torch.log10(PIXEL_MAX / torch.sqrt(mse))  # mse = 0 → inf, as BasicSR
     return float(out[0]) if single else out
@@ -123,11 +126,7 @@ def ssim(
     x: torch.Tensor, y: torch.Tensor, crop_border: int = 0, y_channel: bool = True
 ) -> torch.Tensor | float:
     """SSIM per image (mean over channels), BasicSR/MATLAB ``ssim_index`` protocol."""
-    _check(x, y)
-    xb, single = _as_batch(x)
-    yb, _ = _as_batch(y)
-    a = prepare_for_metric(xb, crop_border, y_channel)
-    b = prepare_for_metric(yb, crop_border, y_channel)
+    a, b, single = _prepared_pair(x, y, crop_border, y_channel)
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(
             f"image too small for SSIM after cropping: {tuple(a.shape[-2:])} < {SSIM_WINDOW}"

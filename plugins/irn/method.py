@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, PaperResult, Preset
+from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import tiled
+from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg
 
@@ -32,7 +33,6 @@ TILE_OVERLAP_LR = 32
 #: Scales this plugin builds: ×2 [8] and ×4 [8, 8] (ECCV), ×8 [8, 8, 8] (IJCV configs).
 SCALES = (2, 4, 8)
 
-_T1 = "IRN (Xiao et al., ECCV 2020) Table 1"
 # (scale, dataset) → (PSNR-Y, SSIM-Y), "IRN" rows of IRN's Table 1 (mean over 5 z draws).
 _TABLE1 = {
     (2, "set5"): (43.99, 0.9871),
@@ -46,38 +46,11 @@ _TABLE1 = {
     (4, "urban100"): (31.41, 0.9157),
     (4, "div2k-val"): (35.07, 0.9318),
 }
-_SAIN = "SAIN (Yang et al., AAAI 2023) README table"
-_SAIN_PROTOCOL = (
-    "SAIN test.py: LR JPEG-coded with PIL at QF; RGB or Y channel unconfirmed; its "
-    "clean-equivalent bicubic numbers exceed IRN's, so the protocol differs from irnbench's"
-)
 # "IRN" rows of SAIN's README table, DIV2K val, QF 30/50/70/80/90.
 _SAIN_ROWS = {
     2: [(29.24, 0.8051), (30.20, 0.8342), (31.14, 0.8604), (31.86, 0.8783), (32.91, 0.9023)],
     4: [(25.98, 0.6867), (26.62, 0.7096), (27.24, 0.7328), (27.72, 0.7508), (28.42, 0.7777)],
 }
-
-
-def _paper_results() -> tuple[PaperResult, ...]:
-    rows = [
-        PaperResult("IRN", "rescale", f"x{s}", ds, {"psnr_y": p, "ssim_y": q}, _T1)
-        for (s, ds), (p, q) in _TABLE1.items()
-    ]
-    for s, vals in _SAIN_ROWS.items():
-        for qf, (p, q) in zip((30, 50, 70, 80, 90), vals, strict=True):
-            rows.append(
-                PaperResult(
-                    "IRN",
-                    "rescale",
-                    f"x{s}",
-                    "div2k-val",
-                    {"psnr": p, "ssim": q},
-                    _SAIN,
-                    _SAIN_PROTOCOL,
-                    quality=qf,
-                )
-            )
-    return tuple(rows)
 
 
 def _cpu_preset() -> Preset:
@@ -122,7 +95,7 @@ class IRN(Method):
         citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Image Rescaling', "
         "ECCV 2020",
         url="https://arxiv.org/abs/2005.05650",
-        results=_paper_results(),
+        results=(*table_rows("IRN", IRN_TABLE1, _TABLE1), *sain_rows("IRN", _SAIN_ROWS)),
     )
     presets = {
         # Official train_IRN_x{2,4}.yml (REFERENCE.md Part A §3).
