@@ -188,3 +188,25 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     wa = load_file(str(tmp_path / "full" / "weights.safetensors"))
     wb = load_file(str(tmp_path / "killed" / "weights.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_run_stops_with_train_command_or_trains_when_asked(tiny, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from irnbench.cli import cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (90, 30, 200)).save(folder / "a.png")
+    args = ["run", "--plugins", "test-tiny-ae", "--scale", "2", "--datasets", str(folder),
+            "--quiet", "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "irnbench train --plugin test-tiny-ae --task rescale --scale 2 --preset cpu" in (
+        res.output)
+    res = CliRunner().invoke(cli, args + ["--train-missing", "--preset", "smoke"])
+    assert res.exit_code == 0, res.output
+    assert "test-tiny-ae [measured]" in res.output
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["trained"] == ["test-tiny-ae x2 (smoke)"]
