@@ -73,14 +73,28 @@ def _check_task(task: str) -> None:
         raise UnknownNameError("task", task, list(tasks))
 
 
-def _methods_for(task: str, plugins: str | None) -> list[str]:
-    from irnbench.registry import get_method_class, list_methods
+def _methods_for(task: str, plugins: str | None, settings: list[dict[str, Any]]) -> list[str]:
+    """The named methods; with none named, every method of the task that has weights for every
+    setting (the others are listed on stderr with the command that trains them)."""
+    from irnbench.registry import (
+        create_task,
+        get_method_class,
+        list_methods,
+        train_command,
+        weights_available,
+    )
 
     names = list(dict.fromkeys(_split(plugins)))  # a name given twice is evaluated once
     if not names:
-        names = list_methods(task)
+        for name in list_methods(task):
+            missing = [s for s in settings if not weights_available(name, task, **s)]
+            if missing:
+                cmd = train_command(name, create_task(task, **missing[0]))
+                click.echo(f"note: skipping {name} (no weights; train with: {cmd})", err=True)
+            else:
+                names.append(name)
         if not names:
-            raise IrnbenchError(f"no installed method does task {task!r}")
+            raise IrnbenchError(f"no installed method with weights does task {task!r}")
     for n in names:
         get_method_class(n)  # unknown → one-line error listing the known ones
     return names
@@ -190,11 +204,11 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
 
     _check_device(device)
     _check_task(task)
-    methods = _methods_for(task, plugins)
+    settings = _settings(task, scale, jpeg)
+    methods = _methods_for(task, plugins, settings)
     if weights and len(methods) != 1:
         raise click.BadParameter("--weights needs exactly one method in --plugins",
                                  param_hint="--weights")
-    settings = _settings(task, scale, jpeg)
     out_dir = Path(out) if out else _default_out(task)
     res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
                         draws=draws or STOCHASTIC_DRAWS, weights=weights,

@@ -333,3 +333,12 @@ def test_datasets_list(runner):
     assert "mini" in names and "mini-train" in names
     mini_line = next(line for line in result.output.splitlines() if line.split()[0] == "mini")
     assert "available" in mini_line
+
+
+def test_default_methods_skip_those_without_weights(runner, folder, tmp_path):
+    """With no --plugins, run uses every method that has weights and names the others."""
+    res = runner.invoke(cli, ["eval", "--scale", "2", "--datasets", str(folder), "--quiet",
+                              "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert "bicubic [measured]" in res.output
+    assert "skipping irn" in res.output and "irnbench train --plugin irn" in res.output
