@@ -2,7 +2,10 @@
 
 A card names a dataset, what it is used for, where it comes from and under which licence. The
 bundled sets (``mini`` for evaluation, ``mini-train`` for training) ship in the repository's
-``datasets/`` folder so that ``irnbench run`` works offline on a fresh machine.
+``datasets/`` folder so that ``irnbench run`` works offline on a fresh machine. The standard sets
+(``source: hub`` or ``source: url``: Set5, Set14, B100, Urban100, DIV2K, Kodak) keep their
+download details in extra keys (``hub:``/``url:``, ``sha256:``, ``size:``, ``subdir:``) and are
+fetched into the user cache by :mod:`irnbench.data.hub`.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class DatasetCard:
         if self.source != "bundled" or not self.path:
             raise DatasetUnavailable(
                 f"dataset {self.name!r} is not bundled (source: {self.source}); "
-                f"fetch it with `irnbench datasets fetch {self.name}`"
+                f"fetch it with `irnbench datasets fetch {self.name}` (or resolve it with "
+                f"irnbench.data.resolve_dataset, which fetches on demand)"
             )
         base = self.card_path.parent if self.card_path else datasets_dir()
         folder = base / self.path

@@ -48,17 +48,47 @@ def _from_folder(name: str, folder: Path, card: DatasetCard | None) -> EvalDatas
 
 
 def resolve_dataset(spec: str) -> EvalDataset:
-    """A dataset name (see ``irnbench datasets list``) or a path to a folder of images."""
+    """A dataset name (see ``irnbench datasets list``) or a path to a folder of images.
+
+    Hub and URL sets are fetched on demand (a no-op once cached: see :mod:`irnbench.data.hub`).
+    A path may also be a pre-downloaded card archive (e.g. ``Set5_HR.tar.gz``) or a folder
+    holding one: it is verified and extracted into the cache by the same code as a fetch.
+    """
+    from irnbench.data import hub
     from irnbench.plugins import registered_datasets
 
     cards = registered_datasets()
     key = spec.strip()
     if key.lower() in cards:
         card = cards[key.lower()]
+        if hub.source_kind(card) in ("hub", "url"):
+            return _from_folder(card.name, hub.fetch(card), card)  # no-op when cached
         return _from_folder(card.name, card.local_dir(), card)
     path = Path(key).expanduser()
-    if path.is_dir():
+    if path.is_dir() and list_image_files(path):
         return _from_folder(path.resolve().name, path, None)
-    if path.exists():
-        raise DatasetUnavailable(f"{path} is a file; --datasets takes names or folders")
+    if path.is_dir() or path.is_file():
+        return _from_archives(path, cards)
     raise UnknownNameError("dataset", spec, list(cards), hint="or a folder path")
+
+
+def _from_archives(path: Path, cards: dict[str, DatasetCard]) -> EvalDataset:
+    """A pre-downloaded card archive, or a folder holding some: verified, extracted, cached."""
+    from irnbench.data import hub
+
+    installed = hub.install_from_path(path, cards)
+    known = sorted(n for c in cards.values() if (n := hub.archive_name(c)))
+    if not installed:
+        what = "archive" if path.is_file() else "folder (no images and no card archive in it)"
+        raise DatasetUnavailable(
+            f"{path}: unusable {what}; --datasets takes names, folders of images, or "
+            f"pre-downloaded card archives ({', '.join(known)})"
+        )
+    if len(installed) > 1:
+        names = ",".join(c.name for c in installed)
+        raise DatasetUnavailable(
+            f"{path} holds several card archives; installed {names} into the cache: "
+            f"run with --datasets {names}"
+        )
+    card = installed[0]
+    return _from_folder(card.name, hub.cached_dir(card.name) / "images", card)
