@@ -156,14 +156,14 @@ class IRN(Method):
         return task.name in cls.tasks and int(task.setting.get("scale", 0)) in SCALES
 
     # -- the two halves ----------------------------------------------------------------------
-    def _tile_hr(self) -> int:
-        """HR tile side: 0 = untiled; default tiles images above ``AUTO_TILE_PIXELS``."""
-        return int(self.options.get("tile", 0))
-
     def _use_tiles(self, hr_pixels: int) -> int:
-        tile = self._tile_hr()
+        """HR tile side for an image: option ``tile`` (> 0: that side; < 0: never tile; 0, the
+        default: ``AUTO_TILE_HR`` tiles for images above ``AUTO_TILE_PIXELS``)."""
+        tile = int(self.options.get("tile", 0))
+        if tile < 0:
+            return 0
         if tile == 0 and hr_pixels > AUTO_TILE_PIXELS:
-            tile = AUTO_TILE_HR
+            return AUTO_TILE_HR
         return tile
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
