@@ -146,6 +146,27 @@ def cli() -> None:
     """irnbench: benchmark image degradation–restoration methods (IRN, bicubic, CAR, TAR…)."""
 
 
+_NPROC = click.option(
+    "--nproc", default=None, type=click.IntRange(min=1),
+    help="Run as N processes on this node (one per GPU; gloo on CPU) through torchrun: the same "
+         "as `torchrun --standalone --nproc-per-node N -m irnbench ...`. Several nodes: call "
+         "torchrun yourself (see irnbench.distributed).")
+
+
+def _maybe_relaunch(nproc: int | None) -> None:
+    """``--nproc N`` (N > 1): hand the command to torchrun."""
+    if nproc and nproc > 1:
+        from irnbench.distributed import relaunch
+
+        relaunch(nproc)
+
+
+def _is_main_rank() -> bool:
+    from irnbench.distributed import context
+
+    return context().is_main
+
+
 def _run_options(fn):
     opts = [
         click.option("--task", default="rescale", show_default=True,
@@ -170,6 +191,7 @@ def _run_options(fn):
                      help="Extra perceptual metrics through pyiqa, e.g. lpips,dists (needs the "
                           "`iqa` extra; weights download on first use)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        _NPROC,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -198,7 +220,7 @@ def _check_device(device: str) -> None:
 
 
 def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            train_missing, preset, report):
+            nproc, train_missing, preset, report):
     from irnbench.protocol import STOCHASTIC_DRAWS
     from irnbench.runner import run_benchmark
 
@@ -209,11 +231,14 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
     if weights and len(methods) != 1:
         raise click.BadParameter("--weights needs exactly one method in --plugins",
                                  param_hint="--weights")
+    _maybe_relaunch(nproc)
     out_dir = Path(out) if out else _default_out(task)
     res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
                         draws=draws or STOCHASTIC_DRAWS, weights=weights,
                         train_missing=train_missing, preset=preset, command=_command_line(),
                         report=report, progress=not quiet, iqa=_iqa_names(iqa))
+    if not _is_main_rank():
+        return res
     print_leaderboard(res.df)
     click.echo(f"\nresults: {res.run_dir / 'results.csv'}")
     if res.report:
@@ -228,20 +253,20 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
 @click.option("--preset", default="cpu", show_default=True,
               help="Training preset used by --train-missing.")
 @_user_errors
-def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
+def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet, nproc,
         train_missing, preset):
     """Evaluate methods on a task, write results + an HTML report, print the leaderboard."""
     _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            train_missing, preset, report=True)
+            nproc, train_missing, preset, report=True)
 
 
 @cli.command(name="eval")
 @_run_options
 @_user_errors
-def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet):
+def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet, nproc):
     """Evaluate only: like `run`, without training or a report."""
     _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            False, "cpu", report=False)
+            nproc, False, "cpu", report=False)
 
 
 @cli.command()
@@ -265,19 +290,28 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--no-install", is_flag=True,
               help="Do not install the final weights in the user cache.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_NPROC
 @_user_errors
 def train(method, task, scale, preset, datasets, out, resume, iterations, device, bf16,
-          channels_last, seed, no_install, quiet):
-    """Train one method on one task setting with one of its presets."""
+          channels_last, seed, no_install, quiet, nproc):
+    """Train one method on one task setting with one of its presets.
+
+    Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
+    `torchrun --nproc-per-node N -m irnbench train ...` (several nodes: torchrun's rendezvous
+    flags). The preset's batch size is the global batch, split over the processes.
+    """
     from irnbench.train import train_method
 
     _check_device(device)
     _check_task(task)
+    _maybe_relaunch(nproc)
     setting = {"scale": scale} if scale is not None else {}
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
                        progress=not quiet, command=_command_line(), **setting)
+    if not _is_main_rank():
+        return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")
     if res.installed:
         click.echo(f"installed: {res.installed}")

@@ -3,6 +3,11 @@
 The harness owns everything between ``degrade`` and ``restore``: it prepares the HR image
 (modcrop), runs the channel (uint8, optionally JPEG), rounds the output, and scores it with the
 task's protocol. One method failing does not stop the others: its rows are marked failed.
+
+Under torchrun (``WORLD_SIZE`` > 1, see ``irnbench.distributed``) the images are split across
+ranks (rank r takes images r, r + world, … of the run's image list), every rank's rows, notes and
+visual crops are gathered and put back in the single-process order, so the table is the one a
+single process gives (``seconds`` aside); every rank returns it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from tqdm.auto import tqdm
 
 from irnbench.data.decode import DataWarning
 from irnbench.data.loading import EvalDataset
-from irnbench.device import resolve_device
+from irnbench.distributed import setup
 from irnbench.methods import Method
 from irnbench.ops.quantize import from_uint8, to_uint8
 from irnbench.protocol import DEFAULT_TEMPERATURE, DRAW_SEED, STOCHASTIC_DRAWS
@@ -66,7 +71,7 @@ def pick_crop(hr: torch.Tensor, size: int) -> tuple[int, int, int, int]:
 
 def _crop(img_u8: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     t, l, h, w = box
-    return img_u8[..., t : t + h, l : l + w].clone()
+    return img_u8[..., t : t + h, l : l + w].cpu().clone()
 
 
 def _sync(dev: torch.device) -> None:
@@ -94,27 +99,35 @@ def evaluate(
     name to ``f(restored, hr) -> scores`` (e.g. pyiqa's LPIPS from ``metrics.iqa_metric``),
     computed on the uint8-rounded images.
     """
-    dev = resolve_device(device)
+    ctx, dev = setup(device)
     methods = [m.to(dev).eval() for m in methods]
-    rows: list[dict[str, Any]] = []
-    visuals: list[Visual] = []
-    notes: list[str] = []
-    broken: dict[str, str] = dict(failed or {})
+    # Everything is keyed by the image's place (dataset, record) so that the pieces of a
+    # sharded run go back into the single-process order.
+    rows: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    visuals: list[tuple[tuple[int, int], Visual]] = []
+    notes: list[tuple[tuple[int, int], str]] = []
+    failures: dict[str, tuple[tuple[int, int], str, str]] = {}  # method → (key, error, note)
     base = {"source": "measured", "task": task.name, "setting": task.setting_label}
     conditions = task.conditions()
+    built_failed = dict(failed or {})
 
-    for ds in datasets:
-        n_shown = 0
+    n = 0  # running image number over all datasets: rank r takes n ≡ r (mod world)
+    for d, ds in enumerate(datasets):
+        n_shown = 0  # usable images of this dataset seen by this rank
         bar = tqdm(ds.records, desc=f"{task.name} {task.setting_label} {ds.name}",
-                   disable=not progress, unit="img", leave=False)
-        for rec in bar:
+                   disable=not (progress and ctx.is_main), unit="img", leave=False)
+        for r, rec in enumerate(bar):
+            n += 1
+            if (n - 1) % ctx.world != ctx.rank:
+                continue
+            key = (d, r)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
                 img = rec.load()
             for w in caught:
                 if not issubclass(w.category, DataWarning):
                     continue
-                notes.append(f"{ds.name}: {w.message}")
+                notes.append((key, f"{ds.name}: {w.message}"))
                 warnings.warn(f"{ds.name}: {w.message}", DataWarning, stacklevel=2)
             if img is None:
                 continue
@@ -122,7 +135,7 @@ def evaluate(
             if min(h0, w0) < task.min_size():
                 msg = (f"{ds.name}: {rec.name}: {w0}x{h0} is smaller than the "
                        f"{task.min_size()} px this task needs; skipped")
-                notes.append(msg)
+                notes.append((key, msg))
                 warnings.warn(msg, DataWarning, stacklevel=2)
                 continue
             hr = task.prepare(img.unsqueeze(0)).to(dev)
@@ -130,44 +143,83 @@ def evaluate(
             note = ""
             if (h, w) != (h0, w0):
                 note = f"modcropped {w0}x{h0} → {w}x{h}"
-                notes.append(f"{ds.name}: {rec.name}: {note}")
+                notes.append((key, f"{ds.name}: {rec.name}: {note}"))
             reference = task.reference(hr)
             hr_u8 = to_uint8(hr)
+            # Fewer than ``visual_images`` usable images before this one on this rank: it may be
+            # among the dataset's first ``visual_images`` (decided after gathering).
             show = n_shown < visual_images
+            n_shown += 1
             vis = {}
             if show:
-                n_shown += 1
                 box = pick_crop(hr[0], visual_crop)
                 for cond in conditions:
                     v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"), box)
                     v.crops["GT"] = _crop(hr_u8[0], box)
                     vis[cond.get("quality")] = v
-                    visuals.append(v)
+                    visuals.append((key, v))
             img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
                         "notes": note}
             for method in methods:
-                if method.name in broken:
+                if method.name in built_failed or method.name in failures:
                     continue
                 try:
                     rows.extend(
+                        (key, row) for row in
                         _run_method(method, task, hr, reference, conditions, draws, temperature,
                                     dev, img_base, vis, extra_metrics or {})
                     )
                 except Exception as exc:  # noqa: BLE001 - failure isolation is the point
-                    broken[method.name] = f"{type(exc).__name__}: {exc}"
-                    notes.append(
-                        f"{method.name} failed on {ds.name}/{rec.name}: {broken[method.name]}\n"
-                        + traceback.format_exc(limit=3)
-                    )
+                    err = f"{type(exc).__name__}: {exc}"
+                    failures[method.name] = (key, err, f"{method.name} failed on {ds.name}/"
+                                             f"{rec.name}: {err}\n"
+                                             + traceback.format_exc(limit=3))
         bar.close()
+    if ctx.enabled:
+        parts = ctx.gather_objects((rows, visuals, notes, failures))
+        rows = [x for part in parts for x in part[0]]
+        visuals = [x for part in parts for x in part[1]]
+        notes = [x for part in parts for x in part[2]]
+        failures = {}
+        for part in parts:
+            for name, fail in part[3].items():
+                if name not in failures or fail[0] < failures[name][0]:
+                    failures[name] = fail  # the one a single process meets first
+        # rows of one image come from one rank, in order: a stable sort restores the order
+        rows.sort(key=lambda kv: kv[0])
+        notes.sort(key=lambda kv: kv[0])
+        visuals.sort(key=lambda kv: kv[0])
+        for name, (key, _, _) in failures.items():
+            # a single process stops running a method after its first failure (its rows all go)
+            for vkey, v in visuals:
+                if vkey > key:
+                    v.crops.pop(name, None)
+        # a rank cannot tell whether other ranks' earlier images were usable: keep the first
+        # ``visual_images`` usable images of each dataset
+        kept, shown = [], {}
+        for key, v in visuals:
+            images = shown.setdefault(key[0], [])
+            if key[1] not in images:
+                images.append(key[1])
+            if len(images) <= visual_images:
+                kept.append((key, v))
+        visuals = kept
+    order = {m.name: i for i, m in enumerate(methods)}
+    first = sorted(failures.items(), key=lambda kv: (kv[1][0], order.get(kv[0], 0)))
+    broken = {**built_failed, **{name: err for name, (_, err, _) in first}}
+    # a failure's note goes after the data notes of its image (as a single process writes them)
+    notes = sorted([*notes, *((key, note) for _, (key, _, note) in first)],
+                   key=lambda kv: kv[0])
+    rows_out = [row for _, row in rows]
     for name, err in broken.items():
         # A failed method keeps no partial numbers: a partial mean would mislead.
-        rows = [r for r in rows if r.get("method") != name]
+        rows_out = [r for r in rows_out if r.get("method") != name]
         for ds in datasets:
             for cond in conditions:
-                rows.append({**base, "dataset": ds.name, "method": name, "label": name,
-                             "quality": cond.get("quality"), "status": "failed", "error": err})
-    return EvalResult(frame(rows), visuals, notes)
+                rows_out.append({**base, "dataset": ds.name, "method": name, "label": name,
+                                 "quality": cond.get("quality"), "status": "failed",
+                                 "error": err})
+    return EvalResult(frame(rows_out), [v for _, v in visuals], [note for _, note in notes])
 
 
 @torch.no_grad()

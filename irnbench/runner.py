@@ -1,4 +1,8 @@
-"""The ``run`` job: build methods per setting, evaluate, save results, visuals and the report."""
+"""The ``run`` job: build methods per setting, evaluate, save results, visuals and the report.
+
+Under torchrun the evaluation is sharded over ranks (``irnbench.evaluate``); every rank gets the
+gathered table, and rank 0 alone writes the run folder and the report.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import torch
 from PIL import Image
 
 from irnbench.data.loading import resolve_dataset
-from irnbench.device import describe_device, resolve_device
+from irnbench.device import describe_device
+from irnbench.distributed import setup
 from irnbench.errors import WeightsNotFound
 from irnbench.evaluate import EvalResult, Visual, evaluate
 from irnbench.metrics import iqa_metric
@@ -75,7 +80,7 @@ def run_benchmark(
 ) -> RunOutput:
     """Evaluate ``methods`` on every task setting and dataset; write everything to ``out``."""
     run_dir = Path(out)
-    dev = resolve_device(device)
+    ctx, dev = setup(device)
     eval_sets = [resolve_dataset(d) for d in datasets]
     classes = [get_method_class(m) for m in methods]  # unknown names fail before any work
     extra = {name: iqa_metric(name, dev) for name in iqa}  # fails fast when pyiqa cannot
@@ -119,12 +124,19 @@ def run_benchmark(
                                "citation": c.paper.citation if c.paper else "",
                                "stochastic": c.stochastic} for c in classes},
         torch_version=torch.__version__,
+        world_size=ctx.world,
     )
-    save_run(run_dir, df, meta)
-    save_visuals(run_dir, visuals)
-    report_path = None
-    if report:
+
+    def write() -> Path | None:
+        save_run(run_dir, df, meta)
+        save_visuals(run_dir, visuals)
+        if not report:
+            return None
         from irnbench.report import render_report
 
-        report_path = render_report([run_dir], run_dir / "report.html")
+        return render_report([run_dir], run_dir / "report.html")
+
+    report_path = ctx.on_main(write, "writing the results")
+    if ctx.enabled:
+        report_path = ctx.broadcast_object(report_path)
     return RunOutput(run_dir, df, meta, report_path)

@@ -3,9 +3,27 @@
 Determinism is by construction: every training sample is a pure function of (seed, global
 sample index) — which image, where to crop, which flips — so a run does not depend on data-loader
 state, a resumed run sees exactly the batches an uninterrupted one would, and (for DDP) the
-global batch does not depend on the world size. The learning rate is a pure function of the step
-(warm-up, then MultiStep decay). Checkpoints hold model and optimiser tensors plus RNG states in
-safetensors and the metadata in a JSON sidecar, each written to a temp file and renamed.
+global batch does not depend on the world size. The training noise a method draws through
+``batch["randn"]`` is per sample too (see ``SampleNoise``). The learning rate is a pure function
+of the step (warm-up, then MultiStep decay). Checkpoints hold model and optimiser tensors plus RNG
+states in safetensors and the metadata in a JSON sidecar, each written to a temp file and renamed;
+a failed write (disk full…) leaves the previous checkpoint intact and is reported.
+
+Under ``torchrun`` (see ``irnbench.distributed``) each rank takes a contiguous block of the global
+batch, gradients are averaged over ranks before clipping, and rank 0 alone writes.
+
+The batch a method's ``training_loss(batch, task)`` receives:
+
+* ``hr``, ``lr_ref``: this rank's share of the global batch (B/world samples);
+* ``randn(*shape, dtype=None)``: Gaussian noise of shape ``(b, *shape)``, row i drawn from a
+  generator seeded by (seed, global sample index, call number): draw training noise with it and
+  a run does not depend on the world size (each call gives fresh noise);
+* ``sample_index``: the global sample indices of the rows (int64), ``global_batch``: B;
+* ``generator``: a per-step, per-rank ``torch.Generator`` (kept for methods that draw noise for the
+  whole batch at once; such noise does depend on the split of the batch over ranks).
+
+A method's loss should be a mean over the samples of the batch (e.g. per-sample sums averaged
+over the batch): the mean over ranks of the per-rank gradients is then the global-batch gradient.
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +45,7 @@ from tqdm.auto import tqdm
 
 from irnbench import __version__
 from irnbench.data.loading import EvalDataset, resolve_dataset
-from irnbench.device import resolve_device
+from irnbench.distributed import DistContext, setup
 from irnbench.errors import InvalidSetting, IrnbenchError
 from irnbench.methods import Method, Preset
 from irnbench.metrics import psnr
@@ -35,7 +54,8 @@ from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.tasks.base import Task
 from irnbench.weights import cache_weights_path, sha256_file, user_home
 
-__all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss"]
+__all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
+           "SampleNoise", "CheckpointWriteWarning"]
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "weights.safetensors"
@@ -43,6 +63,36 @@ WEIGHTS = "weights.safetensors"
 
 class NonFiniteLoss(IrnbenchError):
     """Too many non-finite losses or gradients in a row: the run stopped."""
+
+
+class CheckpointWriteWarning(UserWarning):
+    """A checkpoint could not be written; the previous one is intact and training goes on."""
+
+
+class SampleNoise:
+    """``batch["randn"]``: per-sample Gaussian noise, a pure function of (seed, sample index).
+
+    ``noise(*shape)`` returns ``len(indices) × shape``; row i comes from its own generator seeded
+    by (seed, indices[i], n) where n counts the calls on this batch, so every call is fresh noise
+    and a sample's noise does not depend on which rank, or which position, draws it.
+    """
+
+    def __init__(self, seed: int, indices: Sequence[int], device: torch.device):
+        self.seed, self.indices, self.device = seed, list(indices), device
+        self.calls = 0
+
+    def __call__(self, *shape: int | Sequence[int], dtype: torch.dtype | None = None
+                 ) -> torch.Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        call, self.calls = self.calls, self.calls + 1
+        rows = []
+        for index in self.indices:
+            state = np.random.SeedSequence([self.seed, index, call, 0x5EED]).generate_state(2)
+            g = torch.Generator(device=self.device).manual_seed(
+                int(state[0]) << 32 | int(state[1]))
+            rows.append(torch.randn(shape, generator=g, device=self.device, dtype=dtype))
+        return torch.stack(rows)
 
 
 def lr_factor(step: int, preset: Preset) -> float:
@@ -113,11 +163,16 @@ class TrainingData:
 
     def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
               indices: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-        """The global batch of ``step`` (or only the given positions of it, for DDP ranks)."""
+        """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
+
+        ``sample_index`` holds the global sample index of each row.
+        """
         positions = range(size) if indices is None else indices
-        pairs = [self.sample(step * size + p, seed, crop, augment) for p in positions]
+        index = [step * size + p for p in positions]
+        pairs = [self.sample(i, seed, crop, augment) for i in index]
         return {"hr": torch.stack([p[0] for p in pairs]),
-                "lr_ref": torch.stack([p[1] for p in pairs])}
+                "lr_ref": torch.stack([p[1] for p in pairs]),
+                "sample_index": torch.tensor(index, dtype=torch.int64)}
 
 
 @dataclass
@@ -131,12 +186,24 @@ class TrainResult:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to ``path.tmp``, fsync, rename: ``path`` is the old file or the new one, never half.
+
+    On any failure (disk full…) the temp file is removed, ``path`` is untouched, and the error is
+    raised.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -191,11 +258,23 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
         raise IrnbenchError(f"checkpoint {path} is unreadable ({exc})") from exc
 
 
-def load_checkpoint(path: Path, model: Method, opt) -> dict[str, Any]:
-    from safetensors.torch import load_file
+def _blob_meta(blob: bytes, where: Path) -> dict[str, Any]:
+    """``read_checkpoint_meta`` of a checkpoint held in memory."""
+    try:
+        n = int.from_bytes(blob[:8], "little")
+        return json.loads(json.loads(blob[8 : 8 + n])["__metadata__"]["irnbench"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable header means a bad checkpoint
+        raise IrnbenchError(f"checkpoint {where} is unreadable ({exc})") from exc
 
-    meta = read_checkpoint_meta(path)
-    tensors = load_file(str(path))
+
+def load_checkpoint(path: Path | bytes, model: Method, opt) -> dict[str, Any]:
+    """Load a checkpoint (a file, or its bytes) into ``model`` and ``opt``; return its metadata."""
+    from safetensors.torch import load, load_file
+
+    if isinstance(path, bytes):
+        meta, tensors = _blob_meta(path, Path("<memory>")), load(path)
+    else:
+        meta, tensors = read_checkpoint_meta(path), load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     _unflatten_optimizer(opt, tensors, meta["optimizer"])
     if "rng.torch" in tensors:
@@ -257,7 +336,9 @@ def train_method(
     """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache.
 
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
-    ``resume``); milestones stay those of the preset.
+    ``resume``); milestones stay those of the preset. Under torchrun (``WORLD_SIZE`` > 1) this
+    runs data-parallel (see the module docstring); every rank returns the same result, but only
+    rank 0 writes files.
     """
     cls = get_method_class(name)
     task_obj = create_task(task, **setting) if isinstance(task, str) else task
@@ -269,9 +350,17 @@ def train_method(
         )
     p = cls.presets[preset]
     total = int(iterations or p.iterations)
-    dev = resolve_device(device)
+    ctx, dev = setup(device)
+    if p.batch_size % ctx.world:
+        raise InvalidSetting(
+            f"preset {preset!r} of {name!r} has batch size {p.batch_size}, which {ctx.world} "
+            f"processes cannot share equally: use a world size that divides {p.batch_size}"
+        )
+    per_rank = p.batch_size // ctx.world
+    shard = range(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)  # this rank's block
     out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / CHECKPOINT
 
     torch.manual_seed(seed)
@@ -297,91 +386,169 @@ def train_method(
         "irnbench_version": __version__,
         "bf16": bf16,
         "channels_last": channels_last,
+        "world_size": ctx.world,
     }
     commands: list[str] = []
+    saved_at: int | None = None  # iteration of the checkpoint on disk that is known good
     if resume:
-        if not ckpt.exists():
-            raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
-        meta = read_checkpoint_meta(ckpt)
-        for key in ("method", "task_key", "preset", "seed"):
-            if meta.get(key) != meta_base[key]:
-                raise IrnbenchError(
-                    f"--resume: checkpoint {key} is {meta.get(key)!r}, this run has "
-                    f"{meta_base[key]!r}"
-                )
-        if meta["data"]["fingerprint"] != data.fingerprint:
-            raise IrnbenchError("--resume: the training data changed since the checkpoint")
-        meta = load_checkpoint(ckpt, model, opt)
+        blob = _read_resume_checkpoint(ckpt, out_dir, meta_base, data, ctx)
+        meta = load_checkpoint(blob, model, opt)
         start, history, wall = meta["iteration"], meta.get("history", []), meta.get("wall", 0.0)
         commands = meta.get("commands", [])
+        saved_at = start
+    ctx.broadcast_module(model)  # identical start on every rank, whatever the init did
     commands = [*commands, command or f"train_method({name!r}, preset={preset!r})"]
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt, model, opt, {**meta_base, "iteration": step, "history": history,
-                                           "wall": wall + time.perf_counter() - t0,
-                                           "commands": commands})
+        """Rank 0: write the checkpoint; a failed write is reported and training goes on."""
+        nonlocal saved_at
+        try:
+            save_checkpoint(ckpt, model, opt, {**meta_base, "iteration": step,
+                                               "history": history,
+                                               "wall": wall + time.perf_counter() - t0,
+                                               "commands": commands})
+        except OSError as exc:
+            try:  # the tensor file is authoritative: say which iteration it holds now
+                saved_at = read_checkpoint_meta(ckpt)["iteration"]
+            except (IrnbenchError, KeyError):
+                saved_at = None
+            kept = (f"the previous checkpoint (iteration {saved_at}) in {ckpt} is intact"
+                    if saved_at is not None else "there is no earlier checkpoint")
+            msg = f"checkpoint at iteration {step} could not be written ({exc}); {kept}"
+            warnings.warn(msg, CheckpointWriteWarning, stacklevel=2)
+            if bar is not None:
+                bar.write(f"warning: {msg}")
+            return
+        saved_at = step
 
     val_side = min(256, max(64, 2 * p.crop))  # validation crops scale with the preset
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
     bad = 0
     t0 = time.perf_counter()
-    bar = tqdm(range(start, total), initial=start, total=total, disable=not progress,
+    bar = tqdm(range(start, total), initial=start, total=total,
+               disable=not (progress and ctx.is_main),
                desc=f"train {name} {task_obj.setting_label} ({preset})", unit="it")
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = p.lr * lr_factor(step, p)
-        batch = data.batch(step, p.batch_size, seed, p.crop, p.augment)
+        batch: dict[str, Any] = data.batch(step, p.batch_size, seed, p.crop, p.augment,
+                                           indices=shard)
         batch = {k: v.to(dev) for k, v in batch.items()}
         if channels_last:
-            batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
-        batch["generator"] = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + step)
+            batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
+                          for k in ("hr", "lr_ref")})
+        batch["global_batch"] = p.batch_size
+        batch["randn"] = SampleNoise(seed, [step * p.batch_size + i for i in shard], dev)
+        batch["generator"] = torch.Generator(device=dev).manual_seed(
+            seed * 1_000_003 + step + ctx.rank * 2**40)
         with autocast:
             losses = model.training_loss(batch, task_obj)
-        loss = losses["total"]
+        keys = list(losses)
+        # One all-reduce: the loss terms (→ global means) and the count of non-finite ranks,
+        # so that every rank takes the same decision.
+        stats = torch.stack([losses[k].detach().float().reshape(()) for k in keys])
+        stats = torch.cat([stats, (~torch.isfinite(stats[:1])).float()])
+        ctx.all_reduce_sum(stats)
         opt.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
+        finite = bool(stats[-1] == 0)
         if finite:
-            loss.backward()
+            losses["total"].backward()
+            ctx.average_gradients(params)
             gnorm = torch.nn.utils.clip_grad_norm_(params, p.grad_clip or float("inf"))
-            finite = bool(torch.isfinite(gnorm))
+            finite = bool(torch.isfinite(gnorm))  # the same on every rank: same gradients
         if not finite:
             bad += 1
-            bar.write(f"step {step}: non-finite loss or gradient, step skipped ({bad} in a row)")
+            if ctx.is_main:
+                bar.write(f"step {step}: non-finite loss or gradient, step skipped "
+                          f"({bad} in a row)")
             if bad >= max_bad_steps:
-                checkpoint(step - bad + 1)  # the state after the last good step
+                good = step - bad + 1
+
+                def stop_checkpoint(good=good):
+                    checkpoint(good)  # the state after the last good step
+                    return saved_at
+
+                last = ctx.broadcast_object(ctx.on_main(stop_checkpoint, "checkpointing"))
+                where = (f"the last good state (iteration {last}) is in {ckpt}"
+                         if last is not None else "no checkpoint could be written")
                 raise NonFiniteLoss(
-                    f"{bad} non-finite steps in a row at step {step}; stopped. The last good "
-                    f"state is in {ckpt} (resume with a lower learning rate)"
+                    f"{bad} non-finite steps in a row at step {step}; stopped. {where} "
+                    "(resume with a lower learning rate)"
                 )
             continue
         bad = 0
         opt.step()
-        record = {"step": step + 1, **{k: float(v.detach()) for k, v in losses.items()}}
-        if p.val_every and (step + 1) % p.val_every == 0:
+        mean = (stats[:-1] / ctx.world).tolist()
+        record = {"step": step + 1, **dict(zip(keys, mean, strict=True))}
+        val_step = bool(p.val_every and (step + 1) % p.val_every == 0)
+        if val_step and ctx.is_main:
             record["val_psnr_y"] = validate(model, task_obj, data, dev, val_side)
-        if (step + 1) % max(1, total // 200) == 0 or "val_psnr_y" in record or step + 1 == total:
+        if (step + 1) % max(1, total // 200) == 0 or val_step or step + 1 == total:
             history.append(record)
-        bar.set_postfix(loss=f"{record['total']:.3g}", **({"val": f"{record['val_psnr_y']:.2f}"}
-                                                    if "val_psnr_y" in record else {}))
-        if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0:
-            checkpoint(step + 1)
+        if ctx.is_main:
+            bar.set_postfix(loss=f"{record['total']:.3g}",
+                            **({"val": f"{record['val_psnr_y']:.2f}"}
+                               if "val_psnr_y" in record else {}))
+            if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0:
+                checkpoint(step + 1)
     bar.close()
     wall += time.perf_counter() - t0
-    if start < total:
-        checkpoint(total)
     if channels_last:
         model = model.to(memory_format=torch.contiguous_format)
     label = f"irnbench {preset} preset, {total} steps (not the paper's model)"
-    weights_meta = {**meta_base, "kind": "irnbench-weights", "iteration": total, "wall": wall,
-                    "label": label, "commands": commands, "history": history[-20:],
-                    "final_val_psnr_y": validate(model, task_obj, data, dev, val_side)}
     weights = out_dir / WEIGHTS
-    save_weights(weights, model, weights_meta)
-    installed = None
-    if install:
-        installed = cache_weights_path(name, task_obj.key)
-        installed.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(weights, installed)
-        shutil.copyfile(weights.with_suffix(".json"), installed.with_suffix(".json"))
+
+    def finish() -> Path | None:
+        if start < total and saved_at != total:
+            checkpoint(total)
+        weights_meta = {**meta_base, "kind": "irnbench-weights", "iteration": total,
+                        "wall": wall, "label": label, "commands": commands,
+                        "history": history[-20:],
+                        "final_val_psnr_y": validate(model, task_obj, data, dev, val_side)}
+        try:
+            save_weights(weights, model, weights_meta)
+        except OSError as exc:
+            kept = (f"the last checkpoint (iteration {saved_at}) in {ckpt} is intact: "
+                    "free space and `--resume`" if saved_at is not None else
+                    "no checkpoint was written")
+            raise IrnbenchError(f"the final weights could not be written to {weights} "
+                                f"({exc}); {kept}") from exc
+        if not install:
+            return None
+        target = cache_weights_path(name, task_obj.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights, target)
+        shutil.copyfile(weights.with_suffix(".json"), target.with_suffix(".json"))
+        return target
+
+    installed = ctx.on_main(finish, "writing the final weights")
+    if ctx.enabled:
+        # rank 0's view (validation included) on every rank
+        installed, history = ctx.broadcast_object((installed, history))
     return TrainResult(out_dir, weights, total, wall, history, installed)
 
+
+def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],
+                            data: TrainingData, ctx: DistContext) -> bytes:
+    """Rank 0 reads and checks the checkpoint and hands its bytes to every rank."""
+    blob, error = None, None
+    if ctx.is_main:
+        try:
+            if not ckpt.exists():
+                raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
+            blob = ckpt.read_bytes()
+            meta = _blob_meta(blob, ckpt)
+            for key in ("method", "task_key", "preset", "seed"):
+                if meta.get(key) != meta_base[key]:
+                    raise IrnbenchError(
+                        f"--resume: checkpoint {key} is {meta.get(key)!r}, this run has "
+                        f"{meta_base[key]!r}"
+                    )
+            if meta["data"]["fingerprint"] != data.fingerprint:
+                raise IrnbenchError("--resume: the training data changed since the checkpoint")
+        except IrnbenchError as exc:
+            error = exc
+    blob, error = ctx.broadcast_object((blob, error))
+    if error is not None:
+        raise error
+    return blob

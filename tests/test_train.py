@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,6 +134,61 @@ def test_nan_steps_are_skipped_then_stop(register_plugin, tmp_path):
     side = json.loads((tmp_path / "n" / "checkpoint.json").read_text())
     assert side["iteration"] == 3
     assert load_file(str(tmp_path / "n" / "checkpoint.safetensors"))
+
+
+def _disk_full_after(monkeypatch, prefix: str, ok_writes: int) -> list[str]:
+    """Make ``os.replace`` onto files named ``prefix*`` fail with ENOSPC after ``ok_writes``."""
+    import errno
+
+    real, seen = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if os.path.basename(dst).startswith(prefix):
+            seen.append(os.path.basename(dst))
+            if len(seen) > ok_writes:
+                raise OSError(errno.ENOSPC, "No space left on device", str(src))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return seen
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch):
+    """Disk full after the first checkpoint (tensors + sidecar): training goes on with a warning
+    naming the intact checkpoint, which still loads; no temp file is left behind."""
+    from irnbench.train import CheckpointWriteWarning, read_checkpoint_meta
+
+    seen = _disk_full_after(monkeypatch, "checkpoint.", ok_writes=2)
+    with pytest.warns(CheckpointWriteWarning) as record:
+        res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke",
+                           out=tmp_path / "f", **TINY)
+    msgs = [str(w.message) for w in record]
+    assert len(msgs) >= 3 and all("(iteration 2)" in m for m in msgs)  # 4, 6, 8
+    assert re.search(r"iteration 4 could not be written .*No space left.*previous checkpoint "
+                     r"\(iteration 2\) in .*checkpoint.safetensors is intact", msgs[0]), msgs[0]
+    assert len(seen) > 2 and res.weights.exists()  # later writes were tried; the run finished
+    folder = tmp_path / "f"
+    assert not list(folder.glob("*.tmp"))
+    assert read_checkpoint_meta(folder / "checkpoint.safetensors")["iteration"] == 2
+    assert json.loads((folder / "checkpoint.json").read_text())["iteration"] == 2
+    monkeypatch.undo()
+    # the old checkpoint resumes: to the same weights as an uninterrupted run
+    again = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=folder,
+                         resume=True, **TINY)
+    full = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "u",
+                        **TINY)
+    wa, wb = load_file(str(full.weights)), load_file(str(again.weights))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_failed_final_weights_write_is_an_error(tiny, tmp_path, monkeypatch):
+    _disk_full_after(monkeypatch, "weights.", ok_writes=0)
+    with pytest.raises(irnbench.errors.IrnbenchError,
+                       match="final weights could not be written.*iteration 8.*intact"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "w",
+                     **TINY)
+    assert not (tmp_path / "w" / "weights.safetensors").exists()
+    assert not list((tmp_path / "w").glob("*.tmp"))
 
 
 def test_checkpoint_files_and_install(tiny, tmp_path):

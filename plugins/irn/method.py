@@ -212,7 +212,9 @@ class IRN(Method):
     def training_loss(self, batch: dict[str, Any], task: Task) -> dict[str, torch.Tensor]:
         """IRN's three terms, each summed per sample and averaged over the batch (official code).
 
-        batch: ``hr`` B×3×H×W, ``lr_ref`` the float bicubic LR, optional ``generator`` for z.
+        batch: ``hr`` B×3×H×W, ``lr_ref`` the float bicubic LR, and for z′ either ``randn``
+        (the runner's per-sample noise, so a DDP run does not depend on the world size) or
+        else an optional ``generator``.
         fit = λ_fit·mean_B Σ(y − lr_ref)² on the un-quantised y; ce = λ_ce·mean_B Σz²;
         rec = λ_rec·mean_B Σ√((x̂ − hr)² + 1e-6), x̂ = f⁻¹([channel(y), z′]) with a fresh
         z′ ~ N(0, 1) and the straight-through training channel, so the gradient reaches the
@@ -226,7 +228,12 @@ class IRN(Method):
         fit = self.lambda_fit * (y - lr_ref).pow(2).sum() / b
         ce = self.lambda_ce * z.pow(2).sum() / b
         y_q = task.channel(y, train=True)
-        z_new = self.sample_z(y_q, self.train_temperature, batch.get("generator"))
+        noise = batch.get("randn")
+        if noise is not None:
+            shape = self.latent_shape(y_q)[1:]
+            z_new = noise(shape, dtype=y_q.dtype) * self.train_temperature
+        else:
+            z_new = self.sample_z(y_q, self.train_temperature, batch.get("generator"))
         x_hat = self.restore_with_z(y_q, z_new)[:, :3]
         rec = self.lambda_rec * torch.sqrt((x_hat - hr).pow(2) + 1e-6).sum() / b
         return {"total": fit + ce + rec, "fit": fit, "ce": ce, "rec": rec}
