@@ -53,6 +53,7 @@ class Preset:
     crop: int
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8  #: Adam's epsilon
     weight_decay: float = 0.0
     milestones: tuple[int, ...] = ()
     gamma: float = 0.5

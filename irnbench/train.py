@@ -369,7 +369,8 @@ def train_method(
         model = model.to(memory_format=torch.channels_last)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, weight_decay=p.weight_decay)
+    opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, eps=p.eps,
+                           weight_decay=p.weight_decay)
     data = TrainingData(resolve_dataset(datasets), task_obj)
     start, history, wall = 0, [], 0.0
     meta_base = {

@@ -41,16 +41,15 @@ Training (``training_loss``)
     The loss weights and ``chunk_taps`` are constructor options.
 
 Presets. ``paper`` is the port's ×4 schedule and ``paper-x2`` its ×2 one (irnbench presets are
-not per scale): Adam, lr 1e-4 stepped to 5e-5 / 1e-5 / 5e-6 / 1e-6 at 20/40/60/80 % of 500
-epochs, crops 192 (×4) / 96 (×2), batch 16 / 24, flips. Caveats: an "epoch" is taken as one
-crop per DIV2K training image (800), so 500 epochs = 25,000 steps at batch 16 and 17,000 at
-batch 24 [U]; Adam's eps is the harness's default 1e-8, not the port's 1e-6 (``Preset`` has no
-eps field); the runner also applies the flip/transpose augmentation it applies to every method
-(the port uses H/V flips only). The step factors 0.5, 0.2, 0.5, 0.2 are expressed with the
+not per scale): Adam, lr 1e-4 stepped to 5e-5 / 1e-5 / 5e-6 / 1e-6 at 20/40/60/80 % of 500 epochs,
+crops 192 (×4) / 96 (×2), batch 16 / 24, flips. Caveats: an "epoch" is taken as one crop per DIV2K
+training image (800), so 500 epochs = 25,000 steps at batch 16 and 17,000 at batch 24 [U]; Adam's
+eps is the port's 1e-6; the runner also applies the flip/transpose augmentation it applies to every
+method (the port uses H/V flips only). The step factors 0.5, 0.2, 0.5, 0.2 are expressed with the
 harness's single ``gamma`` by repeating milestones: γ = 10^−0.1 applied 3, 7, 3, 7 times gives
-×0.501, ×0.1, ×0.0501, ×0.01 of the base rate (within 0.3 % of the port's values).
-``cpu`` trains the slim ``cpu`` configuration (not the paper's model) within about an hour on
-two CPU cores; ``smoke`` takes seconds.
+×0.501, ×0.1, ×0.0501, ×0.01 of the base rate (within 0.3 % of the port's values). ``cpu`` trains
+the slim ``cpu`` configuration (not the paper's model) within about an hour on two CPU cores;
+``smoke`` takes seconds.
 """
 
 from __future__ import annotations
@@ -114,7 +113,7 @@ def _port_milestones(total: int) -> tuple[int, ...]:
 def _paper_preset(name: str, iterations: int, batch: int, crop: int) -> Preset:
     return Preset(
         name=name, iterations=iterations, batch_size=batch, crop=crop, lr=1e-4,
-        betas=(0.9, 0.999), weight_decay=0.0, milestones=_port_milestones(iterations),
+        betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, milestones=_port_milestones(iterations),
         gamma=_DECADE_GAMMA, val_every=1000, checkpoint_every=1000,
         options={"config": "paper"},
     )
