@@ -81,8 +81,19 @@ class Method(nn.Module):
     paper: ClassVar[Paper | None] = None
     presets: ClassVar[dict[str, Preset]] = {}
     pretrained_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
+    #: Constructor options the method accepts; ``None`` accepts anything.
+    option_names: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, task: Task, **options: Any):
+        if self.option_names is not None:
+            unknown = set(options) - set(self.option_names)
+            if unknown:
+                from irnbench.errors import InvalidSetting
+
+                raise InvalidSetting(
+                    f"{self.name} takes options {', '.join(self.option_names)}; "
+                    f"got {', '.join(sorted(unknown))}"
+                )
         super().__init__()
         self.task = task
         self.options = options

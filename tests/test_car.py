@@ -337,7 +337,7 @@ def test_presets():
         assert rates == pytest.approx([1e-4, 5e-5, 1e-5, 5e-6, 1e-6], rel=3e-3)
     for pre in p.values():  # crops fit both scales and the ×8 encoder
         assert pre.crop % 8 == 0
-        assert set(pre.options) <= set(CAR._OPTIONS)  # options are constructor kwargs
+        assert set(pre.options) <= set(CAR.option_names)  # options are constructor kwargs
     assert p["cpu"].options == {"config": "cpu"} and p["smoke"].iterations <= 10
 
 

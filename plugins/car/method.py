@@ -183,14 +183,9 @@ class CAR(Method):
     pretrained_cfgs: dict[str, PretrainedCfg] = {}
 
     _FIELDS = tuple(f.name for f in fields(CARConfig))
-    _OPTIONS = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)
+    option_names = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)
 
     def __init__(self, task: Task, **options: Any):
-        unknown = set(options) - set(self._OPTIONS)
-        if unknown:
-            raise InvalidSetting(
-                f"car takes options {', '.join(self._OPTIONS)}; got {', '.join(sorted(unknown))}"
-            )
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(f"car supports rescale ×2 and ×4; got {task!r}")

@@ -131,14 +131,9 @@ class IRN(Method):
     #: No shipped weights yet (to be trained with the ``cpu`` preset).
     pretrained_cfgs: dict[str, PretrainedCfg] = {}
 
-    _OPTIONS = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
+    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
 
     def __init__(self, task: Task, **options: Any):
-        unknown = set(options) - set(self._OPTIONS)
-        if unknown:
-            raise InvalidSetting(
-                f"irn takes options {', '.join(self._OPTIONS)}; got {', '.join(sorted(unknown))}"
-            )
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(

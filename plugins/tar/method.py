@@ -102,14 +102,9 @@ class TAR(Method):
     pretrained_cfgs: dict[str, PretrainedCfg] = {}
 
     _FIELDS = tuple(f.name for f in fields(TARConfig))
-    _OPTIONS = ("config", "lambda_guide", "quantizer", *_FIELDS)
+    option_names = ("config", "lambda_guide", "quantizer", *_FIELDS)
 
     def __init__(self, task: Task, **options: Any):
-        unknown = set(options) - set(self._OPTIONS)
-        if unknown:
-            raise InvalidSetting(
-                f"tar takes options {', '.join(self._OPTIONS)}; got {', '.join(sorted(unknown))}"
-            )
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(f"tar supports rescale ×2 and ×4; got {task!r}")
