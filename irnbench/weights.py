@@ -19,7 +19,14 @@ from typing import Any
 
 from irnbench.errors import WeightsNotFound
 
-__all__ = ["PretrainedCfg", "user_home", "cache_weights_dir", "sha256_file", "WeightsNotFound"]
+__all__ = [
+    "PretrainedCfg",
+    "user_home",
+    "cache_weights_dir",
+    "sha256_file",
+    "shipped_cfgs",
+    "WeightsNotFound",
+]
 
 
 @dataclass(frozen=True)
@@ -88,3 +95,33 @@ def verify(path: str | Path, expected_sha256: str | None) -> None:
             f"weights file {path} is corrupt or replaced: sha256 {got[:12]}… != "
             f"{expected_sha256[:12]}…"
         )
+
+
+def shipped_cfgs(package_dir: str | Path, paper: str = "") -> dict[str, PretrainedCfg]:
+    """The ``PretrainedCfg`` of every weights file shipped in ``package_dir/weights``.
+
+    Each ``<task_key>.safetensors`` has a JSON sidecar written by ``irnbench train`` (and copied
+    by ``scripts/ship_weights.py``); the sidecar is the one place that holds its sha256, label
+    and training record, so the code never repeats them.
+    """
+    folder = Path(package_dir) / "weights"
+    cfgs: dict[str, PretrainedCfg] = {}
+    for side in sorted(folder.glob("*.json")):
+        meta = json.loads(side.read_text())
+        if meta.get("kind") != "irnbench-weights":
+            continue
+        training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
+                                          "irnbench_version", "commit", "final_val_psnr_y",
+                                          "history_note")
+                    if k in meta}
+        cfgs[meta["task_key"]] = PretrainedCfg(
+            file=f"weights/{side.stem}.safetensors",
+            sha256=meta["sha256"],
+            task_key=meta["task_key"],
+            label=meta["label"],
+            preset=meta.get("preset", "cpu"),
+            licence=meta.get("licence", "MIT (irnbench)"),
+            paper=paper,
+            training=training,
+        )
+    return cfgs

@@ -55,6 +55,7 @@ the slim ``cpu`` configuration (not the paper's model) within about an hour on t
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,7 +66,7 @@ from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import tiled
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg
+from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import CONFIGS, EDSR, CARConfig, ResamplerNet, kernel_size
 from .sampler import adaptive_grid_sample
@@ -179,8 +180,8 @@ class CAR(Method):
             val_every=2, checkpoint_every=2, options={"config": "smoke"},
         ),
     }
-    #: No shipped weights yet (to be trained with the ``cpu`` preset).
-    pretrained_cfgs: dict[str, PretrainedCfg] = {}
+    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
 
     _FIELDS = tuple(f.name for f in fields(CARConfig))
     option_names = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)

@@ -9,6 +9,7 @@ GAN stage; official issues #14, #16, #20, #22).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import tiled
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg
+from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import InvRescaleNet
 
@@ -128,8 +129,8 @@ class IRN(Method):
             checkpoint_every=2,
         ),
     }
-    #: No shipped weights yet (to be trained with the ``cpu`` preset).
-    pretrained_cfgs: dict[str, PretrainedCfg] = {}
+    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
 

@@ -26,6 +26,7 @@ Choices
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, PaperResult, Preset
 from irnbench.papers import IRN_TABLE1
 from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg
+from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import CONFIGS, TAD, TAU, TARConfig
 
@@ -98,8 +99,8 @@ class TAR(Method):
             val_every=2, checkpoint_every=2, options={"config": "smoke"},
         ),
     }
-    #: No shipped weights yet (to be trained with the ``cpu`` preset).
-    pretrained_cfgs: dict[str, PretrainedCfg] = {}
+    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
 
     _FIELDS = tuple(f.name for f in fields(TARConfig))
     option_names = ("config", "lambda_guide", "quantizer", *_FIELDS)

@@ -1,0 +1,57 @@
+"""Copy finished ``irnbench train`` weights into a plugin so that ``create_method`` loads them.
+
+    python scripts/ship_weights.py RUN_DIR PLUGIN_DIR [--commit SHA] [--machine TEXT]
+
+``RUN_DIR`` is a training run folder (``weights.safetensors`` + ``weights.json``); the weights
+land in ``PLUGIN_DIR/weights/<task_key>.safetensors`` with the sidecar beside them, which
+``irnbench.weights.shipped_cfgs`` turns into the method's ``PretrainedCfg``. The label written by
+the trainer ("irnbench cpu preset, N steps (not the paper's model)") is kept as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from irnbench.weights import sha256_file
+
+
+def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "",
+         keep_every: int = 10) -> Path:
+    """Copy one run's weights and a thinned sidecar into ``plugin_dir/weights``."""
+    meta = json.loads((run_dir / "weights.json").read_text())
+    src = run_dir / "weights.safetensors"
+    if sha256_file(src) != meta["sha256"]:
+        raise SystemExit(f"{src} does not match the sha256 in its sidecar")
+    dest_dir = plugin_dir / "weights"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{meta['task_key']}.safetensors"
+    shutil.copyfile(src, dest)
+    history = meta.pop("history", [])
+    meta["history"] = [h for h in history if h.get("step", 0) % keep_every == 0
+                       or "val_psnr_y" in h]
+    meta["history_note"] = (f"training log thinned to every {keep_every}th step and the "
+                            f"validation steps ({len(history)} steps logged)")
+    if commit:
+        meta["commit"] = commit
+    if machine:
+        meta["machine"] = machine
+    dest.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("plugin_dir", type=Path)
+    ap.add_argument("--commit", default="", help="commit the weights were trained with")
+    ap.add_argument("--machine", default="", help="where they were trained, in words")
+    args = ap.parse_args()
+    dest = ship(args.run_dir, args.plugin_dir, args.commit, args.machine)
+    print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
