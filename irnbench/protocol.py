@@ -33,6 +33,11 @@ DEFAULT_TEMPERATURE: float = 1.0
 DRAW_SEED: int = 0
 #: Decolorization and compression metrics crop this many pixels (IRN-Color / CRM test configs).
 DECOLORIZE_CROP: int = 2
+#: IRN-Color's test config sets ``scale: 2``, used only to modcrop the GT to a multiple of 2.
+DECOLORIZE_MODCROP: int = 2
+#: Grey fidelity (method's uint8 grey vs the uint8-rounded guide) is scored without a border
+#: crop, as the rescale task's LR fidelity; the IRN-Color test code's crop here is unconfirmed.
+DECOLORIZE_GREY_CROP: int = 0
 COMPRESS_CROP: int = 2
 #: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
 JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
@@ -57,6 +62,17 @@ PROTOCOL_TEXT: dict[str, str] = {
         "valid region. Stochastic methods: mean over 5 z draws (temperature 1), std of the set "
         "mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, "
         "no crop."
+    ),
+    "decolorize": (
+        f"HR modcropped to a multiple of {DECOLORIZE_MODCROP} (IRN-Color test config); guide = "
+        f"{GREY_WEIGHTS[0]}R + {GREY_WEIGHTS[1]}G + {GREY_WEIGHTS[2]}B of the float HR (OpenCV "
+        "BGR2GRAY coefficients, not rounded); the method's 1-channel grey image is clamped and "
+        "rounded to uint8 by the harness before restore; output clamped and rounded to uint8. "
+        "PSNR/SSIM on RGB (SSIM: mean over the channels) and PSNR on Y of BT.601, crop "
+        f"{DECOLORIZE_CROP} px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, valid "
+        "region. Deterministic methods (IRN-Color restores with z = 0): one row per image. Grey "
+        "fidelity: PSNR of the method's uint8 grey vs the uint8-rounded guide, "
+        + (f"crop {DECOLORIZE_GREY_CROP} px." if DECOLORIZE_GREY_CROP else "no crop.")
     ),
     "rescale+jpeg": (
         "As rescale, but the method's uint8 LR is JPEG-coded with Pillow (4:2:0, optimise off) at "

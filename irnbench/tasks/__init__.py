@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from irnbench.hookspecs import hookimpl
 from irnbench.tasks.base import Task
+from irnbench.tasks.decolorize import DecolorizeTask
 from irnbench.tasks.rescale import RescaleTask
 
-__all__ = ["Task", "RescaleTask"]
+__all__ = ["Task", "RescaleTask", "DecolorizeTask"]
 
 
 @hookimpl
 def irnbench_register_tasks(register):
     register(RescaleTask)
+    register(DecolorizeTask)
