@@ -1,0 +1,204 @@
+"""The ``irn-color`` method: IRN-Color (Xiao et al., IJCV 2022), decolorization–colorization.
+
+Written from REFERENCE.md Part A §6 (official code: ``InvGreyNet``, ``IRN_color_model.py``,
+``train_IRN_color.yml`` of pkuxmq's IJCV repository). The network is ``InvGreyNet`` (see
+``model.py``): degrade = channel 0 of the forward pass (the grey image), restore = the inverse of
+[grey, z]. As in the official code z = 0 by default, both when training and at test
+(``gaussian_scale`` 0), so the method is deterministic: one row per image. The ``temperature`` /
+``train_temperature`` options draw z ~ N(0, I)·T instead.
+
+Losses (official, each summed per sample and averaged over the batch, as IRN's):
+fit = λ_fit·Σ(grey − guide)² on the un-quantised grey, λ_fit = 3, guide = 0.299R + 0.587G +
+0.114B; ce = λ_ce·Σz², λ_ce = 1; rec = λ_rec·Σ√((x̂ − x)² + 1e-6), λ_rec = 1, with
+x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from irnbench.errors import InvalidSetting
+from irnbench.methods import Method, Paper, Preset
+from irnbench.ops.tiling import tiled
+from irnbench.tasks.base import Task
+from irnbench.weights import PretrainedCfg
+
+from .model import InvGreyNet
+
+__all__ = ["IRNColor"]
+
+#: Images with more pixels than this run tiled (bounded memory; option ``tile`` overrides).
+AUTO_TILE_PIXELS = 1024 * 1024
+#: Side of a tile and the context kept around it, in pixels.
+AUTO_TILE = 512
+TILE_OVERLAP = 32
+
+
+def _cpu_preset() -> Preset:
+    """irnbench's CPU budget (NOT the paper's schedule): 1k steps of 32² crops, batch 4.
+
+    One step (forward, inverse and backward of eight full-resolution couplings) costs about as
+    much as an IRN ×2 step on four times the pixels, so the batch is small to keep the run near an
+    hour on two cores. A higher learning rate than the paper's (8e-4 after a 100-step warm-up,
+    halved at 60 % and 80 %) buys progress within that budget; grad-norm clipping at 10 is kept.
+    Weights trained with it are labelled as such in every table.
+    """
+    return Preset(
+        name="cpu",
+        iterations=1000,
+        batch_size=4,
+        crop=32,
+        lr=8e-4,
+        betas=(0.9, 0.999),
+        weight_decay=1e-5,
+        milestones=(600, 800),
+        gamma=0.5,
+        warmup=100,
+        grad_clip=10.0,
+        val_every=250,
+        checkpoint_every=250,
+    )
+
+
+class IRNColor(Method):
+    """IRN-Color: invertible decolorization (grey = forward channel 0) and colorization (inverse).
+
+    Constructor options (all optional): ``lambda_fit`` (3), ``lambda_ce`` (1), ``lambda_rec`` (1),
+    ``temperature`` (0: z = 0 at test, the official default), ``train_temperature`` (0: z = 0 in
+    the training inverse pass), ``blocks`` (8), ``tile`` (0: tile images above
+    ``AUTO_TILE_PIXELS``; > 0: that tile side; < 0: never tile).
+    """
+
+    name = "irn-color"
+    tasks = ("decolorize",)
+    description = "IRN-Color: invertible decolorization-colorization (Xiao et al., IJCV 2022)"
+    stochastic = False  # z = 0 by default: deterministic (DESIGN.md §3)
+    paper = Paper(
+        citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Rescaling Network and "
+        "Its Extensions', IJCV 2022",
+        url="https://arxiv.org/abs/2210.04188",
+        # The IJCV decolorization table is not confirmed (REFERENCE.md Part A §5b): no rows.
+        results=(),
+    )
+    presets = {
+        # Official train_IRN_color.yml (REFERENCE.md Part A §3, §6): batch 8, crop 144.
+        "paper": Preset(
+            name="paper",
+            iterations=500_000,
+            batch_size=8,
+            crop=144,
+            lr=2e-4,
+            betas=(0.9, 0.999),
+            weight_decay=1e-5,
+            milestones=(100_000, 200_000, 300_000, 400_000),
+            gamma=0.5,
+            grad_clip=10.0,
+            val_every=5000,
+            checkpoint_every=5000,
+        ),
+        "cpu": _cpu_preset(),
+        # Wiring check only (seconds).
+        "smoke": Preset(
+            name="smoke",
+            iterations=4,
+            batch_size=2,
+            crop=16,
+            lr=2e-4,
+            betas=(0.9, 0.999),
+            weight_decay=1e-5,
+            grad_clip=10.0,
+            val_every=2,
+            checkpoint_every=2,
+        ),
+    }
+    #: No shipped weights yet (to be trained with the ``cpu`` preset).
+    pretrained_cfgs: dict[str, PretrainedCfg] = {}
+
+    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
+                    "blocks", "tile")
+
+    def __init__(self, task: Task, **options: Any):
+        super().__init__(task, **options)
+        if not self.supports(task):
+            raise InvalidSetting(f"irn-color supports the decolorize task; got {task!r}")
+        self.net = InvGreyNet(blocks=int(options.get("blocks", 8)))
+        self.lambda_fit = float(options.get("lambda_fit", 3.0))
+        self.lambda_ce = float(options.get("lambda_ce", 1.0))
+        self.lambda_rec = float(options.get("lambda_rec", 1.0))
+        self.temperature = float(options.get("temperature", 0.0))
+        self.train_temperature = float(options.get("train_temperature", 0.0))
+
+    # -- the two halves ----------------------------------------------------------------------
+    def _tile(self, pixels: int) -> int:
+        """Tile side for an image of ``pixels`` pixels (0: untiled); see option ``tile``."""
+        tile = int(self.options.get("tile", 0))
+        if tile < 0:
+            return 0
+        if tile == 0 and pixels > AUTO_TILE_PIXELS:
+            return AUTO_TILE
+        return tile
+
+    def degrade(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB B×3×H×W → float grey B×1×H×W (forward channel 0, not quantised)."""
+        tile = self._tile(x.shape[-2] * x.shape[-1])
+        if tile:
+            return tiled(lambda t: self.net(t)[:, :1], x, tile, TILE_OVERLAP, 1.0)
+        return self.net(x)[:, :1]
+
+    def sample_z(
+        self,
+        y: torch.Tensor,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """z for a grey batch: zeros at temperature 0, else N(0, I)·temperature (B×2×H×W)."""
+        shape = (y.shape[0], self.net.latent_channels, *y.shape[-2:])
+        if temperature == 0:
+            return y.new_zeros(shape)
+        z = torch.randn(shape, generator=generator, device=y.device, dtype=y.dtype)
+        return z * temperature
+
+    def restore_with_z(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Inverse pass of concat[grey, z] → RGB B×3×H×W (tiled on large images)."""
+        t = torch.cat((y, z), 1)
+        tile = self._tile(y.shape[-2] * y.shape[-1])
+        if tile:
+            return tiled(self.net.inverse, t, tile, TILE_OVERLAP, 1.0)
+        return self.net.inverse(t)
+
+    def restore(
+        self,
+        y: torch.Tensor,
+        temperature: float | None = None,
+        generator: torch.Generator | None = None,
+        **channel_info: Any,
+    ) -> torch.Tensor:
+        """uint8 grey (as k/255) → RGB with z = 0 (or N(0, I)·``temperature`` when set)."""
+        t = self.temperature if temperature is None else float(temperature)
+        return self.restore_with_z(y, self.sample_z(y, t, generator))
+
+    # -- training ----------------------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Any], task: Task) -> dict[str, torch.Tensor]:
+        """fit + ce + rec (module docstring); ``lr_ref`` is the float luma guide B×1×H×W.
+
+        z of the training inverse pass is 0 unless ``train_temperature`` > 0; then it comes from
+        the runner's per-sample ``randn`` (so a DDP run does not depend on the world size).
+        """
+        hr = batch["hr"]
+        guide = batch["lr_ref"].detach()
+        b = hr.shape[0]
+        out = self.net(hr)
+        y, z = out[:, :1], out[:, 1:]
+        fit = self.lambda_fit * (y - guide).pow(2).sum() / b
+        ce = self.lambda_ce * z.pow(2).sum() / b
+        y_q = task.channel(y, train=True)
+        noise = batch.get("randn")
+        if self.train_temperature and noise is not None:
+            z_new = noise(tuple(z.shape[1:]), dtype=y_q.dtype) * self.train_temperature
+        else:
+            z_new = self.sample_z(y_q, self.train_temperature, batch.get("generator"))
+        x_hat = self.net.inverse(torch.cat((y_q, z_new), 1))
+        rec = self.lambda_rec * torch.sqrt((x_hat - hr).pow(2) + 1e-6).sum() / b
+        return {"total": fit + ce + rec, "fit": fit, "ce": ce, "rec": rec}
