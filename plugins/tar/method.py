@@ -21,6 +21,12 @@ Choices
       Adam 1e-4 (β 0.9/0.999), batch 16, 96² crops, 300k steps halved at 100k and 200k; ``cpu``
       trains the slim ``cpu`` configuration within about an hour on two CPU cores; ``smoke``
       takes seconds.
+    - Decolorization (task ``decolorize``, irnbench's learned joint baseline for IRN-Color): the
+      same networks at scale 1 (``model.py``) — TAD maps RGB → grey, TAU grey → RGB — trained with
+      the same two L1 terms, the guide now being the luma 0.299R + 0.587G + 0.114B, and the same
+      presets and runner. The paper shows colourisation but its model and numbers are [U], so
+      there are no paper rows for it. The rescaling networks and their state-dict keys are
+      unchanged.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class TAR(Method):
     """
 
     name = "tar"
-    tasks = ("rescale",)
+    tasks = ("rescale", "decolorize")
     description = "Task-Aware Downscaling & Upscaling (Kim et al., ECCV 2018)"
     paper = Paper(
         citation="Kim, Choi, Lim, Lee, 'Task-Aware Image Downscaling', ECCV 2018",
@@ -108,8 +114,10 @@ class TAR(Method):
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
         if not self.supports(task):
-            raise InvalidSetting(f"tar supports rescale ×2 and ×4; got {task!r}")
-        self.scale = int(task.setting["scale"])
+            raise InvalidSetting(f"tar supports rescale ×2 and ×4 and decolorize; got {task!r}")
+        #: decolorize: scale 1, RGB → 1 grey channel → RGB (see ``model.py``).
+        self.decolorize = task.name == "decolorize"
+        self.scale = 1 if self.decolorize else int(task.setting["scale"])
         config = options.get("config", "paper")
         if config not in CONFIGS:
             raise InvalidSetting(f"tar config must be one of {', '.join(CONFIGS)}; got {config!r}")
@@ -125,8 +133,12 @@ class TAR(Method):
         """(Re)create the networks for ``cfg`` on the current device and dtype."""
         ref = next(self.parameters(), None)
         self.cfg = cfg
-        self.downscaler = TAD(self.scale, cfg)
-        self.upscaler = TAU(self.scale, cfg)
+        if self.decolorize:
+            self.downscaler = TAD(1, cfg, channels_in=3, channels_out=1)
+            self.upscaler = TAU(1, cfg, channels_in=1, channels_out=3)
+        else:
+            self.downscaler = TAD(self.scale, cfg)
+            self.upscaler = TAU(self.scale, cfg)
         self.register_buffer("arch", cfg.as_tensor())
         if ref is not None:
             self.to(device=ref.device, dtype=ref.dtype)
@@ -141,10 +153,13 @@ class TAR(Method):
 
     @classmethod
     def supports(cls, task: Task) -> bool:
+        if task.name == "decolorize":
+            return True
         return task.name in cls.tasks and int(task.setting.get("scale", 0)) in SCALES
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
-        """HR B×3×H×W (H, W multiples of s) → float LR B×3×H/s×W/s (the harness quantises)."""
+        """HR B×3×H×W (H, W multiples of s) → float LR B×3×H/s×W/s, or grey B×1×H×W for
+        decolorize (the harness quantises)."""
         h, w = x.shape[-2:]
         if h % self.scale or w % self.scale:
             raise ValueError(f"tar ×{self.scale} needs HR sizes that are multiples of "
@@ -152,11 +167,14 @@ class TAR(Method):
         return self.downscaler(x)
 
     def restore(self, y: torch.Tensor, **channel_info: Any) -> torch.Tensor:
-        """Quantised LR → HR via TAU (``channel_info`` is ignored)."""
+        """Quantised LR (or grey) → HR via TAU (``channel_info`` is ignored)."""
         return self.upscaler(y)
 
     def training_loss(self, batch: dict[str, Any], task: Task) -> dict[str, torch.Tensor]:
-        """rec = L1(TAU(Q(TAD(x))), x), guide = λ·L1(TAD(x), bicubic LR); total = rec + guide."""
+        """rec = L1(TAU(Q(TAD(x))), x), guide = λ·L1(TAD(x), reference); total = rec + guide.
+
+        The reference (``lr_ref``) is the task's: the bicubic LR, or the luma for decolorize.
+        """
         hr = batch["hr"]
         lr = self.downscaler(hr)
         guide = self.lambda_guide * (lr - batch["lr_ref"].detach()).abs().mean()

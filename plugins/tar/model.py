@@ -4,6 +4,11 @@ No official code of Kim et al. (ECCV 2018) was found; the shapes follow the thir
 port's auto-encoder (simon-schaefer/tar, "AETAD", one ×2 stage; REFERENCE.md Part B §2 [3P]),
 generalised to ×s by irnbench as noted on each class. Depths and widths are parameters
 (``TARConfig``); the ``paper`` configuration is the port's, since the paper's own is [U].
+
+Decolorization (irnbench's reuse of the same networks at scale 1, [U] for the paper's own
+colourisation model): TAD maps RGB → 1 grey channel and TAU grey → RGB, with no space-to-depth
+and no pixel-shuffle (``scale=1``, ``channels_in``/``channels_out``). The rescaling networks keep
+their layers and state-dict keys exactly (the channel arguments default to 3).
 """
 
 from __future__ import annotations
@@ -68,9 +73,9 @@ def _trunk(ch: int, blocks: int) -> nn.Sequential:
 
 
 def _stages(scale: int) -> int:
-    stages = round(math.log2(scale))
-    if scale < 2 or 2**stages != scale:
-        raise ValueError(f"TAR needs a power-of-two scale, got {scale}")
+    stages = round(math.log2(scale)) if scale >= 1 else -1
+    if scale < 1 or 2**stages != scale:
+        raise ValueError(f"TAR needs a power-of-two scale (1 for decolorization), got {scale}")
     return stages
 
 
@@ -81,21 +86,23 @@ class TAD(nn.Module):
     ``feats`` when 16s² ≠ feats (×4, or narrower configs — irnbench's generalisation; at ×2 with
     64 features this is the port exactly, without it); residual trunk with global skip; conv3×3
     feats→3. The ReLUs after the two head convs are [U] (the port's activations are not recorded).
+    ``channels_in``/``channels_out`` (default 3/3) are irnbench's decolorization variant (3/1).
     """
 
-    def __init__(self, scale: int, cfg: TARConfig | None = None):
+    def __init__(self, scale: int, cfg: TARConfig | None = None, channels_in: int = 3,
+                 channels_out: int = 3):
         super().__init__()
         cfg = cfg or TARConfig()
         _stages(scale)
         self.scale = scale
         self.head = nn.Sequential(
-            nn.Conv2d(3, cfg.head1, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels_in, cfg.head1, 3, padding=1), nn.ReLU(),
             nn.Conv2d(cfg.head1, cfg.head2, 3, padding=1), nn.ReLU(),
         )
         c = cfg.head2 * scale * scale
         self.proj = nn.Conv2d(c, cfg.feats, 1) if c != cfg.feats else nn.Identity()
         self.trunk = _trunk(cfg.feats, cfg.tad_blocks)
-        self.tail = nn.Conv2d(cfg.feats, 3, 3, padding=1)
+        self.tail = nn.Conv2d(cfg.feats, channels_out, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.proj(F.pixel_unshuffle(self.head(x), self.scale))
@@ -107,19 +114,21 @@ class TAU(nn.Module):
 
     conv3×3 3→feats; residual trunk with global skip; log2(s) × [conv3×3 feats→4·feats,
     pixel-shuffle(2)] (the port's single ×2 stage, repeated for ×4); conv3×3 feats→3.
+    ``channels_in``/``channels_out`` (default 3/3) are irnbench's decolorization variant (1/3).
     """
 
-    def __init__(self, scale: int, cfg: TARConfig | None = None):
+    def __init__(self, scale: int, cfg: TARConfig | None = None, channels_in: int = 3,
+                 channels_out: int = 3):
         super().__init__()
         cfg = cfg or TARConfig()
         stages = _stages(scale)
-        self.head = nn.Conv2d(3, cfg.feats, 3, padding=1)
+        self.head = nn.Conv2d(channels_in, cfg.feats, 3, padding=1)
         self.trunk = _trunk(cfg.feats, cfg.tau_blocks)
         up: list[nn.Module] = []
         for _ in range(stages):
             up += [nn.Conv2d(cfg.feats, 4 * cfg.feats, 3, padding=1), nn.PixelShuffle(2)]
         self.upsample = nn.Sequential(*up)
-        self.tail = nn.Conv2d(cfg.feats, 3, 3, padding=1)
+        self.tail = nn.Conv2d(cfg.feats, channels_out, 3, padding=1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         f = self.head(y)
