@@ -45,6 +45,10 @@ class Visual:
     quality: int | None
     box: tuple[int, int, int, int]  #: top, left, height, width in HR pixels
     crops: dict[str, torch.Tensor] = field(default_factory=dict)  #: "GT" / method → crop
+    #: Same box of the degraded images, for tasks with ``visual_channel`` (e.g. decolorize's
+    #: grey): "guide" (the uint8 reference) / method → what came through the channel.
+    channel_crops: dict[str, torch.Tensor] = field(default_factory=dict)
+    channel_label: str | None = None  #: the task's ``visual_channel``, e.g. "grey"
 
 
 @dataclass
@@ -156,6 +160,9 @@ def evaluate(
                 for cond in conditions:
                     v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"), box)
                     v.crops["GT"] = _crop(hr_u8[0], box)
+                    if task.visual_channel and reference.shape[-2:] == hr.shape[-2:]:
+                        v.channel_label = task.visual_channel
+                        v.channel_crops["guide"] = _crop(to_uint8(reference)[0], box)
                     vis[cond.get("quality")] = v
                     visuals.append((key, v))
             img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
@@ -194,6 +201,7 @@ def evaluate(
             for vkey, v in visuals:
                 if vkey > key:
                     v.crops.pop(name, None)
+                    v.channel_crops.pop(name, None)
         # a rank cannot tell whether other ranks' earlier images were usable: keep the first
         # ``visual_images`` usable images of each dataset
         kept, shown = [], {}
@@ -271,4 +279,6 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
             v = vis.get(cond.get("quality"))
             if v is not None and d == 0:
                 v.crops[method.name] = _crop(restored[0], v.box)
+                if task.visual_channel and tr.y_u8.shape[-2:] == hr.shape[-2:]:
+                    v.channel_crops[method.name] = _crop(tr.y_u8[0], v.box)
     return rows

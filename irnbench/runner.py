@@ -38,6 +38,12 @@ class RunOutput:
     report: Path | None
 
 
+def _save_png(crop: torch.Tensor, path: Path) -> None:
+    """A uint8 C×h×w crop as PNG: 1 channel → greyscale ("L"), 3 channels → RGB."""
+    arr = crop.permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)
+
+
 def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
     """Crops as PNG files under ``visuals/`` plus ``visuals/index.json`` (re-renderable)."""
     vdir = run_dir / "visuals"
@@ -48,9 +54,16 @@ def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
                  "quality": v.quality, "box": list(v.box), "crops": {}}
         for j, (name, crop) in enumerate(v.crops.items()):
             fname = f"{i:03d}_{j:02d}.png"
-            arr = crop.permute(1, 2, 0).cpu().numpy()
-            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(vdir / fname)
+            _save_png(crop, vdir / fname)
             entry["crops"][name] = fname
+        if v.channel_crops:
+            # the degraded images (e.g. decolorize's 1-channel grey, saved as an "L" PNG)
+            entry["channel_label"] = v.channel_label
+            entry["channel_crops"] = {}
+            for j, (name, crop) in enumerate(v.channel_crops.items()):
+                fname = f"{i:03d}_c{j:02d}.png"
+                _save_png(crop, vdir / fname)
+                entry["channel_crops"][name] = fname
         index.append(entry)
     (vdir / "index.json").write_text(json.dumps(index, indent=1))
 

@@ -579,19 +579,23 @@ def visual_groups(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], list[s
             key = (_text(e.get("setting")), q, _text(e.get("dataset")), _text(e.get("image")), box)
             entry = entries.setdefault(key, {
                 "setting": key[0], "quality": q, "dataset": key[2], "image": key[3],
-                "box": box, "crops": {},
+                "box": box, "crops": {}, "channel_crops": {}, "channel_label": "",
             })
-            for name, fname in (e.get("crops") or {}).items():
-                if name in entry["crops"]:
-                    continue
-                uri = None
-                if run.visuals_dir is not None:
-                    # only file names inside visuals/ are read
-                    uri = _data_uri(run.visuals_dir / Path(str(fname)).name)
-                if uri is None:
-                    problems.append(f"visual crop {fname} of {key[3]} ({name}) is missing")
-                    continue
-                entry["crops"][name] = uri
+            # "channel_crops": the degraded images (e.g. decolorize's 1-channel grey PNGs)
+            for field_name in ("crops", "channel_crops"):
+                for name, fname in (e.get(field_name) or {}).items():
+                    if name in entry[field_name]:
+                        continue
+                    uri = None
+                    if run.visuals_dir is not None:
+                        # only file names inside visuals/ are read
+                        uri = _data_uri(run.visuals_dir / Path(str(fname)).name)
+                    if uri is None:
+                        problems.append(f"visual crop {fname} of {key[3]} ({name}) is missing")
+                        continue
+                    entry[field_name][name] = uri
+            if e.get("channel_label") and not entry["channel_label"]:
+                entry["channel_label"] = _text(e.get("channel_label"))
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for entry in entries.values():
         if not entry["crops"]:
@@ -602,6 +606,11 @@ def visual_groups(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], list[s
         names.sort(key=lambda n: (n != "GT",))  # GT first, methods in recorded order
         entry["figures"] = [{"label": "GT (HR)" if n == "GT" else n, "src": entry["crops"][n]}
                             for n in names]
+        chan = entry["channel_label"] or "degraded"
+        cnames = sorted(entry["channel_crops"], key=lambda n: (n != "guide",))  # guide first
+        entry["channel_figures"] = [
+            {"label": f"{chan} guide (uint8)" if n == "guide" else f"{chan} of {n}",
+             "src": entry["channel_crops"][n]} for n in cnames]
         groups.setdefault((entry["setting"], entry["quality"]), []).append(entry)
     out = []
     for (setting, q), items in sorted(groups.items(),

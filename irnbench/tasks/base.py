@@ -24,6 +24,9 @@ class Task:
     setting_keys: ClassVar[tuple[str, ...]] = ()
     #: Metric columns this task writes, first one is the leaderboard's sort key.
     metrics: ClassVar[tuple[str, ...]] = ()
+    #: Label of the degraded image in visual comparisons (e.g. "grey"), shown beside the
+    #: restorations when it has the HR's size; ``None`` (default): not shown.
+    visual_channel: ClassVar[str | None] = None
 
     def __init__(self, **setting: Any):
         unknown = set(setting) - set(self.setting_keys)
