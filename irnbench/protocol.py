@@ -42,6 +42,19 @@ COMPRESS_CROP: int = 2
 #: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
 JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
 
+# --- compression (IJCV IRN-CRM facts, REFERENCE.md Part A §6; DESIGN.md §3) --------------------
+#: Scale of the rescaling that precedes JPEG (only ×2 configs ship with the official code).
+COMPRESS_SCALE: int = 2
+#: Pillow JPEG options of the channel: 4:2:0 chroma subsampling (Pillow's ``subsampling=2``),
+#: Huffman optimisation off, baseline. The IRN code encoded with OpenCV's ``imencode`` instead.
+JPEG_SUBSAMPLING: int = 2
+JPEG_OPTIMIZE: bool = False
+#: Qualities the plain-JPEG codec curve sweeps in ``compress`` (besides the task's own), so that
+#: its rate and PSNR ranges cover those of the ×2 rescaling methods (their LR has 1/4 the pixels).
+JPEG_ANCHOR_QUALITIES: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+#: BD-rate: cubic fit of log10(rate) against PSNR needs at least this many points per curve.
+BD_MIN_POINTS: int = 4
+
 
 def rescale_crop_border(scale: int) -> int:
     """Rescaling metrics crop ``scale`` pixels on each side (IRN test yml ``crop_border: ~``)."""
@@ -77,5 +90,15 @@ PROTOCOL_TEXT: dict[str, str] = {
     "rescale+jpeg": (
         "As rescale, but the method's uint8 LR is JPEG-coded with Pillow (4:2:0, optimise off) at "
         "each quality before restore (SAIN robustness protocol)."
+    ),
+    "compress": (
+        "HR modcropped to a multiple of s; the method's degraded image (×s LR, or the HR itself "
+        "for plain JPEG) is clamped and rounded to uint8 by the harness, really JPEG-encoded with "
+        "Pillow (4:2:0, optimise off, baseline; libjpeg version in the run metadata; the IRN code "
+        "used OpenCV's encoder, so its byte counts may differ) at each quality, decoded and "
+        "restored; output clamped and rounded to uint8. bpp = JPEG file bytes × 8 / (H_HR × "
+        "W_HR), headers included. PSNR/SSIM on Y of BT.601 and on RGB, crop 2 px; per image, mean "
+        "over the set (bpp too). Stochastic methods: mean over 5 z draws. BD-rate: Bjøntegaard, "
+        "cubic fit of log10(bpp) vs set-mean PSNR over the common PSNR range, against plain JPEG."
     ),
 }
