@@ -173,7 +173,8 @@ def evaluate(
                 try:
                     rows.extend(
                         (key, row) for row in
-                        _run_method(method, task, hr, reference, conditions, draws, temperature,
+                        _run_method(method, task, hr, reference, task.conditions_for(method),
+                                    draws, temperature,
                                     dev, img_base, vis, extra_metrics or {})
                     )
                 except Exception as exc:  # noqa: BLE001 - failure isolation is the point

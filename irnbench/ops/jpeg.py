@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, features
 
+from irnbench.protocol import JPEG_OPTIMIZE, JPEG_SUBSAMPLING
+
 __all__ = ["jpeg_encode", "jpeg_decode", "jpeg_roundtrip", "libjpeg_version"]
 
 
@@ -28,9 +30,9 @@ def jpeg_encode(img_u8: torch.Tensor, quality: int) -> bytes:
     mode = "L" if arr.shape[2] == 1 else "RGB"
     pil = Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode=mode)
     buf = io.BytesIO()
-    kwargs = {"quality": int(quality), "optimize": False}
+    kwargs = {"quality": int(quality), "optimize": JPEG_OPTIMIZE}
     if mode == "RGB":
-        kwargs["subsampling"] = 2  # 4:2:0
+        kwargs["subsampling"] = JPEG_SUBSAMPLING  # 4:2:0
     pil.save(buf, format="JPEG", **kwargs)
     return buf.getvalue()
 

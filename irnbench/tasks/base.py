@@ -83,6 +83,10 @@ class Task:
         """Channel conditions evaluated per image, e.g. ``[{"quality": 30}]``; ``[{}]`` = plain."""
         return [{}]
 
+    def conditions_for(self, method: Any) -> list[dict[str, Any]]:
+        """The conditions one method is evaluated under (a codec's own curve may sweep more)."""
+        return self.conditions()
+
     def transmit(self, y: torch.Tensor, **condition: Any) -> Transmission:
         """Evaluation channel (uint8, optional JPEG)."""
         return transmit(y, condition.get("quality"))

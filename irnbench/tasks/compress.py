@@ -1,0 +1,123 @@
+"""Compression: degrade (e.g. ×2 down), really JPEG-code the uint8 result, restore; RD curves.
+
+The IJCV IRN extension (REFERENCE.md Part A §6, "Compression"): rescaling first, then JPEG on the
+LR image. The harness rounds the method's degraded image to uint8 and JPEG-codes it with Pillow
+at every quality of the setting (the IRN code used OpenCV's encoder; irnbench uses Pillow, 4:2:0,
+optimise off, and records the libjpeg version). bpp counts the whole JPEG file over the *HR*
+pixels, so a method that sends a ×2 LR and plain full-resolution JPEG are on one axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from irnbench.errors import InvalidSetting
+from irnbench.metrics import psnr, ssim
+from irnbench.ops.imresize import imresize
+from irnbench.protocol import (
+    COMPRESS_CROP,
+    COMPRESS_SCALE,
+    JPEG_ANCHOR_QUALITIES,
+    JPEG_QUALITIES,
+    PROTOCOL_TEXT,
+    modcrop_multiple,
+)
+from irnbench.tasks.base import Task
+from irnbench.tasks.rescale import SUPPORTED_SCALES, modcrop, parse_qualities
+
+__all__ = ["CompressTask", "anchor_qualities"]
+
+
+def anchor_qualities(task_qualities: tuple[int, ...]) -> tuple[int, ...]:
+    """The plain-JPEG sweep: the task's qualities plus ``JPEG_ANCHOR_QUALITIES``, sorted."""
+    return tuple(sorted(set(task_qualities) | set(JPEG_ANCHOR_QUALITIES)))
+
+
+class CompressTask(Task):
+    """Rescaling + real JPEG (IJCV IRN-CRM protocol): Y/RGB PSNR/SSIM (crop 2) and bpp.
+
+    Settings: ``scale`` (default 2) and ``jpeg`` (qualities, default 30, 50, 70, 80, 90; every
+    one is evaluated, each row carries its ``quality``). A method whose class sets ``codec =
+    True`` (plain JPEG: no degrade, no restore) is the codec's own curve and the BD-rate anchor;
+    it also sweeps ``JPEG_ANCHOR_QUALITIES`` so that its curve overlaps the others.
+    """
+
+    name = "compress"
+    description = "degrade → uint8 → real JPEG (Pillow) → restore; Y/RGB PSNR/SSIM vs bpp"
+    setting_keys = ("scale", "jpeg")
+    metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bpp")
+
+    @classmethod
+    def default_settings(cls) -> list[dict[str, Any]]:
+        return [{"scale": COMPRESS_SCALE}]
+
+    def normalize_setting(self, scale: int = COMPRESS_SCALE, jpeg: Any = None) -> dict[str, Any]:
+        try:
+            scale = int(scale)
+        except (TypeError, ValueError) as exc:
+            raise InvalidSetting(f"scale must be an integer, got {scale!r}") from exc
+        if scale not in SUPPORTED_SCALES:
+            raise InvalidSetting(
+                f"compress supports scales {', '.join(map(str, SUPPORTED_SCALES))}; got {scale}"
+            )
+        qs = parse_qualities(jpeg) or JPEG_QUALITIES
+        return {"scale": scale, "jpeg": tuple(qs)}
+
+    @property
+    def scale(self) -> int:
+        return int(self.setting["scale"])
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(self.setting["jpeg"])
+
+    @property
+    def setting_label(self) -> str:
+        # The JPEG qualities are channel conditions: each result row carries its ``quality``.
+        return f"x{self.scale}"
+
+    @property
+    def key(self) -> str:
+        # Weights depend on the scale only (a method is conditioned on, or blind to, quality).
+        return f"compress-x{self.scale}"
+
+    def cli_args(self) -> str:
+        return f"--scale {self.scale}"
+
+    def protocol(self) -> str:
+        return PROTOCOL_TEXT["compress"]
+
+    @property
+    def crop_border(self) -> int:
+        return COMPRESS_CROP
+
+    def min_size(self) -> int:
+        # The SSIM window (11) must fit after the crop, and the LR must be at least 8 px.
+        return max(2 * self.crop_border + 11, 8 * self.scale)
+
+    def prepare(self, hr: torch.Tensor) -> torch.Tensor:
+        return modcrop(hr, modcrop_multiple(self.scale))
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The bicubic LR (the guide of learned downscalers; not used by the metrics)."""
+        return imresize(x, 1.0 / self.scale)
+
+    def conditions(self) -> list[dict[str, Any]]:
+        return [{"quality": q} for q in self.qualities]
+
+    def conditions_for(self, method: Any) -> list[dict[str, Any]]:
+        if getattr(method, "codec", False):
+            return [{"quality": q} for q in anchor_qualities(self.qualities)]
+        return self.conditions()
+
+    def score(self, hr, restored, transmission, reference) -> dict[str, float]:
+        # bpp is added by the harness from the JPEG byte count and the HR size.
+        c = self.crop_border
+        return {
+            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
+            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
+            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
+            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
+        }
