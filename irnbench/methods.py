@@ -118,6 +118,15 @@ class Method(nn.Module):
         return task.name in cls.tasks
 
     @classmethod
+    def weights_task(cls, task: Task) -> Task:
+        """The task setting whose weights this method uses on ``task`` (default: ``task``).
+
+        E.g. IRN on ``compress`` ×2 runs its ``rescale`` ×2 weights: lookup, the ``irnbench
+        train`` command and training all follow this mapping.
+        """
+        return task
+
+    @classmethod
     def package_dir(cls) -> Path:
         """The folder of the module that defines the method (for shipped weights)."""
         import sys

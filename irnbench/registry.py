@@ -71,6 +71,7 @@ def _split_setting(task_name: str | Task, setting: dict[str, Any]) -> tuple[Task
 
 def train_command(name: str, task: Task, preset: str = "cpu") -> str:
     """The exact ``irnbench train`` command that produces weights for this setting."""
+    task = get_method_class(name).weights_task(task)
     args = f" {task.cli_args()}" if task.cli_args() else ""
     return f"irnbench train --plugin {name} --task {task.name}{args} --preset {preset}"
 
@@ -87,6 +88,7 @@ def find_weights(
     cls: type[Method], task: Task, weights: str | Path | None = None
 ) -> WeightsLocation | None:
     """Where this method's weights for ``task`` are: explicit path, user cache, shipped."""
+    task = cls.weights_task(task)
     if weights is not None:
         p = Path(weights)
         if not p.exists():

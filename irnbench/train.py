@@ -305,11 +305,12 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
         ch, cw = min(h, max_side), min(w, max_side)
         top, left = (h - ch) // 2, (w - cw) // 2
         x = task.prepare(img[:, top : top + ch, left : left + cw].unsqueeze(0)).to(device)
-        y = task.transmit(model.degrade(x)).y
-        kwargs: dict[str, Any] = {}
+        # The task's last channel condition (e.g. its highest JPEG quality; plain: uint8 only).
+        tr = task.transmit(model.degrade(x), **task.conditions()[-1])
+        kwargs: dict[str, Any] = dict(tr.info)
         if model.stochastic:
             kwargs["generator"] = torch.Generator(device=device).manual_seed(0)
-        out = to_uint8(model.restore(y, **kwargs))
+        out = to_uint8(model.restore(tr.y, **kwargs))
         vals.append(float(psnr(x, out, getattr(task, "crop_border", 0))[0]))
     model.train()
     return float(np.mean(vals))
@@ -342,6 +343,7 @@ def train_method(
     """
     cls = get_method_class(name)
     task_obj = create_task(task, **setting) if isinstance(task, str) else task
+    task_obj = cls.weights_task(task_obj)  # e.g. IRN on compress trains its rescale weights
     if not cls.trainable():
         raise InvalidSetting(f"method {name!r} has nothing to train")
     if preset not in cls.presets:

@@ -202,7 +202,7 @@ def test_gradients_flow_through_straight_through_channel():
 
 # -- metadata and registration ------------------------------------------------------------------
 def test_presets_and_paper_rows():
-    assert IRN.stochastic and IRN.tasks == ("rescale",)
+    assert IRN.stochastic and IRN.tasks == ("rescale", "compress")  # compress: rescale weights
     p = IRN.presets["paper"]
     assert (p.iterations, p.batch_size, p.crop, p.lr, p.weight_decay, p.grad_clip) == (
         500_000,

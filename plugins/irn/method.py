@@ -89,7 +89,9 @@ class IRN(Method):
     """
 
     name = "irn"
-    tasks = ("rescale",)
+    #: On ``compress`` the ×s LR goes straight into JPEG and is restored without any JPEG
+    #: restoration (the IJCV paper's "IRN" line); it runs the ``rescale`` weights.
+    tasks = ("rescale", "compress")
     description = "Invertible Rescaling Network (Xiao et al., ECCV 2020)"
     stochastic = True
     paper = Paper(
@@ -138,7 +140,8 @@ class IRN(Method):
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(
-                f"irn supports rescale ×{', ×'.join(map(str, SCALES))}; got {task!r}"
+                f"irn supports rescale and compress ×{', ×'.join(map(str, SCALES))}; "
+                f"got {task!r}"
             )
         self.scale = int(task.setting["scale"])
         self.net = InvRescaleNet(self.scale)
@@ -150,6 +153,15 @@ class IRN(Method):
     @classmethod
     def supports(cls, task: Task) -> bool:
         return task.name in cls.tasks and int(task.setting.get("scale", 0)) in SCALES
+
+    @classmethod
+    def weights_task(cls, task: Task) -> Task:
+        """IRN on ``compress`` ×s is the ``rescale`` ×s network with the same weights."""
+        if task.name == "compress":
+            from irnbench.tasks.rescale import RescaleTask
+
+            return RescaleTask(scale=task.setting["scale"])
+        return task
 
     # -- the two halves ----------------------------------------------------------------------
     def _use_tiles(self, hr_pixels: int) -> int:
