@@ -135,7 +135,8 @@ def run_benchmark(
         trained=trained,
         methods_info={c.name: {"description": c.description,
                                "citation": c.paper.citation if c.paper else "",
-                               "stochastic": c.stochastic} for c in classes},
+                               "stochastic": c.stochastic,
+                               "codec": bool(getattr(c, "codec", False))} for c in classes},
         torch_version=torch.__version__,
         world_size=ctx.world,
     )

@@ -33,7 +33,8 @@ class Bicubic(Method):
     """degrade = ``imresize(x, 1/s)``, restore = ``imresize(y, s)`` (MATLAB bicubic, a = −0.5)."""
 
     name = "bicubic"
-    tasks = ("rescale",)
+    # compress: ×s bicubic down → JPEG → bicubic up (the IJCV figure's "Bicubic" baseline).
+    tasks = ("rescale", "compress")
     description = "MATLAB-bicubic down- and upscaling (no learning)"
     paper = Paper(
         citation="Bicubic & Bicubic baseline as reported by Xiao et al., 'Invertible Image "
