@@ -2,7 +2,8 @@
 
 ``blocks`` holds the invertible building blocks shared with the IRN family (Haar downsampling,
 the sigmoid-clamped affine coupling, the DenseBlock subnet), ``model`` the network and
-``method`` the irnbench ``Method``.
+``method`` the irnbench ``Method``; ``crm`` the IJCV compression variant ``irn-crm`` (IRN + a JPEG
+compression restoration module).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from irnbench.hookspecs import hookimpl
 
 from .blocks import DenseBlock, HaarDownsampling, InvBlockExp
+from .crm import IRNCRM
 from .method import IRN
 from .model import InvRescaleNet
 
-__all__ = ["IRN", "InvRescaleNet", "HaarDownsampling", "InvBlockExp", "DenseBlock"]
+__all__ = ["IRN", "IRNCRM", "InvRescaleNet", "HaarDownsampling", "InvBlockExp", "DenseBlock"]
 
 
 @hookimpl
 def irnbench_register_methods(register):
     register(IRN)
+    register(IRNCRM)
