@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from irnbench.report.quality import quality_matrix_tables
 from irnbench.results import GROUP_KEYS, frame, load_run, summarize
 
 __all__ = [
@@ -701,6 +702,12 @@ def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict
     metas = [r.meta for r in runs]
     df = pd.concat([measured, paper], ignore_index=True) if len(paper) else measured
     tables = leaderboard_tables(df, metas)
+    with np.errstate(invalid="ignore"):
+        summary = summarize(_normalise(measured)) if len(measured) else pd.DataFrame()
+    quality_tables = quality_matrix_tables(df, _normalise(summary) if len(summary) else summary,
+                                           metas)
+    for t in quality_tables:
+        t["protocol"] = _protocols_for(metas, None, t["task"], t["setting"])
     visuals, visual_problems = visual_groups(runs)
     notes: list[str] = []
     for r in runs:
@@ -720,6 +727,7 @@ def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict
         "leaderboards": [t for t in tables if t["section"] == "measured"],
         "published": [t for t in tables if t["section"] == "published"],
         "published_title": PUBLISHED_TITLE,
+        "quality_tables": quality_tables,
         "per_image": per_image_tables(measured),
         "visuals": visuals,
         "notes": notes,
