@@ -111,8 +111,8 @@ def shipped_cfgs(package_dir: str | Path, paper: str = "") -> dict[str, Pretrain
         if meta.get("kind") != "irnbench-weights":
             continue
         training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
-                                          "irnbench_version", "commit", "final_val_psnr_y",
-                                          "history_note")
+                                          "irnbench_version", "commit", "machine",
+                                          "final_val_psnr_y")
                     if k in meta}
         cfgs[meta["task_key"]] = PretrainedCfg(
             file=f"weights/{side.stem}.safetensors",

@@ -18,9 +18,8 @@ from pathlib import Path
 from irnbench.weights import sha256_file
 
 
-def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "",
-         keep_every: int = 10) -> Path:
-    """Copy one run's weights and a thinned sidecar into ``plugin_dir/weights``."""
+def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -> Path:
+    """Copy one run's weights and its sidecar (with the trainer's ≤200-step log) into a plugin."""
     meta = json.loads((run_dir / "weights.json").read_text())
     src = run_dir / "weights.safetensors"
     if sha256_file(src) != meta["sha256"]:
@@ -29,11 +28,6 @@ def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "",
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{meta['task_key']}.safetensors"
     shutil.copyfile(src, dest)
-    history = meta.pop("history", [])
-    meta["history"] = [h for h in history if h.get("step", 0) % keep_every == 0
-                       or "val_psnr_y" in h]
-    meta["history_note"] = (f"training log thinned to every {keep_every}th step and the "
-                            f"validation steps ({len(history)} steps logged)")
     if commit:
         meta["commit"] = commit
     if machine:
