@@ -138,6 +138,23 @@ def print_leaderboard(df) -> None:
             if extra in show.columns and show[extra].notna().any():
                 cols.append(extra)
         click.echo(show[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    _print_bd_rates(df, summary)
+
+
+def _print_bd_rates(df, summary) -> None:
+    """BD-rate of each method against the codec's own curve (compress runs), as in the report."""
+    from irnbench.report.quality import quality_matrix_tables
+
+    for t in quality_matrix_tables(df, summary, plots=False):
+        if t["kind"] != "rd":
+            continue
+        click.echo(f"\n== BD-rate vs {t['anchor']} · {t['task']} {t['setting']} · "
+                   f"{t['dataset']} (Y / RGB) ==")
+        for r in t["rows"]:
+            if r["kind"] == "measured" and not r["codec"]:
+                y, rgb = (c["text"] + (f" ({c['reason']})" if c["reason"] else "")
+                          for c in r["bd"])
+                click.echo(f"{r['label']}: {y} / {rgb}")
 
 
 @click.group()

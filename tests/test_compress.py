@@ -329,3 +329,14 @@ def test_rescale_jpeg_matrix_with_paper_rows(images, tmp_path):
     assert [r["label"] for r in paper] == ["Bicubic & Bicubic"]
     assert [c["text"] for c in paper[0]["cells"]] == ["29.38†", "31.96†"]
     assert t["dagger"] and any("SAIN" in f for f in t["footnotes"])
+
+
+def test_cli_prints_bd_rates(images, tmp_path):
+    from irnbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["run", "--task", "compress", "--plugins", "jpeg,bicubic",
+                                   "--jpeg", "30,50,70,90", "--datasets", str(images),
+                                   "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "== BD-rate vs jpeg · compress x2" in res.output
+    assert re.search(r"bicubic: (−?\d+\.\d %|n/a)", res.output)
