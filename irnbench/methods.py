@@ -127,6 +127,15 @@ class Method(nn.Module):
         return task
 
     @classmethod
+    def presets_for(cls, task: Task) -> dict[str, Preset]:
+        """The training presets for one task setting (default: ``presets``).
+
+        A method that does several tasks overrides this when a task needs its own budget (e.g.
+        TAR's decolorization runs at full resolution, so its ``cpu`` preset uses smaller crops).
+        """
+        return cls.presets
+
+    @classmethod
     def package_dir(cls) -> Path:
         """The folder of the module that defines the method (for shipped weights)."""
         import sys

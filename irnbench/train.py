@@ -346,11 +346,12 @@ def train_method(
     task_obj = cls.weights_task(task_obj)  # e.g. IRN on compress trains its rescale weights
     if not cls.trainable():
         raise InvalidSetting(f"method {name!r} has nothing to train")
-    if preset not in cls.presets:
+    presets = cls.presets_for(task_obj)
+    if preset not in presets:
         raise InvalidSetting(
-            f"method {name!r} has no preset {preset!r}; presets: {', '.join(cls.presets)}"
+            f"method {name!r} has no preset {preset!r}; presets: {', '.join(presets)}"
         )
-    p = cls.presets[preset]
+    p = presets[preset]
     total = int(iterations or p.iterations)
     ctx, dev = setup(device)
     if p.batch_size % ctx.world:

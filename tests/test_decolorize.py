@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -305,6 +306,25 @@ def test_irn_color_smoke_training_keeps_the_transform_invertible(tmp_path):
     m = irnbench.create_method("irn-color", task="decolorize", weights=res.weights)
     assert "smoke preset" in m.weights_label
     torch.testing.assert_close(m.net.conv.determinant(), torch.linalg.det(w), rtol=1e-5, atol=0)
+
+
+def test_tar_decolorize_presets_come_through_presets_for(tmp_path, monkeypatch):
+    """decolorize has its own cheaper ``cpu`` preset; the runner asks ``presets_for(task)``."""
+    dec, resc = create_task("decolorize"), create_task("rescale", scale=2)
+    assert TAR.presets_for(resc) is TAR.presets and TAR.presets["cpu"].crop == 64
+    assert TAR.presets_for(dec)["cpu"].crop == 48
+    assert {k: v for k, v in TAR.presets_for(dec).items() if k != "cpu"} == {
+        k: v for k, v in TAR.presets.items() if k != "cpu"}
+    assert IRNColor.presets_for(dec) is IRNColor.presets
+    one = replace(TAR.presets["smoke"], name="one", iterations=1, val_every=0,
+                  checkpoint_every=0)
+    monkeypatch.setattr(TAR, "decolorize_presets", {**TAR.decolorize_presets, "one": one})
+    folder = _folder(tmp_path, n=2, size=(32, 32))
+    kw = dict(datasets=str(folder), device="cpu", progress=False, install=False)
+    res = train_method("tar", "decolorize", preset="one", out=tmp_path / "a", **kw)
+    assert res.iterations == 1
+    with pytest.raises(InvalidSetting, match="no preset 'one'"):
+        train_method("tar", "rescale", scale=2, preset="one", out=tmp_path / "b", **kw)
 
 
 def test_tar_decolorize_smoke_training(tmp_path):
