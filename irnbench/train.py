@@ -297,7 +297,11 @@ def save_weights(path: Path, model: Method, meta: dict[str, Any]) -> str:
 @torch.no_grad()
 def validate(model: Method, task: Task, data: TrainingData, device: torch.device,
              max_side: int = 256) -> float:
-    """Mean Y-PSNR (task crop) on the held-out slice, centre crops of at most ``max_side``."""
+    """Mean PSNR (the task's ``validation_metric``: Y or RGB; task crop) on the held-out slice,
+    centre crops of at most ``max_side``."""
+    metric = getattr(task, "validation_metric", "psnr_y")
+    if metric not in ("psnr_y", "psnr_rgb"):
+        raise InvalidSetting(f"validation_metric must be psnr_y or psnr_rgb, got {metric!r}")
     model.eval()
     vals = []
     for img in data.val_images:
@@ -311,7 +315,8 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
         if model.stochastic:
             kwargs["generator"] = torch.Generator(device=device).manual_seed(0)
         out = to_uint8(model.restore(tr.y, **kwargs))
-        vals.append(float(psnr(x, out, getattr(task, "crop_border", 0))[0]))
+        vals.append(float(psnr(x, out, getattr(task, "crop_border", 0),
+                               y_channel=metric == "psnr_y")[0]))
     model.train()
     return float(np.mean(vals))
 
@@ -426,6 +431,7 @@ def train_method(
         saved_at = step
 
     val_side = min(256, max(64, 2 * p.crop))  # validation crops scale with the preset
+    val_key = f"val_{getattr(task_obj, 'validation_metric', 'psnr_y')}"  # e.g. val_psnr_y
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
     bad = 0
     t0 = time.perf_counter()
@@ -486,13 +492,13 @@ def train_method(
         record = {"step": step + 1, **dict(zip(keys, mean, strict=True))}
         val_step = bool(p.val_every and (step + 1) % p.val_every == 0)
         if val_step and ctx.is_main:
-            record["val_psnr_y"] = validate(model, task_obj, data, dev, val_side)
+            record[val_key] = validate(model, task_obj, data, dev, val_side)
         if (step + 1) % max(1, total // 200) == 0 or val_step or step + 1 == total:
             history.append(record)
         if ctx.is_main:
             bar.set_postfix(loss=f"{record['total']:.3g}",
-                            **({"val": f"{record['val_psnr_y']:.2f}"}
-                               if "val_psnr_y" in record else {}))
+                            **({"val": f"{record[val_key]:.2f}"}
+                               if val_key in record else {}))
             if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0:
                 checkpoint(step + 1)
     bar.close()
@@ -508,7 +514,7 @@ def train_method(
         weights_meta = {**meta_base, "kind": "irnbench-weights", "iteration": total,
                         "wall": wall, "label": label, "commands": commands,
                         "history": history[-20:],
-                        "final_val_psnr_y": validate(model, task_obj, data, dev, val_side)}
+                        f"final_{val_key}": validate(model, task_obj, data, dev, val_side)}
         try:
             save_weights(weights, model, weights_meta)
         except OSError as exc:

@@ -112,7 +112,7 @@ def shipped_cfgs(package_dir: str | Path, paper: str = "") -> dict[str, Pretrain
             continue
         training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
                                           "irnbench_version", "commit", "machine",
-                                          "final_val_psnr_y")
+                                          "final_val_psnr_y", "final_val_psnr_rgb")
                     if k in meta}
         cfgs[meta["task_key"]] = PretrainedCfg(
             file=f"weights/{side.stem}.safetensors",

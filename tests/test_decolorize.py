@@ -296,6 +296,11 @@ def test_irn_color_smoke_training_keeps_the_transform_invertible(tmp_path):
                        out=tmp_path / "run", device="cpu", progress=False, install=False)
     assert res.iterations == IRNColor.presets["smoke"].iterations
     assert all(math.isfinite(h["total"]) for h in res.history)
+    # validation on RGB (the task's validation_metric), as IRN-Color's training log
+    assert any("val_psnr_rgb" in h for h in res.history)
+    assert not any("val_psnr_y" in h for h in res.history)
+    side = json.loads(res.weights.with_suffix(".json").read_text())
+    assert math.isfinite(side["final_val_psnr_rgb"]) and "final_val_psnr_y" not in side
     w = load_file(str(res.weights))["net.conv.weight"]
     init = torch.tensor(RGB_TO_YUV)
     assert not torch.equal(w, init)  # training moved the transform

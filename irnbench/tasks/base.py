@@ -27,6 +27,9 @@ class Task:
     #: Label of the degraded image in visual comparisons (e.g. "grey"), shown beside the
     #: restorations when it has the HR's size; ``None`` (default): not shown.
     visual_channel: ClassVar[str | None] = None
+    #: What the training runner validates with: "psnr_y" or "psnr_rgb" (task crop); history
+    #: and weights metadata record it as ``val_<metric>`` / ``final_val_<metric>``.
+    validation_metric: ClassVar[str] = "psnr_y"
 
     def __init__(self, **setting: Any):
         unknown = set(setting) - set(self.setting_keys)

@@ -43,6 +43,8 @@ class DecolorizeTask(Task):
     metrics = ("psnr_rgb", "ssim_rgb", "psnr_y", "grey_psnr")
     #: The grey image has the HR's size: visual comparisons show it beside the restorations.
     visual_channel = "grey"
+    #: Training validation on RGB, as IRN-Color's training log (Y hardly sees the colour).
+    validation_metric = "psnr_rgb"
 
     @property
     def setting_label(self) -> str:
