@@ -97,8 +97,10 @@ def verify(path: str | Path, expected_sha256: str | None) -> None:
         )
 
 
-def shipped_cfgs(package_dir: str | Path, paper: str = "") -> dict[str, PretrainedCfg]:
-    """The ``PretrainedCfg`` of every weights file shipped in ``package_dir/weights``.
+def shipped_cfgs(package_dir: str | Path, method: str | None = None,
+                 paper: str = "") -> dict[str, PretrainedCfg]:
+    """The ``PretrainedCfg`` of every weights file shipped in ``package_dir/weights``
+    (only ``method``'s when given: a plugin package may ship weights of several methods).
 
     Each ``<task_key>.safetensors`` has a JSON sidecar written by ``irnbench train`` (and copied
     by ``scripts/ship_weights.py``); the sidecar is the one place that holds its sha256, label
@@ -108,7 +110,7 @@ def shipped_cfgs(package_dir: str | Path, paper: str = "") -> dict[str, Pretrain
     cfgs: dict[str, PretrainedCfg] = {}
     for side in sorted(folder.glob("*.json")):
         meta = json.loads(side.read_text())
-        if meta.get("kind") != "irnbench-weights":
+        if meta.get("kind") != "irnbench-weights" or method not in (None, meta.get("method")):
             continue
         training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
                                           "irnbench_version", "commit", "machine",

@@ -181,7 +181,7 @@ class CAR(Method):
         ),
     }
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "car")
 
     _FIELDS = tuple(f.name for f in fields(CARConfig))
     option_names = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)

@@ -26,7 +26,6 @@ Written from REFERENCE.md Part A §6 "Compression" (official code: ``IRN_model_C
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -122,17 +121,6 @@ class CRMNet(nn.Module):
         return y + out if self.cfg.residual else out
 
 
-def _own_cfgs(method: str) -> dict[str, PretrainedCfg]:
-    """Shipped weights in this package's ``weights/`` whose sidecar names ``method``."""
-    folder = Path(__file__).parent
-    out = {}
-    for key, cfg in shipped_cfgs(folder).items():
-        side = json.loads((folder / cfg.file).with_suffix(".json").read_text())
-        if side.get("method") == method:
-            out[key] = cfg
-    return out
-
-
 def _preset(name: str, config: str, irn_weights: str, **kw: Any) -> Preset:
     return Preset(name=name, options={"config": config, "irn_weights": irn_weights}, **kw)
 
@@ -171,7 +159,7 @@ class IRNCRM(Method):
         "smoke": _preset("smoke", "smoke", "", iterations=4, batch_size=2, crop=32, lr=2e-4,
                          grad_clip=10.0, val_every=2, checkpoint_every=2),
     }
-    pretrained_cfgs: dict[str, PretrainedCfg] = _own_cfgs("irn-crm")
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-crm")
 
     _FIELDS = tuple(f.name for f in fields(CRMConfig))
     option_names = ("config", "irn_weights", "tile", *_FIELDS)

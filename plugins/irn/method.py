@@ -23,7 +23,7 @@ from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import InvRescaleNet
 
-__all__ = ["IRN", "SCALES"]
+__all__ = ["IRN", "SCALES", "paper_preset"]
 
 #: Images with more HR pixels than this run tiled (bounded memory; ``tile=`` overrides).
 AUTO_TILE_PIXELS = 1024 * 1024
@@ -52,6 +52,25 @@ _SAIN_ROWS = {
     2: [(29.24, 0.8051), (30.20, 0.8342), (31.14, 0.8604), (31.86, 0.8783), (32.91, 0.9023)],
     4: [(25.98, 0.6867), (26.62, 0.7096), (27.24, 0.7328), (27.72, 0.7508), (28.42, 0.7777)],
 }
+
+
+def paper_preset(batch_size: int) -> Preset:
+    """The official IRN schedule (REFERENCE.md Part A §3): 500k Adam steps at 2e-4, 144² crops,
+    halved every 100k; the IRN family's configs differ only in the batch size."""
+    return Preset(
+        name="paper",
+        iterations=500_000,
+        batch_size=batch_size,
+        crop=144,
+        lr=2e-4,
+        betas=(0.9, 0.999),
+        weight_decay=1e-5,
+        milestones=(100_000, 200_000, 300_000, 400_000),
+        gamma=0.5,
+        grad_clip=10.0,
+        val_every=5000,
+        checkpoint_every=5000,
+    )
 
 
 def _cpu_preset() -> Preset:
@@ -102,20 +121,7 @@ class IRN(Method):
     )
     presets = {
         # Official train_IRN_x{2,4}.yml (REFERENCE.md Part A §3).
-        "paper": Preset(
-            name="paper",
-            iterations=500_000,
-            batch_size=16,
-            crop=144,
-            lr=2e-4,
-            betas=(0.9, 0.999),
-            weight_decay=1e-5,
-            milestones=(100_000, 200_000, 300_000, 400_000),
-            gamma=0.5,
-            grad_clip=10.0,
-            val_every=5000,
-            checkpoint_every=5000,
-        ),
+        "paper": paper_preset(batch_size=16),
         "cpu": _cpu_preset(),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8.
         "smoke": Preset(
@@ -132,7 +138,7 @@ class IRN(Method):
         ),
     }
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn")
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
 

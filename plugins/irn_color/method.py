@@ -15,6 +15,7 @@ x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,8 @@ from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import tiled
 from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg
+from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench_plugins.irn.method import paper_preset
 
 from .model import InvGreyNet
 
@@ -84,20 +86,7 @@ class IRNColor(Method):
     )
     presets = {
         # Official train_IRN_color.yml (REFERENCE.md Part A §3, §6): batch 8, crop 144.
-        "paper": Preset(
-            name="paper",
-            iterations=500_000,
-            batch_size=8,
-            crop=144,
-            lr=2e-4,
-            betas=(0.9, 0.999),
-            weight_decay=1e-5,
-            milestones=(100_000, 200_000, 300_000, 400_000),
-            gamma=0.5,
-            grad_clip=10.0,
-            val_every=5000,
-            checkpoint_every=5000,
-        ),
+        "paper": paper_preset(batch_size=8),
         "cpu": _cpu_preset(),
         # Wiring check only (seconds).
         "smoke": Preset(
@@ -113,8 +102,8 @@ class IRNColor(Method):
             checkpoint_every=2,
         ),
     }
-    #: No shipped weights yet (to be trained with the ``cpu`` preset).
-    pretrained_cfgs: dict[str, PretrainedCfg] = {}
+    #: Weights shipped in ``weights/`` (none yet: to be trained with the ``cpu`` preset).
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-color")
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
                     "blocks", "tile")

@@ -111,7 +111,7 @@ class TAR(Method):
     #: machine, both measured side by side); the other presets are shared.
     decolorize_presets = {**presets, "cpu": replace(presets["cpu"], crop=48)}
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent)
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "tar")
 
     _FIELDS = tuple(f.name for f in fields(TARConfig))
     option_names = ("config", "lambda_guide", "quantizer", *_FIELDS)
