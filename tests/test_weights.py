@@ -1,0 +1,88 @@
+"""Shipped weights: the ship script, the sidecar-driven PretrainedCfg, and every shipped file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_plugin
+from test_train import TINY, TinyAE
+
+import irnbench
+from irnbench.errors import WeightsNotFound
+from irnbench.registry import get_method_class
+from irnbench.train import train_method
+from irnbench.weights import sha256_file, shipped_cfgs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (method, task key) pairs whose ``cpu``-preset weights ship with irnbench.
+SHIPPED = [("irn", "rescale-x2"), ("irn", "rescale-x4"), ("car", "rescale-x2"),
+           ("car", "rescale-x4"), ("tar", "rescale-x2"), ("tar", "rescale-x4")]
+
+
+def _ship_module():
+    spec = importlib.util.spec_from_file_location("ship_weights", ROOT / "scripts/ship_weights.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def tiny_run(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
+                    "test-tiny")
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "run",
+                       **TINY)
+    return res
+
+
+def test_ship_script_writes_a_cfg_that_loads(tiny_run, tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    dest = _ship_module().ship(tiny_run.out_dir, pkg, commit="abc123", machine="test box")
+    assert dest == pkg / "weights" / "rescale-x2.safetensors"
+    cfgs = shipped_cfgs(pkg, "test-tiny-ae", paper="a paper")
+    assert shipped_cfgs(pkg, "another-method") == {}
+    cfg = cfgs["rescale-x2"]
+    assert cfg.sha256 == sha256_file(dest) and cfg.file == "weights/rescale-x2.safetensors"
+    assert cfg.label == "irnbench smoke preset, 8 steps (not the paper's model)"
+    assert cfg.training["iteration"] == 8 and cfg.training["commit"] == "abc123"
+    assert cfg.training["data"]["name"] == "mini-train"
+    side = json.loads(dest.with_suffix(".json").read_text())
+    assert side["history"] and side["machine"] == "test box"
+    # the method finds and loads them as shipped weights
+    monkeypatch.setattr(TinyAE, "pretrained_cfgs", cfgs)
+    monkeypatch.setattr(TinyAE, "package_dir", classmethod(lambda cls: pkg))
+    m = irnbench.create_method("test-tiny-ae", scale=2)
+    assert m.weights_label == cfg.label and m.weights_source.startswith("shipped")
+    # a replaced file is refused
+    dest.write_bytes(dest.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(WeightsNotFound, match="corrupt or replaced"):
+        irnbench.create_method("test-tiny-ae", scale=2)
+
+
+def test_ship_refuses_a_file_that_does_not_match_its_sidecar(tiny_run, tmp_path):
+    w = tiny_run.out_dir / "weights.safetensors"
+    w.write_bytes(w.read_bytes() + b" ")
+    with pytest.raises(SystemExit, match="does not match"):
+        _ship_module().ship(tiny_run.out_dir, tmp_path / "pkg")
+
+
+@pytest.mark.parametrize("method,key", SHIPPED)
+def test_shipped_weights_load_and_are_labelled(method, key):
+    """Every shipped file exists, matches its sha256 and loads strictly into its method."""
+    cls = get_method_class(method)
+    cfg = cls.pretrained_cfgs.get(key)
+    assert cfg is not None, f"{method} ships no weights for {key}"
+    path = cls.package_dir() / cfg.file
+    assert sha256_file(path) == cfg.sha256
+    assert "not the paper's model" in cfg.label and cfg.preset == "cpu"
+    assert cfg.training["data"]["name"] == "mini-train"
+    assert cfg.training["commands"] and cfg.training["iteration"] > 0
+    scale = int(key.rsplit("x", 1)[1])
+    m = irnbench.create_method(method, scale=scale)
+    assert m.weights_label == cfg.label
+    assert all(torch.isfinite(p).all() for p in m.parameters())
