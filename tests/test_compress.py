@@ -153,7 +153,13 @@ def test_bd_rate_is_not_symmetric_by_accident():
 
 
 # -- weights, IRN and irn-crm ------------------------------------------------------------------
-def test_irn_on_compress_uses_its_rescale_weights(tmp_path):
+@pytest.fixture
+def no_shipped_irn(monkeypatch):
+    """As if IRN shipped no weights (the user cache is isolated by conftest)."""
+    monkeypatch.setattr(get_method_class("irn"), "pretrained_cfgs", {})
+
+
+def test_irn_on_compress_uses_its_rescale_weights(tmp_path, no_shipped_irn):
     task = create_task("compress")
     irn = get_method_class("irn")
     assert irn.weights_task(task).key == "rescale-x2"
@@ -182,7 +188,7 @@ def test_irn_on_compress_uses_its_rescale_weights(tmp_path):
         assert torch.equal(crm.irn.state_dict()[k], v)
 
 
-def test_irn_crm_needs_a_trained_irn_to_train():
+def test_irn_crm_needs_a_trained_irn_to_train(no_shipped_irn):
     with pytest.raises(WeightsNotFound, match="frozen IRN") as err:
         create_method("irn-crm", task="compress", pretrained=False, irn_weights="auto")
     assert "irnbench train --plugin irn --task rescale --scale 2" in str(err.value)
@@ -238,12 +244,21 @@ def test_irn_crm_smoke_training_through_the_runner(tmp_path):
     assert out.shape == hr.shape and torch.isfinite(out).all()
 
 
-def test_run_stops_with_the_train_command_offline(images, tmp_path):
+def test_run_stops_with_the_train_command_offline(images, tmp_path, monkeypatch):
     from irnbench.cli import cli
 
-    res = CliRunner().invoke(cli, ["run", "--task", "compress", "--plugins",
-                                   "jpeg,bicubic,irn,irn-crm", "--datasets", str(images),
-                                   "--device", "cpu", "--quiet", "--out", str(tmp_path / "r")])
+    def run(out):
+        return CliRunner().invoke(cli, ["run", "--task", "compress", "--plugins",
+                                        "jpeg,bicubic,irn,irn-crm", "--datasets", str(images),
+                                        "--device", "cpu", "--quiet", "--out", str(out)])
+
+    # IRN x2 ships weights, the CRM does not: the run names the CRM's command
+    res = run(tmp_path / "r")
+    assert res.exit_code != 0
+    assert "irnbench train --plugin irn-crm --task compress --scale 2 --preset cpu" in res.output
+    # without IRN weights it names IRN's first (the CRM trains on a frozen, trained IRN)
+    monkeypatch.setattr(get_method_class("irn"), "pretrained_cfgs", {})
+    res = run(tmp_path / "r2")
     assert res.exit_code != 0
     assert "irnbench train --plugin irn --task rescale --scale 2 --preset cpu" in res.output
 

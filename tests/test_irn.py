@@ -222,7 +222,7 @@ def test_presets_and_paper_rows():
     assert t1[("x4", "set5")] == {"psnr_y": 36.19, "ssim_y": 0.9451}
     jpeg = [r for r in rows if r.quality is not None]
     assert len(jpeg) == 10 and all(set(r.metrics) == {"psnr", "ssim"} and r.protocol for r in jpeg)
-    assert IRN.pretrained_cfgs == {}
+    assert set(IRN.pretrained_cfgs) == {"rescale-x2", "rescale-x4"}  # shipped cpu weights
 
 
 @pytest.fixture
