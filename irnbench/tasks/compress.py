@@ -11,21 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from irnbench.errors import InvalidSetting
 from irnbench.metrics import psnr, ssim
-from irnbench.ops.imresize import imresize
 from irnbench.protocol import (
     COMPRESS_CROP,
     COMPRESS_SCALE,
     JPEG_ANCHOR_QUALITIES,
     JPEG_QUALITIES,
     PROTOCOL_TEXT,
-    modcrop_multiple,
 )
-from irnbench.tasks.base import Task
-from irnbench.tasks.rescale import SUPPORTED_SCALES, modcrop, parse_qualities
+from irnbench.tasks.rescale import ScaledTask, parse_qualities, parse_scale
 
 __all__ = ["CompressTask", "anchor_qualities"]
 
@@ -35,7 +29,7 @@ def anchor_qualities(task_qualities: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(set(task_qualities) | set(JPEG_ANCHOR_QUALITIES)))
 
 
-class CompressTask(Task):
+class CompressTask(ScaledTask):
     """Rescaling + real JPEG (IJCV IRN-CRM protocol): Y/RGB PSNR/SSIM (crop 2) and bpp.
 
     Settings: ``scale`` (default 2) and ``jpeg`` (qualities, default 30, 50, 70, 80, 90; every
@@ -54,37 +48,8 @@ class CompressTask(Task):
         return [{"scale": COMPRESS_SCALE}]
 
     def normalize_setting(self, scale: int = COMPRESS_SCALE, jpeg: Any = None) -> dict[str, Any]:
-        try:
-            scale = int(scale)
-        except (TypeError, ValueError) as exc:
-            raise InvalidSetting(f"scale must be an integer, got {scale!r}") from exc
-        if scale not in SUPPORTED_SCALES:
-            raise InvalidSetting(
-                f"compress supports scales {', '.join(map(str, SUPPORTED_SCALES))}; got {scale}"
-            )
         qs = parse_qualities(jpeg) or JPEG_QUALITIES
-        return {"scale": scale, "jpeg": tuple(qs)}
-
-    @property
-    def scale(self) -> int:
-        return int(self.setting["scale"])
-
-    @property
-    def qualities(self) -> tuple[int, ...]:
-        return tuple(self.setting["jpeg"])
-
-    @property
-    def setting_label(self) -> str:
-        # The JPEG qualities are channel conditions: each result row carries its ``quality``.
-        return f"x{self.scale}"
-
-    @property
-    def key(self) -> str:
-        # Weights depend on the scale only (a method is conditioned on, or blind to, quality).
-        return f"compress-x{self.scale}"
-
-    def cli_args(self) -> str:
-        return f"--scale {self.scale}"
+        return {"scale": parse_scale(self.name, scale), "jpeg": tuple(qs)}
 
     def protocol(self) -> str:
         return PROTOCOL_TEXT["compress"]
@@ -96,13 +61,6 @@ class CompressTask(Task):
     def min_size(self) -> int:
         # The SSIM window (11) must fit after the crop, and the LR must be at least 8 px.
         return max(2 * self.crop_border + 11, 8 * self.scale)
-
-    def prepare(self, hr: torch.Tensor) -> torch.Tensor:
-        return modcrop(hr, modcrop_multiple(self.scale))
-
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The bicubic LR (the guide of learned downscalers; not used by the metrics)."""
-        return imresize(x, 1.0 / self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities]

@@ -40,7 +40,53 @@ def modcrop(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return x[..., : h - h % multiple, : w - w % multiple]
 
 
-class RescaleTask(Task):
+def parse_scale(task: str, scale: Any) -> int:
+    """Validate a rescaling factor for ``task`` (an int in ``SUPPORTED_SCALES``)."""
+    try:
+        scale = int(scale)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSetting(f"scale must be an integer, got {scale!r}") from exc
+    if scale not in SUPPORTED_SCALES:
+        raise InvalidSetting(
+            f"{task} supports scales {', '.join(map(str, SUPPORTED_SCALES))}; got {scale}"
+        )
+    return scale
+
+
+class ScaledTask(Task):
+    """What rescaling and compression share: a ``scale`` setting, JPEG qualities as channel
+    conditions (each result row carries its ``quality``), weights keyed by scale alone, the
+    modcrop and the bicubic LR reference."""
+
+    @property
+    def scale(self) -> int:
+        return int(self.setting["scale"])
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(self.setting.get("jpeg", ()))
+
+    @property
+    def setting_label(self) -> str:
+        return f"x{self.scale}"
+
+    @property
+    def key(self) -> str:
+        # Weights depend on the scale only; JPEG quality is an evaluation condition.
+        return f"{self.name}-x{self.scale}"
+
+    def cli_args(self) -> str:
+        return f"--scale {self.scale}"
+
+    def prepare(self, hr: torch.Tensor) -> torch.Tensor:
+        return modcrop(hr, modcrop_multiple(self.scale))
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The bicubic LR: the guide of learned downscalers and the LR-fidelity target."""
+        return imresize(x, 1.0 / self.scale)
+
+
+class RescaleTask(ScaledTask):
     """Image rescaling ×s (IRN ECCV'20 protocol; ``jpeg=[…]`` adds SAIN's robustness protocol)."""
 
     name = "rescale"
@@ -53,40 +99,11 @@ class RescaleTask(Task):
         return [{"scale": 2}, {"scale": 4}]
 
     def normalize_setting(self, scale: int = 4, jpeg: Any = None) -> dict[str, Any]:
-        try:
-            scale = int(scale)
-        except (TypeError, ValueError) as exc:
-            raise InvalidSetting(f"scale must be an integer, got {scale!r}") from exc
-        if scale not in SUPPORTED_SCALES:
-            raise InvalidSetting(
-                f"rescale supports scales {', '.join(map(str, SUPPORTED_SCALES))}; got {scale}"
-            )
-        setting: dict[str, Any] = {"scale": scale}
+        setting: dict[str, Any] = {"scale": parse_scale(self.name, scale)}
         qs = parse_qualities(jpeg)
         if qs:
             setting["jpeg"] = qs
         return setting
-
-    @property
-    def scale(self) -> int:
-        return int(self.setting["scale"])
-
-    @property
-    def qualities(self) -> tuple[int, ...]:
-        return tuple(self.setting.get("jpeg", ()))
-
-    @property
-    def setting_label(self) -> str:
-        # JPEG qualities are channel conditions: each result row carries its own ``quality``.
-        return f"x{self.scale}"
-
-    @property
-    def key(self) -> str:
-        # Weights depend on the scale only; the JPEG channel is an evaluation condition.
-        return f"rescale-x{self.scale}"
-
-    def cli_args(self) -> str:
-        return f"--scale {self.scale}"
 
     def protocol(self) -> str:
         text = PROTOCOL_TEXT["rescale"]
@@ -101,12 +118,6 @@ class RescaleTask(Task):
     def min_size(self) -> int:
         # After cropping s px on each side the SSIM window (11) must still fit.
         return max(2 * self.crop_border + 11, 4 * self.scale)
-
-    def prepare(self, hr: torch.Tensor) -> torch.Tensor:
-        return modcrop(hr, modcrop_multiple(self.scale))
-
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        return imresize(x, 1.0 / self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities] or [{}]
