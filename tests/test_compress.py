@@ -252,7 +252,8 @@ def test_run_stops_with_the_train_command_offline(images, tmp_path, monkeypatch)
                                         "jpeg,bicubic,irn,irn-crm", "--datasets", str(images),
                                         "--device", "cpu", "--quiet", "--out", str(out)])
 
-    # IRN x2 ships weights, the CRM does not: the run names the CRM's command
+    # as if the CRM shipped no weights (IRN x2 does): the run names the CRM's command
+    monkeypatch.setattr(get_method_class("irn-crm"), "pretrained_cfgs", {})
     res = run(tmp_path / "r")
     assert res.exit_code != 0
     assert "irnbench train --plugin irn-crm --task compress --scale 2 --preset cpu" in res.output
