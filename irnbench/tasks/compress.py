@@ -40,7 +40,6 @@ class CompressTask(ScaledTask):
 
     name = "compress"
     description = "degrade → uint8 → real JPEG (Pillow) → restore; Y/RGB PSNR/SSIM vs bpp"
-    setting_keys = ("scale", "jpeg")
     metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bpp")
 
     @classmethod

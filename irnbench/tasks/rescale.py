@@ -58,6 +58,8 @@ class ScaledTask(Task):
     conditions (each result row carries its ``quality``), weights keyed by scale alone, the
     modcrop and the bicubic LR reference."""
 
+    setting_keys = ("scale", "jpeg")
+
     @property
     def scale(self) -> int:
         return int(self.setting["scale"])
@@ -91,7 +93,6 @@ class RescaleTask(ScaledTask):
 
     name = "rescale"
     description = "downscale ×s → uint8 LR (→ JPEG) → upscale; Y-PSNR/SSIM, crop s"
-    setting_keys = ("scale", "jpeg")
     metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y")
 
     @classmethod
