@@ -44,8 +44,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def run_metadata(command: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Metadata stored beside every results file."""
+def run_metadata(command: str | None = None, draws: int = STOCHASTIC_DRAWS,
+                 **extra: Any) -> dict[str, Any]:
+    """Metadata stored beside every results file; ``draws``: the z draws the run used."""
     return {
         "irnbench_version": __version__,
         "command": command if command is not None else " ".join(["irnbench", *sys.argv[1:]]),
@@ -54,6 +55,7 @@ def run_metadata(command: str | None = None, **extra: Any) -> dict[str, Any]:
         "versions": package_versions(),
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
-        "seeds": {"z_draws": [DRAW_SEED + d for d in range(STOCHASTIC_DRAWS)]},
+        "seeds": {"z_draws": [DRAW_SEED + d for d in range(draws)]},
+        "draws": draws,
         **extra,
     }

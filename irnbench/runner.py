@@ -71,7 +71,8 @@ def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
 def _protocol(task_obj, draws: int) -> str:
     text = task_obj.protocol()
     if draws != STOCHASTIC_DRAWS:
-        text += f" This run used {draws} z draws, not the protocol's {STOCHASTIC_DRAWS}."
+        used = f"{draws} z draw" + ("s" if draws != 1 else "")
+        text += f" This run used {used}, not the protocol's {STOCHASTIC_DRAWS}."
     return text
 
 

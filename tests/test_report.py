@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -238,6 +239,10 @@ def test_merge_two_runs(images, tmp_path, run_dir):
     assert noisy["cells"][draws_col]["text"] == "3"
     assert any(c.get("std") for c in noisy["cells"])  # ± std over draws
     assert "± " in html and "noisy-bicubic-test" in html
+    # the run's metadata names the draws it used, and the protocol text says it departs
+    meta = json.loads((other.run_dir / "meta.json").read_text())
+    assert meta["draws"] == 3 and meta["seeds"]["z_draws"] == [0, 1, 2]
+    assert "This run used 3 z draws, not the protocol's 5." in meta["protocol"]["x2"]
     # paper rows are not duplicated by the merge
     single = build_context(load_runs([run_dir]))
     n_paper = sum(len(t["rows"]) for t in single["published"])
