@@ -20,6 +20,7 @@ from irnbench.channel import transmit
 from irnbench.errors import InvalidSetting
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import DECOLORIZE_CROP, GREY_WEIGHTS, PROTOCOL_TEXT
+from irnbench.registry import get_method_class
 from irnbench.tasks.decolorize import DecolorizeTask
 from irnbench.train import train_method
 from irnbench_plugins.grey import Grey
@@ -259,7 +260,8 @@ def test_irn_color_presets():
     assert (p["paper"].batch_size, p["paper"].crop, p["paper"].iterations) == (8, 144, 500_000)
     assert p["paper"].grad_clip == 10.0 and p["paper"].weight_decay == 1e-5
     assert p["smoke"].iterations <= 10
-    assert IRNColor.pretrained_cfgs == {}
+    # the shipped weights are the cpu preset's (tests/test_weights.py checks the file itself)
+    assert IRNColor.pretrained_cfgs["decolorize"].preset == "cpu"
 
 
 # -- TAR's decolorization variant --------------------------------------------------------------
@@ -377,17 +379,40 @@ def test_grey_runs_end_to_end_through_the_cli(tmp_path):
     assert "grey guide (uint8)" in html
 
 
-def test_learned_methods_without_weights_stop_with_the_train_command(tmp_path):
+def test_learned_methods_without_weights_stop_with_the_train_command(tmp_path, monkeypatch):
     from irnbench.cli import cli
 
     folder = _folder(tmp_path, n=2)
     for name in ("irn-color", "tar"):
+        # as if nothing shipped for decolorize (the user cache is isolated by conftest)
+        cls = get_method_class(name)
+        monkeypatch.setattr(cls, "pretrained_cfgs",
+                            {k: v for k, v in cls.pretrained_cfgs.items() if k != "decolorize"})
         res = CliRunner().invoke(cli, ["run", "--task", "decolorize", "--plugins",
                                        f"{name},grey", "--datasets", str(folder), "--quiet",
                                        "--out", str(tmp_path / name)])
         assert res.exit_code != 0
         assert (f"irnbench train --plugin {name} --task decolorize --preset cpu"
                 in res.output), res.output
+
+
+def test_run_with_the_shipped_weights(tmp_path):
+    """`run --task decolorize --plugins irn-color,tar,grey` works offline with shipped weights."""
+    from irnbench.cli import cli
+
+    folder = _folder(tmp_path, n=2)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["run", "--task", "decolorize", "--plugins", "irn-color,tar,grey",
+                                   "--datasets", str(folder), "--device", "cpu", "--quiet",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    by = {r["method"]: r for r in rows if r["status"] == "ok"}
+    assert set(by) == {"irn-color", "tar", "grey"}
+    for name in ("irn-color", "tar"):
+        label = by[name]["weights"]
+        assert "cpu preset" in label and "not the paper's model" in label
+        assert math.isfinite(by[name]["psnr_rgb"]) and math.isfinite(by[name]["grey_psnr"])
 
 
 def test_builtin_entry_points():

@@ -13,15 +13,18 @@ from test_train import TINY, TinyAE
 
 import irnbench
 from irnbench.errors import WeightsNotFound
-from irnbench.registry import get_method_class
+from irnbench.registry import create_task, get_method_class
 from irnbench.train import train_method
 from irnbench.weights import sha256_file, shipped_cfgs
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: (method, task key) pairs whose ``cpu``-preset weights ship with irnbench.
-SHIPPED = [("irn", "rescale-x2"), ("irn", "rescale-x4"), ("car", "rescale-x2"),
-           ("car", "rescale-x4"), ("tar", "rescale-x2"), ("tar", "rescale-x4")]
+#: (method, task, setting) of every ``cpu``-preset weights file that ships with irnbench.
+SHIPPED = [("irn", "rescale", {"scale": 2}), ("irn", "rescale", {"scale": 4}),
+           ("car", "rescale", {"scale": 2}), ("car", "rescale", {"scale": 4}),
+           ("tar", "rescale", {"scale": 2}), ("tar", "rescale", {"scale": 4}),
+           ("tar", "decolorize", {}), ("irn-color", "decolorize", {}),
+           ("irn-crm", "compress", {"scale": 2})]
 
 
 def _ship_module():
@@ -71,10 +74,12 @@ def test_ship_refuses_a_file_that_does_not_match_its_sidecar(tiny_run, tmp_path)
         _ship_module().ship(tiny_run.out_dir, tmp_path / "pkg")
 
 
-@pytest.mark.parametrize("method,key", SHIPPED)
-def test_shipped_weights_load_and_are_labelled(method, key):
+@pytest.mark.parametrize("method,task,setting", SHIPPED,
+                         ids=[f"{m}-{create_task(t, **s).key}" for m, t, s in SHIPPED])
+def test_shipped_weights_load_and_are_labelled(method, task, setting):
     """Every shipped file exists, matches its sha256 and loads strictly into its method."""
     cls = get_method_class(method)
+    key = create_task(task, **setting).key
     cfg = cls.pretrained_cfgs.get(key)
     assert cfg is not None, f"{method} ships no weights for {key}"
     path = cls.package_dir() / cfg.file
@@ -82,7 +87,6 @@ def test_shipped_weights_load_and_are_labelled(method, key):
     assert "not the paper's model" in cfg.label and cfg.preset == "cpu"
     assert cfg.training["data"]["name"] == "mini-train"
     assert cfg.training["commands"] and cfg.training["iteration"] > 0
-    scale = int(key.rsplit("x", 1)[1])
-    m = irnbench.create_method(method, scale=scale)
+    m = irnbench.create_method(method, task=task, **setting)
     assert m.weights_label == cfg.label
     assert all(torch.isfinite(p).all() for p in m.parameters())

@@ -102,7 +102,7 @@ class IRNColor(Method):
             checkpoint_every=2,
         ),
     }
-    #: Weights shipped in ``weights/`` (none yet: to be trained with the ``cpu`` preset).
+    #: Weights shipped in ``weights/`` (the ``cpu`` preset's, trained on ``mini-train``).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-color")
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
