@@ -139,7 +139,7 @@ def test_paper_results():
     assert all(r.label == "TAD & TAU" and r.quality is None for r in rows)
     assert all("as quoted by the IRN paper, unverified against TAD's own" in r.protocol
                for r in rows)
-    assert set(TAR.pretrained_cfgs) == {"rescale-x2", "rescale-x4"}  # shipped cpu weights
+    assert set(TAR.pretrained_cfgs) == {"rescale-x2", "rescale-x4", "decolorize"}  # cpu weights
 
 
 @pytest.fixture
