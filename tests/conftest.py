@@ -37,6 +37,19 @@ def register_plugin():
             pm.unregister(plugin)
 
 
+@pytest.fixture
+def hide_shipped_weights(monkeypatch):
+    """``hide(*names)``: those methods behave as if they shipped no weights, for one test
+    (the user cache is already isolated by ``_offline_and_isolated``)."""
+    from irnbench.registry import get_method_class
+
+    def hide(*names: str) -> None:
+        for name in names:
+            monkeypatch.setattr(get_method_class(name), "pretrained_cfgs", {})
+
+    return hide
+
+
 def make_plugin(**hooks) -> types.ModuleType:
     """A plugin module whose attributes are hookimpl-marked functions."""
     from irnbench.hookspecs import hookimpl

@@ -335,12 +335,10 @@ def test_datasets_list(runner):
     assert "available" in mini_line
 
 
-def test_default_methods_skip_those_without_weights(runner, folder, tmp_path, monkeypatch):
+def test_default_methods_skip_those_without_weights(runner, folder, tmp_path,
+                                                    hide_shipped_weights):
     """With no --plugins, run uses every method that has weights and names the others."""
-    from irnbench.registry import get_method_class
-
-    for name in ("irn", "car", "tar"):  # as if nothing shipped (the user cache is isolated)
-        monkeypatch.setattr(get_method_class(name), "pretrained_cfgs", {})
+    hide_shipped_weights("irn", "car", "tar")
     res = runner.invoke(cli, ["eval", "--scale", "2", "--datasets", str(folder), "--quiet",
                               "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output

@@ -154,9 +154,9 @@ def test_bd_rate_is_not_symmetric_by_accident():
 
 # -- weights, IRN and irn-crm ------------------------------------------------------------------
 @pytest.fixture
-def no_shipped_irn(monkeypatch):
-    """As if IRN shipped no weights (the user cache is isolated by conftest)."""
-    monkeypatch.setattr(get_method_class("irn"), "pretrained_cfgs", {})
+def no_shipped_irn(hide_shipped_weights):
+    """As if IRN shipped no weights."""
+    hide_shipped_weights("irn")
 
 
 def test_irn_on_compress_uses_its_rescale_weights(tmp_path, no_shipped_irn):
@@ -244,7 +244,7 @@ def test_irn_crm_smoke_training_through_the_runner(tmp_path):
     assert out.shape == hr.shape and torch.isfinite(out).all()
 
 
-def test_run_stops_with_the_train_command_offline(images, tmp_path, monkeypatch):
+def test_run_stops_with_the_train_command_offline(images, tmp_path, hide_shipped_weights):
     from irnbench.cli import cli
 
     def run(out):
@@ -253,12 +253,12 @@ def test_run_stops_with_the_train_command_offline(images, tmp_path, monkeypatch)
                                         "--device", "cpu", "--quiet", "--out", str(out)])
 
     # as if the CRM shipped no weights (IRN x2 does): the run names the CRM's command
-    monkeypatch.setattr(get_method_class("irn-crm"), "pretrained_cfgs", {})
+    hide_shipped_weights("irn-crm")
     res = run(tmp_path / "r")
     assert res.exit_code != 0
     assert "irnbench train --plugin irn-crm --task compress --scale 2 --preset cpu" in res.output
     # without IRN weights it names IRN's first (the CRM trains on a frozen, trained IRN)
-    monkeypatch.setattr(get_method_class("irn"), "pretrained_cfgs", {})
+    hide_shipped_weights("irn")
     res = run(tmp_path / "r2")
     assert res.exit_code != 0
     assert "irnbench train --plugin irn --task rescale --scale 2 --preset cpu" in res.output

@@ -20,7 +20,6 @@ from irnbench.channel import transmit
 from irnbench.errors import InvalidSetting
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import DECOLORIZE_CROP, GREY_WEIGHTS, PROTOCOL_TEXT
-from irnbench.registry import get_method_class
 from irnbench.tasks.decolorize import DecolorizeTask
 from irnbench.train import train_method
 from irnbench_plugins.grey import Grey
@@ -379,15 +378,13 @@ def test_grey_runs_end_to_end_through_the_cli(tmp_path):
     assert "grey guide (uint8)" in html
 
 
-def test_learned_methods_without_weights_stop_with_the_train_command(tmp_path, monkeypatch):
+def test_learned_methods_without_weights_stop_with_the_train_command(tmp_path,
+                                                                     hide_shipped_weights):
     from irnbench.cli import cli
 
     folder = _folder(tmp_path, n=2)
+    hide_shipped_weights("irn-color", "tar")
     for name in ("irn-color", "tar"):
-        # as if nothing shipped for decolorize (the user cache is isolated by conftest)
-        cls = get_method_class(name)
-        monkeypatch.setattr(cls, "pretrained_cfgs",
-                            {k: v for k, v in cls.pretrained_cfgs.items() if k != "decolorize"})
         res = CliRunner().invoke(cli, ["run", "--task", "decolorize", "--plugins",
                                        f"{name},grey", "--datasets", str(folder), "--quiet",
                                        "--out", str(tmp_path / name)])
