@@ -62,6 +62,10 @@ class Preset:
     val_every: int = 0
     checkpoint_every: int = 0
     augment: bool = True
+    #: Colour augmentation (``rescale``/``compress``): random channel order and a saturation
+    #: gain about the luma, the same linear map applied to HR and reference (see
+    #: ``irnbench.train.color_jitter``). Off in every ``paper`` preset (flips/rotations only).
+    color_augment: bool = False
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
 

@@ -50,6 +50,7 @@ from irnbench.errors import InvalidSetting, IrnbenchError
 from irnbench.methods import Method, Preset
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import to_uint8
+from irnbench.protocol import GREY_WEIGHTS
 from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.tasks.base import Task
 from irnbench.weights import cache_weights_path, sha256_file, user_home
@@ -95,6 +96,37 @@ class SampleNoise:
         return torch.stack(rows)
 
 
+#: Range of the saturation gain drawn by the colour augmentation (before the no-clip cap).
+SATURATION_GAIN = (0.5, 2.0)
+
+
+def color_jitter(
+    hr: torch.Tensor, ref: torch.Tensor, perm: Sequence[int], gain: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder the channels and scale the chroma about the luma: x′ = g + a·(x − g), g = luma.
+
+    One 3×3 linear map at every pixel, so it commutes with any channel-wise linear resampling:
+    applying it to the whole-image bicubic reference equals recomputing the reference from the
+    transformed HR (exactly, in real arithmetic). The gain a is capped so that no HR value leaves
+    [0, 1] (nothing is clipped, which would break that identity); a ≤ 1 never needs the cap.
+    Why: ``mini-train`` is mostly muted photos; without it the CPU-budget IRN never sees
+    saturated colour and fails on it.
+    """
+    w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
+    idx = torch.as_tensor(list(perm), dtype=torch.long)
+    hr, ref = hr[idx], ref[idx]
+    g = (hr * w).sum(0, keepdim=True)
+    d = hr - g
+    if gain > 1.0:
+        # Largest a with g + a·d in [0, 1] wherever d ≠ 0.
+        room = torch.where(d > 0, (1 - g) / d.clamp_min(1e-12), g / (-d).clamp_min(1e-12))
+        room = room[d.abs() > 1e-6]
+        if room.numel():
+            gain = max(1.0, min(gain, float(room.min())))
+    g_ref = (ref * w).sum(0, keepdim=True)
+    return g + gain * d, g_ref + gain * (ref - g_ref)
+
+
 def lr_factor(step: int, preset: Preset) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then ×gamma at each milestone."""
     warm = min(1.0, (step + 1) / preset.warmup) if preset.warmup else 1.0
@@ -134,8 +166,12 @@ class TrainingData:
             h.update(sha256_file(rec.path).encode())
         self.fingerprint = h.hexdigest()
 
-    def sample(self, index: int, seed: int, crop: int, augment: bool) -> tuple[torch.Tensor, ...]:
-        """Training sample number ``index``: a pure function of (seed, index)."""
+    def sample(self, index: int, seed: int, crop: int, augment: bool,
+               color_augment: bool = False) -> tuple[torch.Tensor, ...]:
+        """Training sample number ``index``: a pure function of (seed, index).
+
+        ``color_augment`` draws after the crop and flips, so turning it on leaves those as they were.
+        """
         rng = np.random.default_rng([seed, index])
         i = int(rng.integers(len(self.images)))
         hr, ref = self.images[i], self.refs[i]
@@ -159,17 +195,27 @@ class TrainingData:
                     t = t.transpose(-1, -2)
                 out.append(t)
             hr_c, ref_c = out
+        if color_augment:
+            if ref_c.shape[0] != 3:
+                raise InvalidSetting(
+                    "color_augment needs a 3-channel reference computed channel by channel "
+                    f"(rescale, compress); this task's has {ref_c.shape[0]} channel(s)"
+                )
+            perm = rng.permutation(3)
+            gain = float(rng.uniform(*SATURATION_GAIN))
+            hr_c, ref_c = color_jitter(hr_c, ref_c, perm, gain)
         return hr_c.contiguous(), ref_c.contiguous()
 
     def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
-              indices: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+              indices: Sequence[int] | None = None,
+              color_augment: bool = False) -> dict[str, torch.Tensor]:
         """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
 
         ``sample_index`` holds the global sample index of each row.
         """
         positions = range(size) if indices is None else indices
         index = [step * size + p for p in positions]
-        pairs = [self.sample(i, seed, crop, augment) for i in index]
+        pairs = [self.sample(i, seed, crop, augment, color_augment) for i in index]
         return {"hr": torch.stack([p[0] for p in pairs]),
                 "lr_ref": torch.stack([p[1] for p in pairs]),
                 "sample_index": torch.tensor(index, dtype=torch.int64)}
@@ -442,7 +488,7 @@ def train_method(
         for g in opt.param_groups:
             g["lr"] = p.lr * lr_factor(step, p)
         batch: dict[str, Any] = data.batch(step, p.batch_size, seed, p.crop, p.augment,
-                                           indices=shard)
+                                           indices=shard, color_augment=p.color_augment)
         batch = {k: v.to(dev) for k, v in batch.items()}
         if channels_last:
             batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
