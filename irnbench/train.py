@@ -35,7 +35,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ class TrainingData:
                color_augment: bool = False) -> tuple[torch.Tensor, ...]:
         """Training sample number ``index``: a pure function of (seed, index).
 
-        ``color_augment`` draws after the crop and flips, so turning it on leaves those as they were.
+        ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
         """
         rng = np.random.default_rng([seed, index])
         i = int(rng.integers(len(self.images)))
@@ -434,6 +434,8 @@ def train_method(
         "setting": task_obj.setting,
         "task_key": task_obj.key,
         "preset": preset,
+        # The preset's full settings: a preset's name may outlive its numbers (irn's ``cpu``).
+        "preset_config": json.loads(json.dumps(asdict(p))),
         "iterations_planned": total,
         "seed": seed,
         "data": {"name": data.name, "fingerprint": data.fingerprint,
@@ -600,6 +602,14 @@ def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any]
                         f"--resume: checkpoint {key} is {meta.get(key)!r}, this run has "
                         f"{meta_base[key]!r}"
                     )
+            old_cfg = meta.get("preset_config")  # absent in checkpoints from before it
+            new_cfg = meta_base["preset_config"]
+            if old_cfg is not None and old_cfg != new_cfg:
+                changed = sorted(k for k in old_cfg if old_cfg[k] != new_cfg.get(k))
+                raise IrnbenchError(
+                    f"--resume: preset {meta_base['preset']!r} changed since the checkpoint "
+                    f"({', '.join(changed)}); resume with the irnbench version that started it"
+                )
             if meta["data"]["fingerprint"] != data.fingerprint:
                 raise IrnbenchError("--resume: the training data changed since the checkpoint")
         except IrnbenchError as exc:

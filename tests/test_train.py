@@ -19,7 +19,7 @@ import irnbench
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Preset
 from irnbench.ops.imresize import imresize
-from irnbench.train import NonFiniteLoss, TrainingData, lr_factor, train_method
+from irnbench.train import NonFiniteLoss, TrainingData, color_jitter, lr_factor, train_method
 
 TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)
 
@@ -86,6 +86,47 @@ def test_whole_image_reference_is_cropped_not_recomputed():
     assert torch.allclose(data.refs[0], imresize(data.images[0].unsqueeze(0), 0.5)[0])
 
 
+def test_color_jitter_commutes_with_the_bicubic_reference():
+    """One linear colour map per pixel: jittering the reference = recomputing it (no clipping)."""
+    task = irnbench.create_task("rescale", scale=2)
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(3, 32, 32, generator=g) * 0.8 + 0.1
+    ref = task.reference(hr[None])[0]
+    for perm, gain in (((2, 0, 1), 0.5), ((1, 2, 0), 1.7), ((0, 1, 2), 50.0)):
+        hr_j, ref_j = color_jitter(hr, ref, perm, gain)
+        assert 0 <= float(hr_j.min()) and float(hr_j.max()) <= 1  # the gain cap: nothing clipped
+        assert torch.allclose(task.reference(hr_j[None])[0], ref_j, atol=1e-5)
+    # gain 50 is capped exactly where the first channel reaches 0 or 1
+    hr_j, _ = color_jitter(hr, ref, (0, 1, 2), 50.0)
+    assert min(float(hr_j.min()), 1 - float(hr_j.max())) < 1e-5
+    # the luma is kept; the channels are reordered
+    luma = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
+    hr_j, _ = color_jitter(hr, ref, (2, 0, 1), 1.5)
+    assert torch.allclose((hr_j * luma).sum(0), (hr[[2, 0, 1]] * luma).sum(0), atol=1e-6)
+    assert torch.allclose(color_jitter(hr, ref, (2, 0, 1), 1.0)[0], hr[[2, 0, 1]])
+
+
+def test_color_augment_is_pure_and_leaves_the_crops_alone():
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    a = data.batch(2, 6, seed=0, crop=32, augment=True, color_augment=True)
+    b = data.batch(2, 6, seed=0, crop=32, augment=True, color_augment=True)
+    plain = data.batch(2, 6, seed=0, crop=32, augment=True)
+    assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr_ref"], b["lr_ref"])
+    assert not torch.equal(a["hr"], plain["hr"])
+    # same crops and flips: the jitter keeps the luma of some channel order of the plain crop
+    luma = torch.tensor((0.299, 0.587, 0.114)).view(1, 3, 1, 1)
+    perms = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    for i in range(6):
+        y = (a["hr"][i : i + 1] * luma).sum(1)
+        assert any(torch.allclose(y, (plain["hr"][i : i + 1, list(p)] * luma).sum(1), atol=1e-5)
+                   for p in perms)
+    grey = irnbench.create_task("decolorize")
+    with pytest.raises(InvalidSetting, match="3-channel reference"):
+        TrainingData(irnbench.data.resolve_dataset("mini-train"), grey).sample(
+            0, 0, 32, True, color_augment=True)
+
+
 def test_resume_equals_uninterrupted(tiny, tmp_path):
     full = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
                         **TINY)
@@ -103,11 +144,20 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
     assert "not the paper's model" in side["label"]
 
 
-def test_resume_rejects_other_settings(tiny, tmp_path):
+def test_resume_rejects_other_settings(tiny, tmp_path, monkeypatch):
     train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
                  iterations=2, **TINY)
     with pytest.raises(irnbench.errors.IrnbenchError, match="task_key"):
         train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "a",
+                     resume=True, **TINY)
+    side = json.loads((tmp_path / "a" / "checkpoint.json").read_text())
+    assert side["preset_config"]["lr"] == 1e-2 and side["preset_config"]["crop"] == 16
+    # a preset whose numbers changed since the checkpoint (same name) is refused
+    changed = dict(TinyAE.presets)
+    changed["smoke"] = Preset("smoke", iterations=8, batch_size=2, crop=32, lr=1e-3)
+    monkeypatch.setattr(TinyAE, "presets", changed)
+    with pytest.raises(irnbench.errors.IrnbenchError, match="changed since the checkpoint.*crop"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
                      resume=True, **TINY)
 
 
