@@ -64,7 +64,7 @@ class Preset:
     augment: bool = True
     #: Colour augmentation (``rescale``/``compress``): random channel order and a saturation
     #: gain about the luma, the same linear map applied to HR and reference (see
-    #: ``irnbench.train.color_jitter``). Off in every ``paper`` preset (flips/rotations only).
+    #: ``irnbench.train.color_jitter``). Off by default and in every shipped preset.
     color_augment: bool = False
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
