@@ -300,6 +300,9 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--iterations", default=None, type=int,
               help="Total steps (overrides the preset, e.g. to continue training longer).")
+@click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Start from these weights (a fine-tune: fresh optimiser, the preset's "
+                   "schedule); the *-ft presets start from the shipped weights without it.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
@@ -309,7 +312,7 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_NPROC
 @_user_errors
-def train(method, task, scale, preset, datasets, out, resume, iterations, device, bf16,
+def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
           channels_last, seed, no_install, quiet, nproc):
     """Train one method on one task setting with one of its presets.
 
@@ -326,7 +329,7 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, device
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
-                       progress=not quiet, command=_command_line(), **setting)
+                       progress=not quiet, command=_command_line(), init=init, **setting)
     if not _is_main_rank():
         return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")

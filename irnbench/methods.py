@@ -62,10 +62,13 @@ class Preset:
     val_every: int = 0
     checkpoint_every: int = 0
     augment: bool = True
-    #: Colour augmentation (``rescale``/``compress``): random channel order and a saturation
-    #: gain about the luma, the same linear map applied to HR and reference (see
-    #: ``irnbench.train.color_jitter``). Off by default and in every shipped preset.
+    #: Colour augmentation: random channel order and a saturation gain about the luma, the same
+    #: linear map applied to HR and reference, or the luma guide recomputed (decolorize); see
+    #: ``irnbench.train.color_jitter``. Off by default.
     color_augment: bool = False
+    #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
+    #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
+    init_from: str = ""
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
 

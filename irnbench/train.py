@@ -51,9 +51,16 @@ from irnbench.methods import Method, Preset
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import GREY_WEIGHTS
-from irnbench.registry import create_method, create_task, get_method_class
+from irnbench.registry import (
+    WeightsLocation,
+    create_method,
+    create_task,
+    find_weights,
+    get_method_class,
+    load_weights,
+)
 from irnbench.tasks.base import Task
-from irnbench.weights import cache_weights_path, sha256_file, user_home
+from irnbench.weights import cache_weights_path, read_sidecar, sha256_file, user_home
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning"]
@@ -107,11 +114,12 @@ def color_jitter(
 
     One 3×3 linear map at every pixel, so it commutes with any channel-wise linear resampling:
     applying it to the whole-image bicubic reference equals recomputing the reference from the
-    transformed HR (exactly, in real arithmetic). The gain a is capped so that no HR value leaves
-    [0, 1] (nothing is clipped, which would break that identity); a ≤ 1 never needs the cap.
-    Off in every shipped preset: tried for IRN ×2 on ``mini-train`` (mostly muted photos), 1500
+    transformed HR (exactly, in real arithmetic). A 1-channel reference must be the luma guide of
+    ``hr`` (decolorize; checked) and is recomputed from the transformed HR. The gain a is capped
+    so that no HR value leaves [0, 1] (nothing is clipped, which would break that identity);
+    a ≤ 1 never needs the cap. Tried for IRN ×2 on ``mini-train`` (mostly muted photos), 1500
     steps of 64² crops at 2e-4, it cost 4.6 dB Y-PSNR on ``mini`` (1 z draw) against the same
-    run without it.
+    run without it, so no rescale preset uses it.
     """
     w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
     idx = torch.as_tensor(list(perm), dtype=torch.long)
@@ -124,8 +132,13 @@ def color_jitter(
         room = room[d.abs() > 1e-6]
         if room.numel():
             gain = max(1.0, min(gain, float(room.min())))
+    out = g + gain * d
+    if ref.shape[0] == 1:
+        if not torch.allclose(ref, (hr * w).sum(0, keepdim=True), atol=1e-5):
+            raise InvalidSetting("color_augment: a 1-channel reference must be the luma of the HR")
+        return out, (out * w).sum(0, keepdim=True)
     g_ref = (ref * w).sum(0, keepdim=True)
-    return g + gain * d, g_ref + gain * (ref - g_ref)
+    return out, g_ref + gain * (ref - g_ref)
 
 
 def lr_factor(step: int, preset: Preset) -> float:
@@ -197,10 +210,11 @@ class TrainingData:
                 out.append(t)
             hr_c, ref_c = out
         if color_augment:
-            if ref_c.shape[0] != 3:
+            if ref_c.shape[0] not in (1, 3) or hr_c.shape[0] != 3:
                 raise InvalidSetting(
-                    "color_augment needs a 3-channel reference computed channel by channel "
-                    f"(rescale, compress); this task's has {ref_c.shape[0]} channel(s)"
+                    "color_augment needs an RGB HR and a reference computed channel by channel "
+                    f"(rescale, compress) or its luma (decolorize); this task's has "
+                    f"{ref_c.shape[0]} channel(s)"
                 )
             perm = rng.permutation(3)
             gain = float(rng.uniform(*SATURATION_GAIN))
@@ -384,14 +398,18 @@ def train_method(
     progress: bool = True,
     max_bad_steps: int = 10,
     command: str | None = None,
+    init: str | Path | None = None,
     **setting: Any,
 ) -> TrainResult:
     """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache.
 
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
-    ``resume``); milestones stay those of the preset. Under torchrun (``WORLD_SIZE`` > 1) this
-    runs data-parallel (see the module docstring); every rank returns the same result, but only
-    rank 0 writes files.
+    ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
+    fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
+    step 0); presets with ``init_from="shipped"`` start from the shipped weights without it. The
+    weights' sha256 and steps are recorded, and the label counts the steps of both. Under
+    torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
+    returns the same result, but only rank 0 writes files.
     """
     cls = get_method_class(name)
     task_obj = create_task(task, **setting) if isinstance(task, str) else task
@@ -422,6 +440,7 @@ def train_method(
     model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    init_meta = _load_init(model, cls, task_obj, p, init)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, eps=p.eps,
@@ -446,6 +465,8 @@ def train_method(
         "channels_last": channels_last,
         "world_size": ctx.world,
     }
+    if init_meta:
+        meta_base["init"] = init_meta
     commands: list[str] = []
     saved_at: int | None = None  # iteration of the checkpoint on disk that is known good
     if resume:
@@ -555,12 +576,18 @@ def train_method(
     if channels_last:
         model = model.to(memory_format=torch.contiguous_format)
     label = f"irnbench {preset} preset, {total} steps (not the paper's model)"
+    steps_in_all = total
+    if init_meta:
+        steps_in_all += int(init_meta.get("steps_in_all") or 0)
+        label = (f"irnbench {init_meta.get('preset') or 'other'} preset + {preset} preset, "
+                 f"{steps_in_all} steps in all (not the paper's model)")
     weights = out_dir / WEIGHTS
 
     def finish() -> Path | None:
         if start < total and saved_at != total:
             checkpoint(total)
         weights_meta = {**meta_base, "kind": "irnbench-weights", "iteration": total,
+                        "steps_in_all": steps_in_all,
                         "wall": wall, "label": label, "commands": commands,
                         "history": history[-20:],
                         f"final_{val_key}": validate(model, task_obj, data, dev, val_side)}
@@ -587,6 +614,32 @@ def train_method(
     return TrainResult(out_dir, weights, total, wall, history, installed)
 
 
+def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
+               init: str | Path | None) -> dict[str, Any]:
+    """Load the starting weights of a fine-tune (``init``, or the shipped ones when the preset
+    says so) into ``model``; return what the run records about them ({} for a fresh start)."""
+    if init is None and preset.init_from != "shipped":
+        return {}
+    if init is None:
+        cfg = cls.pretrained_cfgs.get(task.key)
+        path = cls.package_dir() / cfg.file if cfg is not None else None
+        if path is None or not path.exists():
+            raise InvalidSetting(
+                f"preset {preset.name!r} of {cls.name!r} continues the shipped weights for "
+                f"{task.key}, and there are none: pass --init PATH"
+            )
+        loc = WeightsLocation(path, cfg.label, "shipped", cfg.sha256)
+    else:
+        loc = find_weights(cls, task, init)
+    load_weights(model, loc)
+    side = read_sidecar(loc.path)
+    if side.get("task_key") not in (None, task.key):
+        raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
+    return {"file": loc.path.name, "source": loc.source, "sha256": sha256_file(loc.path),
+            "label": loc.label, "preset": side.get("preset"),
+            "steps_in_all": side.get("steps_in_all", side.get("iteration"))}
+
+
 def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],
                             data: TrainingData, ctx: DistContext) -> bytes:
     """Rank 0 reads and checks the checkpoint and hands its bytes to every rank."""
@@ -597,6 +650,12 @@ def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any]
                 raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
             blob = ckpt.read_bytes()
             meta = _blob_meta(blob, ckpt)
+            init_sha = (meta.get("init") or {}).get("sha256")
+            if init_sha != (meta_base.get("init") or {}).get("sha256"):
+                raise IrnbenchError(
+                    f"--resume: the checkpoint started from weights with sha256 {init_sha}, "
+                    "this run from other ones; resume with the same --init"
+                )
             for key in ("method", "task_key", "preset", "seed"):
                 if meta.get(key) != meta_base[key]:
                     raise IrnbenchError(

@@ -115,7 +115,7 @@ def shipped_cfgs(package_dir: str | Path, method: str | None = None,
         training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
                                           "irnbench_version", "commit", "machine",
                                           "final_val_psnr_y", "final_val_psnr_rgb",
-                                          "preset_config")
+                                          "preset_config", "init", "steps_in_all")
                     if k in meta}
         cfgs[meta["task_key"]] = PretrainedCfg(
             file=f"weights/{side.stem}.safetensors",

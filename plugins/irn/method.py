@@ -9,6 +9,7 @@ GAN stage; official issues #14, #16, #20, #22).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,18 @@ def _cpu_preset() -> Preset:
     )
 
 
+def _cpu_ft_preset() -> Preset:
+    """irnbench's CPU fine-tune (NOT the paper's schedule): 500 steps from the shipped ``cpu``
+    weights, the rest of the ``cpu`` schedule for weights stopped at its step 1000.
+
+    The ``cpu`` weights were stopped at step 1000 of 1500 for lack of CPU time (lr 4e-4 there);
+    their optimiser state was not kept, so this restarts Adam (50-step warm-up) at 4e-4 for 200
+    steps, then 2e-4 for 300, as steps 1000–1500 of ``cpu`` would have run.
+    """
+    return replace(_cpu_preset(), name="cpu-ft", iterations=500, lr=4e-4, warmup=50,
+                   milestones=(200,), val_every=100, checkpoint_every=100, init_from="shipped")
+
+
 class IRN(Method):
     """Invertible Rescaling Network: degrade = forward LR channels, restore = inverse of [y, z].
 
@@ -123,6 +136,7 @@ class IRN(Method):
         # Official train_IRN_x{2,4}.yml (REFERENCE.md Part A §3).
         "paper": paper_preset(batch_size=16),
         "cpu": _cpu_preset(),
+        "cpu-ft": _cpu_ft_preset(),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8.
         "smoke": Preset(
             name="smoke",
