@@ -122,8 +122,12 @@ def color_jitter(
     run without it, so no rescale preset uses it.
     """
     w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
+    grey_ref = ref.shape[0] == 1
+    if grey_ref and not torch.allclose(ref, (hr * w).sum(0, keepdim=True), atol=1e-5):
+        raise InvalidSetting("color_augment: a 1-channel reference must be the luma of the HR")
     idx = torch.as_tensor(list(perm), dtype=torch.long)
-    hr, ref = hr[idx], ref[idx]
+    hr = hr[idx]
+    ref = ref if grey_ref else ref[idx]
     g = (hr * w).sum(0, keepdim=True)
     d = hr - g
     if gain > 1.0:
@@ -133,9 +137,7 @@ def color_jitter(
         if room.numel():
             gain = max(1.0, min(gain, float(room.min())))
     out = g + gain * d
-    if ref.shape[0] == 1:
-        if not torch.allclose(ref, (hr * w).sum(0, keepdim=True), atol=1e-5):
-            raise InvalidSetting("color_augment: a 1-channel reference must be the luma of the HR")
+    if grey_ref:
         return out, (out * w).sum(0, keepdim=True)
     g_ref = (ref * w).sum(0, keepdim=True)
     return out, g_ref + gain * (ref - g_ref)
