@@ -170,7 +170,13 @@ def load_weights(model: Method, loc: WeightsLocation) -> None:
             f"{loc.path} holds weights of {side['method']!r}, not {model.name!r}"
         )
     state = load_file(str(loc.path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensor shapes of another setting or model size
+        first = str(exc).split("\n")[1].strip() if "\n" in str(exc) else str(exc)
+        raise WeightsNotFound(
+            f"{loc.path} does not fit {model.name!r} on {model.task.setting_label}: {first}"
+        ) from exc
     if missing or unexpected:
         raise WeightsNotFound(
             f"{loc.path} does not fit {model.name!r} on {model.task.setting_label}: "

@@ -424,7 +424,9 @@ def train_method(
             f"method {name!r} has no preset {preset!r}; presets: {', '.join(presets)}"
         )
     p = presets[preset]
-    total = int(iterations or p.iterations)
+    total = int(p.iterations if iterations is None else iterations)
+    if total < 0:
+        raise InvalidSetting(f"iterations must be ≥ 0, got {total}")
     ctx, dev = setup(device)
     if p.batch_size % ctx.world:
         raise InvalidSetting(
@@ -633,10 +635,10 @@ def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
         loc = WeightsLocation(path, cfg.label, "shipped", cfg.sha256)
     else:
         loc = find_weights(cls, task, init)
-    load_weights(model, loc)
     side = read_sidecar(loc.path)
     if side.get("task_key") not in (None, task.key):
         raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
+    load_weights(model, loc)
     return {"file": loc.path.name, "source": loc.source, "sha256": sha256_file(loc.path),
             "label": loc.label, "preset": side.get("preset"),
             "steps_in_all": side.get("steps_in_all", side.get("iteration"))}

@@ -121,10 +121,26 @@ def test_color_augment_is_pure_and_leaves_the_crops_alone():
         y = (a["hr"][i : i + 1] * luma).sum(1)
         assert any(torch.allclose(y, (plain["hr"][i : i + 1, list(p)] * luma).sum(1), atol=1e-5)
                    for p in perms)
+
+
+def test_color_augment_recomputes_the_decolorize_guide():
+    """Decolorize: the 1-channel guide is the luma of the jittered crop, not a permuted copy."""
     grey = irnbench.create_task("decolorize")
-    with pytest.raises(InvalidSetting, match="3-channel reference"):
-        TrainingData(irnbench.data.resolve_dataset("mini-train"), grey).sample(
-            0, 0, 32, True, color_augment=True)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), grey)
+    luma = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
+    changed = 0
+    for i in range(8):
+        hr, ref = data.sample(i, 0, 32, True, color_augment=True)
+        plain_hr, plain_ref = data.sample(i, 0, 32, True)
+        assert ref.shape == (1, 32, 32) and 0 <= float(hr.min()) and float(hr.max()) <= 1
+        assert torch.allclose(ref, grey.reference(hr[None])[0], atol=1e-5)
+        changed += not torch.allclose(ref, plain_ref, atol=1e-4)
+        assert torch.allclose((hr * luma).sum(0, keepdim=True), ref, atol=1e-5)
+    assert changed  # channel orders change the luma of some crops
+    # a 1-channel reference that is not the HR's luma is refused rather than silently replaced
+    hr = torch.rand(3, 8, 8)
+    with pytest.raises(InvalidSetting, match="luma"):
+        color_jitter(hr, torch.zeros(1, 8, 8), (0, 1, 2), 1.5)
 
 
 def test_resume_equals_uninterrupted(tiny, tmp_path):
@@ -255,6 +271,61 @@ def test_checkpoint_files_and_install(tiny, tmp_path):
     m = irnbench.create_method("test-tiny-ae", scale=2)
     assert "smoke preset" in m.weights_label
     assert not irnbench.weights_available("test-tiny-ae", scale=4)
+
+
+def test_init_fine_tunes_from_weights_and_records_them(tiny, tmp_path, monkeypatch):
+    base = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                        **TINY)
+    # zero steps: the fine-tune's weights are exactly the ones it started from
+    ft = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "b",
+                      init=base.weights, iterations=0, **TINY)
+    wa, wb = load_file(str(base.weights)), load_file(str(ft.weights))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    side = json.loads(ft.weights.with_suffix(".json").read_text())
+    assert side["init"]["sha256"] == json.loads(
+        base.weights.with_suffix(".json").read_text())["sha256"]
+    assert side["steps_in_all"] == 8 and "smoke preset + smoke preset, 8 steps in all" in side[
+        "label"]
+    # four steps on top: the steps add up, and resume must name the same starting weights
+    train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
+                 init=base.weights, iterations=4, **TINY)
+    with pytest.raises(irnbench.errors.IrnbenchError, match="same --init"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
+                     resume=True, iterations=6, **TINY)
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
+                       init=base.weights, resume=True, iterations=6, **TINY)
+    assert json.loads(res.weights.with_suffix(".json").read_text())["steps_in_all"] == 14
+    # weights of another setting are refused
+    with pytest.raises(irnbench.errors.IrnbenchError, match="does not fit|rescale-x2"):
+        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",
+                     init=base.weights, iterations=1, **TINY)
+    # without a sidecar, the tensor shapes decide: a clear error, not a torch traceback
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(base.weights.read_bytes())
+    with pytest.raises(irnbench.errors.WeightsNotFound, match="does not fit.*size mismatch"):
+        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",
+                     init=bare, iterations=1, **TINY)
+    # a preset that continues the shipped weights says so when there are none
+    presets = {**TinyAE.presets, "ft": Preset("ft", iterations=2, batch_size=2, crop=16,
+                                              lr=1e-3, init_from="shipped")}
+    monkeypatch.setattr(TinyAE, "presets", presets)
+    with pytest.raises(InvalidSetting, match="continues the shipped weights.*--init"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="ft", out=tmp_path / "e", **TINY)
+
+
+def test_cpu_ft_presets_start_from_the_shipped_weights(tmp_path):
+    """irn's cpu-ft continues the shipped ×4 weights: zero steps give them back bit for bit."""
+    from irnbench.registry import get_method_class
+
+    assert get_method_class("irn-color").presets["cpu-ft"].color_augment
+    res = train_method("irn", "rescale", scale=4, preset="cpu-ft", out=tmp_path / "ft",
+                       iterations=0, **TINY)
+    shipped = irnbench.create_method("irn", scale=4)
+    got = load_file(str(res.weights))
+    assert all(torch.equal(got[k], v) for k, v in shipped.state_dict().items())
+    side = json.loads(res.weights.with_suffix(".json").read_text())
+    assert side["init"]["source"] == "shipped"
+    assert side["init"]["sha256"] == shipped.pretrained_cfgs["rescale-x4"].sha256
 
 
 def test_unknown_preset_and_untrainable(tiny):
