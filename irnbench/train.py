@@ -639,9 +639,12 @@ def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
     if side.get("task_key") not in (None, task.key):
         raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
     load_weights(model, loc)
+    # The starting weights' own record travels along, so the chain of runs stays on file.
     return {"file": loc.path.name, "source": loc.source, "sha256": sha256_file(loc.path),
             "label": loc.label, "preset": side.get("preset"),
-            "steps_in_all": side.get("steps_in_all", side.get("iteration"))}
+            "steps_in_all": side.get("steps_in_all", side.get("iteration")),
+            **{k: side[k] for k in ("iteration", "wall", "commands", "commit", "machine",
+                                    "preset_config", "init") if k in side}}
 
 
 def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],

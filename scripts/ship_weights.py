@@ -27,6 +27,16 @@ def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -
     dest_dir = plugin_dir / "weights"
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{meta['task_key']}.safetensors"
+    init = meta.get("init")
+    old = dest.with_suffix(".json")
+    if init and "commands" not in init and old.exists():
+        # A fine-tune of the weights it replaces, run before the trainer kept their record:
+        # take it from their sidecar (only when the sha256 says they are the same file).
+        prev = json.loads(old.read_text())
+        if prev.get("sha256") == init.get("sha256"):
+            init.update({k: prev[k] for k in ("iteration", "wall", "commands", "commit",
+                                              "machine", "preset_config", "init")
+                         if k in prev})
     shutil.copyfile(src, dest)
     if commit:
         meta["commit"] = commit

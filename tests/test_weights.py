@@ -67,6 +67,27 @@ def test_ship_script_writes_a_cfg_that_loads(tiny_run, tmp_path, monkeypatch):
         irnbench.create_method("test-tiny-ae", scale=2)
 
 
+def test_ship_keeps_the_record_of_the_weights_a_fine_tune_replaces(tiny_run, tmp_path):
+    from irnbench.train import train_method
+
+    pkg = tmp_path / "pkg"
+    first = _ship_module().ship(tiny_run.out_dir, pkg, commit="abc123")
+    ft = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "ft",
+                      init=first, iterations=2, datasets="mini-train", device="cpu",
+                      progress=False, install=False)
+    side_path = ft.weights.with_suffix(".json")
+    side = json.loads(side_path.read_text())
+    assert side["init"]["commands"] == json.loads(first.with_suffix(".json").read_text())[
+        "commands"] and side["init"]["commit"] == "abc123"
+    # a sidecar from before the trainer kept the record: the ship script fills it in
+    for k in ("commands", "commit", "iteration", "wall"):
+        side["init"].pop(k)
+    side_path.write_text(json.dumps(side))
+    dest = _ship_module().ship(ft.out_dir, pkg)
+    init = json.loads(dest.with_suffix(".json").read_text())["init"]
+    assert init["commit"] == "abc123" and init["iteration"] == 8 and init["commands"]
+
+
 def test_ship_refuses_a_file_that_does_not_match_its_sidecar(tiny_run, tmp_path):
     w = tiny_run.out_dir / "weights.safetensors"
     w.write_bytes(w.read_bytes() + b" ")
@@ -84,9 +105,14 @@ def test_shipped_weights_load_and_are_labelled(method, task, setting):
     assert cfg is not None, f"{method} ships no weights for {key}"
     path = cls.package_dir() / cfg.file
     assert sha256_file(path) == cfg.sha256
-    assert "not the paper's model" in cfg.label and cfg.preset == "cpu"
+    assert "not the paper's model" in cfg.label and cfg.preset in ("cpu", "cpu-ft")
     assert cfg.training["data"]["name"] == "mini-train"
     assert cfg.training["commands"] and cfg.training["iteration"] > 0
+    init = cfg.training.get("init")
+    if cfg.preset == "cpu-ft":  # a fine-tune: the run it started from is on record too
+        assert init["commands"] and init["sha256"] and init["iteration"] > 0
+        assert cfg.training["steps_in_all"] == cfg.training["iteration"] + init["steps_in_all"]
+        assert f"{cfg.training['steps_in_all']} steps in all" in cfg.label
     m = irnbench.create_method(method, task=task, **setting)
     assert m.weights_label == cfg.label
     assert all(torch.isfinite(p).all() for p in m.parameters())
