@@ -137,6 +137,8 @@ class IRN(Method):
         "paper": paper_preset(batch_size=16),
         "cpu": _cpu_preset(),
         "cpu-ft": _cpu_ft_preset(),
+        # The same with colour augmentation (random channel order, saturation gain).
+        "cpu-ft-color": replace(_cpu_ft_preset(), name="cpu-ft-color", color_augment=True),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8.
         "smoke": Preset(
             name="smoke",
