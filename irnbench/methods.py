@@ -64,7 +64,8 @@ class Preset:
     augment: bool = True
     #: Colour augmentation: random channel order and a saturation gain about the luma, the same
     #: linear map applied to HR and reference, or the luma guide recomputed (decolorize); see
-    #: ``irnbench.train.color_jitter``. Off by default.
+    #: ``irnbench.train.color_jitter``. Off by default; on in the ``cpu-ft-color`` /
+    #: irn-color ``cpu-ft`` fine-tunes.
     color_augment: bool = False
     #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
     #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
