@@ -142,7 +142,9 @@ class IRN(Method):
         "cpu-ft": _cpu_ft_preset(),
         # The same with colour augmentation (random channel order, saturation gain): it keeps
         # the saturated photos the muted training set never shows (×2 on mini, 1 z draw:
-        # 31.60 dB Y against 29.91 without it; kodim23 29.2 against 22.1).
+        # 31.60 dB Y against 29.91 without it; kodim23 29.2 against 22.1). At ×4 it gave
+        # 30.92 dB Y but 23.84 RGB (a colour error on every photo; the cpu weights: 29.49 /
+        # 26.33), so ×4 keeps the cpu weights.
         "cpu-ft-color": replace(_cpu_ft_preset(), name="cpu-ft-color", color_augment=True),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8.
         "smoke": Preset(
