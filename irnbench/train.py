@@ -619,6 +619,10 @@ def train_method(
     return TrainResult(out_dir, weights, total, wall, history, installed)
 
 
+#: What a fine-tune keeps of the record of the weights it started from.
+INIT_RECORD_KEYS = ("iteration", "wall", "commands", "commit", "machine", "preset_config", "init")
+
+
 def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
                init: str | Path | None) -> dict[str, Any]:
     """Load the starting weights of a fine-tune (``init``, or the shipped ones when the preset
@@ -639,13 +643,13 @@ def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
     side = read_sidecar(loc.path)
     if side.get("task_key") not in (None, task.key):
         raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
-    load_weights(model, loc)
+    load_weights(model, loc)  # checks the file against its recorded sha256, when there is one
     # The starting weights' own record travels along, so the chain of runs stays on file.
-    return {"file": loc.path.name, "source": loc.source, "sha256": sha256_file(loc.path),
+    return {"file": loc.path.name, "source": loc.source,
+            "sha256": loc.sha256 or sha256_file(loc.path),
             "label": loc.label, "preset": side.get("preset"),
             "steps_in_all": side.get("steps_in_all", side.get("iteration")),
-            **{k: side[k] for k in ("iteration", "wall", "commands", "commit", "machine",
-                                    "preset_config", "init") if k in side}}
+            **{k: side[k] for k in INIT_RECORD_KEYS if k in side}}
 
 
 def _read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],

@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+from irnbench.train import INIT_RECORD_KEYS
 from irnbench.weights import sha256_file
 
 
@@ -34,9 +35,7 @@ def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -
         # take it from their sidecar (only when the sha256 says they are the same file).
         prev = json.loads(old.read_text())
         if prev.get("sha256") == init.get("sha256"):
-            init.update({k: prev[k] for k in ("iteration", "wall", "commands", "commit",
-                                              "machine", "preset_config", "init")
-                         if k in prev})
+            init.update({k: prev[k] for k in INIT_RECORD_KEYS if k in prev})
     shutil.copyfile(src, dest)
     if commit:
         meta["commit"] = commit

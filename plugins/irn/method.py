@@ -77,7 +77,7 @@ def paper_preset(batch_size: int) -> Preset:
 def _cpu_preset() -> Preset:
     """A CPU budget (irnbench's own, NOT the paper's schedule): 1.5k steps of 32² crops, batch 16.
 
-    The higher learning rate (8e-4, linear warm-up over 200 steps, halved at 60 % and 80 %) trades
+    The higher learning rate (8e-4, linear warm-up over 100 steps, halved at 60 % and 80 %) trades
     the paper's 500k-step stability for progress within a few CPU hours; grad-norm clipping at 10
     is kept because the stacked exp() couplings explode without it (official issues #24, #35).
     Weights trained with it are labelled as such in every table.
