@@ -1,8 +1,9 @@
 """IRN speed and memory benchmarks (not tests): each figure is printed as a ratio against a plain
 reference path measured in the same run, on the same machine.
 
-- inference: degrade + restore of one 512² image, fp32 (reference) vs bf16 autocast +
-  channels_last;
+- inference: degrade + restore of one 512² image, fp32 in the NCHW layout (reference) vs the
+  default path (fp32; the couplings switch to channels_last on CPU, ``inference_layout``) and vs
+  bf16 autocast + channels_last;
 - training step: batch 8, crop 64, fp32 (reference) vs bf16 autocast + channels_last;
 - peak memory: degrade + restore of a 2048² image, untiled (reference) vs tiled, each measured
   in a fresh subprocess as the peak resident set during the pass minus the resident set just
@@ -43,9 +44,13 @@ def _timeit(fn, repeat: int) -> float:
     return best
 
 
-def bench_inference(scale: int, repeat: int, bf16: bool) -> float:
+def bench_inference(scale: int, repeat: int, mode: str) -> float:
+    """``mode``: "nchw" (fp32, NCHW throughout), "default" (what ``run`` does), "bf16"."""
+    from irnbench_plugins.irn.blocks import nchw_inference
+
     m = _model(scale)
     x = torch.rand(1, 3, 512, 512)
+    bf16 = mode == "bf16"
     if bf16:
         m = m.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -55,6 +60,9 @@ def bench_inference(scale: int, repeat: int, bf16: bool) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             m.restore(m.degrade(x), generator=torch.Generator().manual_seed(0))
 
+    if mode == "nchw":
+        with nchw_inference():
+            return _timeit(run, repeat)
     return _timeit(run, repeat)
 
 
@@ -138,14 +146,16 @@ def main() -> None:
         return
     print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print("| scale | measure | reference (fp32 / untiled) | variant | variant ÷ reference |")
+    print("| scale | measure | reference (fp32 NCHW / untiled) | variant | variant ÷ reference |")
     print("|---|---|---|---|---|")
     for scale in [int(s) for s in args.scales.split(",")]:
         if not args.skip_timing:
-            a = bench_inference(scale, args.repeat, False)
-            b = bench_inference(scale, args.repeat, True)
-            print(f"| x{scale} | inference 512², s | {a:.3f} | bf16+channels_last {b:.3f} | "
-                  f"{b / a:.2f} |")
+            a = bench_inference(scale, args.repeat, "nchw")
+            for mode, label in (("default", "fp32 default (channels_last couplings)"),
+                                ("bf16", "bf16+channels_last")):
+                b = bench_inference(scale, args.repeat, mode)
+                print(f"| x{scale} | inference 512², s | {a:.3f} | {label} {b:.3f} | "
+                      f"{b / a:.2f} |")
             a = bench_train_step(scale, args.repeat, False)
             b = bench_train_step(scale, args.repeat, True)
             print(f"| x{scale} | train step b8 c64, s | {a:.3f} | bf16+channels_last {b:.3f} | "

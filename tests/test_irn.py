@@ -122,6 +122,27 @@ def test_network_inverse_exact_with_random_weights(scale):
         torch.testing.assert_close(net.inverse(t), x, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_cpu_inference_layout_matches_nchw(scale):
+    """CPU inference runs the couplings in channels_last; the result equals the NCHW path."""
+    from irnbench_plugins.irn.blocks import inference_layout, nchw_inference
+
+    torch.manual_seed(0)
+    net = InvRescaleNet(scale)
+    _randomise(net)
+    x = _image(h=48, w=40)
+    with torch.no_grad():
+        assert inference_layout(x).is_contiguous(memory_format=torch.channels_last)
+        t, back = net(x), net.inverse(net(x))
+        with nchw_inference():
+            assert inference_layout(x) is x
+            t_ref, back_ref = net(x), net.inverse(net(x))
+    assert inference_layout(x.requires_grad_()) is x  # training keeps the default layout
+    torch.testing.assert_close(t, t_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(back, back_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(back, x.detach(), rtol=0, atol=1e-5)
+
+
 # -- method behaviour -------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [2, 4])
 def test_degrade_at_init_is_box_average(scale):
