@@ -60,6 +60,9 @@ class Preset:
     warmup: int = 0
     grad_clip: float | None = None
     val_every: int = 0
+    #: Side of the centre crop of each held-out image that validation scores; ``0``: the whole
+    #: image; ``None``: ``min(256, max(64, 2·crop))`` (the rule of runs made before this field).
+    val_side: int | None = None
     checkpoint_every: int = 0
     augment: bool = True
     #: Colour augmentation: random channel order and a saturation gain about the luma, the same

@@ -358,11 +358,24 @@ def save_weights(path: Path, model: Method, meta: dict[str, Any]) -> str:
     return digest
 
 
+def validation_side(preset: Preset) -> int:
+    """The held-out crop side a preset validates on (0: whole images; see ``Preset.val_side``)."""
+    if preset.val_side is not None:
+        if preset.val_side < 0:
+            raise InvalidSetting(f"val_side must be ≥ 0 (0: whole images), got {preset.val_side}")
+        return preset.val_side
+    return min(256, max(64, 2 * preset.crop))  # validation crops scale with the preset
+
+
 @torch.no_grad()
 def validate(model: Method, task: Task, data: TrainingData, device: torch.device,
              max_side: int = 256) -> float:
-    """Mean PSNR (the task's ``validation_metric``: Y or RGB; task crop) on the held-out slice,
-    centre crops of at most ``max_side``."""
+    """Mean PSNR (the task's ``validation_metric``: Y or RGB; task crop) on the held-out slice:
+    centre crops of at most ``max_side``, or the whole images when ``max_side`` is 0.
+
+    One fixed crop of a muted photo can rank two runs the other way round from whole photos
+    (irn ×2 ``cpu-ft`` vs ``cpu-ft-color``), so the fine-tune presets validate whole images.
+    """
     metric = getattr(task, "validation_metric", "psnr_y")
     if metric not in ("psnr_y", "psnr_rgb"):
         raise InvalidSetting(f"validation_metric must be psnr_y or psnr_rgb, got {metric!r}")
@@ -370,7 +383,7 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
     vals = []
     for img in data.val_images:
         h, w = img.shape[-2:]
-        ch, cw = min(h, max_side), min(w, max_side)
+        ch, cw = (h, w) if max_side == 0 else (min(h, max_side), min(w, max_side))
         top, left = (h - ch) // 2, (w - cw) // 2
         x = task.prepare(img[:, top : top + ch, left : left + cw].unsqueeze(0)).to(device)
         # The task's last channel condition (e.g. its highest JPEG quality; plain: uint8 only).
@@ -505,7 +518,7 @@ def train_method(
             return
         saved_at = step
 
-    val_side = min(256, max(64, 2 * p.crop))  # validation crops scale with the preset
+    val_side = validation_side(p)
     val_key = f"val_{getattr(task_obj, 'validation_metric', 'psnr_y')}"  # e.g. val_psnr_y
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
     bad = 0

@@ -19,7 +19,16 @@ import irnbench
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Preset
 from irnbench.ops.imresize import imresize
-from irnbench.train import NonFiniteLoss, TrainingData, color_jitter, lr_factor, train_method
+from irnbench.registry import get_method_class
+from irnbench.train import (
+    NonFiniteLoss,
+    TrainingData,
+    color_jitter,
+    lr_factor,
+    train_method,
+    validate,
+    validation_side,
+)
 
 TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)
 
@@ -84,6 +93,29 @@ def test_whole_image_reference_is_cropped_not_recomputed():
     task = irnbench.create_task("rescale", scale=2)
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
     assert torch.allclose(data.refs[0], imresize(data.images[0].unsqueeze(0), 0.5)[0])
+
+
+def test_validation_scores_whole_held_out_images_or_centre_crops():
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    torch.manual_seed(0)
+    model = TinyAE(task)
+    seen, degrade = [], model.degrade
+    model.degrade = lambda x: (seen.append(tuple(x.shape[-2:])), degrade(x))[1]
+    whole = validate(model, task, data, torch.device("cpu"), 0)
+    crop = validate(model, task, data, torch.device("cpu"), 64)
+    n = len(data.val_images)
+    assert seen == [tuple(im.shape[-2:]) for im in data.val_images] + [(64, 64)] * n
+    assert min(seen[0]) > 64 and whole != crop
+    # a preset's val_side: None keeps the rule of older runs, 0 = whole images
+    assert validation_side(Preset("p", 1, 1, crop=32, lr=1.0)) == 64
+    assert validation_side(Preset("p", 1, 1, crop=144, lr=1.0)) == 256
+    assert validation_side(Preset("p", 1, 1, crop=32, lr=1.0, val_side=0)) == 0
+    with pytest.raises(InvalidSetting, match="val_side"):
+        validation_side(Preset("p", 1, 1, crop=32, lr=1.0, val_side=-1))
+    for name in ("irn", "irn-color"):
+        presets = get_method_class(name).presets
+        assert all(p.val_side == 0 for key, p in presets.items() if key.startswith("cpu-ft"))
 
 
 def test_color_jitter_commutes_with_the_bicubic_reference():
