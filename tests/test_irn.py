@@ -263,3 +263,29 @@ def test_registration(irn_registered):
     assert registered_methods()["irn"] is IRN
     m = create_method("irn", scale=4, pretrained=False)
     assert isinstance(m, IRN) and m.scale == 4 and not m.training
+
+
+def test_latent_probe_script_reports_each_temperature(tmp_path, capsys):
+    """scripts/irn_latent_probe.py: one row per image and temperature, numbers that parse."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "scripts/irn_latent_probe.py"
+    spec = importlib.util.spec_from_file_location("irn_latent_probe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    mod.probe(2, None, str(tmp_path), [0.0, 0.5, 1.0], {"b.png"})
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| b.png")]
+    assert [r.split("|")[4].strip() for r in rows] == ["0", "0.5", "1"]
+    for r in rows:
+        cells = r.split("|")
+        assert float(cells[2]) > 0  # z std
+        assert len([float(v) for v in cells[5].split(",")]) == 3  # bias per channel
+        assert all(0 < float(v) < 100 for v in cells[6].split("/"))  # PSNR per channel
