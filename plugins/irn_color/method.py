@@ -76,7 +76,8 @@ def _cpu_ft_preset() -> Preset:
     halved at 60 % and 80 %. Measured, not shipped: the held-out validation (a 64² crop of one
     photo) rose from 19.02 to 22.61 dB, but on ``mini`` it gave 19.92 dB RGB, below the grey
     floor (20.34) and the ``cpu`` weights (21.96), with worse grey fidelity on saturated photos.
-    So it now validates the whole held-out photo (``val_side=0``), not a 64² crop.
+    It now validates the whole held-out photo (``val_side=0``), not a 64² crop; that photo is
+    still a muted one.
     """
     return replace(_cpu_preset(), name="cpu-ft", iterations=2000, lr=4e-4, warmup=50,
                    milestones=(1200, 1600), color_augment=True, init_from="shipped",
