@@ -425,7 +425,8 @@ def train_method(
     ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
     fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
     step 0); presets with ``init_from="shipped"`` start from the shipped weights without it. The
-    weights' sha256 and steps are recorded, and the label counts the steps of both. Under
+    weights' sha256 and steps are recorded, and the label names every preset of the chain and
+    counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
     returns the same result, but only rank 0 writes files.
     """
@@ -595,12 +596,8 @@ def train_method(
     wall += time.perf_counter() - t0
     if channels_last:
         model = model.to(memory_format=torch.contiguous_format)
-    label = f"irnbench {preset} preset, {total} steps (not the paper's model)"
-    steps_in_all = total
-    if init_meta:
-        steps_in_all += int(init_meta.get("steps_in_all") or 0)
-        label = (f"irnbench {init_meta.get('preset') or 'other'} preset + {preset} preset, "
-                 f"{steps_in_all} steps in all (not the paper's model)")
+    steps_in_all = total + int((init_meta or {}).get("steps_in_all") or 0)
+    label = weights_label(preset, total, init_meta)
     weights = out_dir / WEIGHTS
 
     def finish() -> Path | None:
@@ -632,6 +629,23 @@ def train_method(
         # rank 0's view (validation included) on every rank
         installed, history = ctx.broadcast_object((installed, history))
     return TrainResult(out_dir, weights, total, wall, history, installed)
+
+
+def weights_label(preset: str, steps: int, init: dict[str, Any] | None = None) -> str:
+    """The label every table shows, naming each preset of a chain of fine-tunes in order.
+
+    ``init`` is the run's record of its starting weights (which holds their own ``init``, and so
+    on): "irnbench cpu preset + cpu-ft-color preset + cpu-ft-color preset, 2500 steps in all".
+    """
+    if not init:
+        return f"irnbench {preset} preset, {steps} steps (not the paper's model)"
+    chain, rec = [preset], init
+    while rec:
+        chain.append(rec.get("preset") or "other")
+        rec = rec.get("init")
+    steps_in_all = steps + int(init.get("steps_in_all") or 0)
+    return (f"irnbench {' + '.join(f'{p} preset' for p in reversed(chain))}, "
+            f"{steps_in_all} steps in all (not the paper's model)")
 
 
 #: What a fine-tune keeps of the record of the weights it started from.

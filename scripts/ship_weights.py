@@ -5,7 +5,8 @@
 ``RUN_DIR`` is a training run folder (``weights.safetensors`` + ``weights.json``); the weights
 land in ``PLUGIN_DIR/weights/<task_key>.safetensors`` with the sidecar beside them, which
 ``irnbench.weights.shipped_cfgs`` turns into the method's ``PretrainedCfg``. The label written by
-the trainer ("irnbench cpu preset, N steps (not the paper's model)") is kept as it is.
+the trainer ("irnbench cpu preset, N steps (not the paper's model)") is kept; a fine-tune's is
+rebuilt from its record by ``irnbench.train.weights_label``, so it names every preset of the chain.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from irnbench.train import INIT_RECORD_KEYS
+from irnbench.train import INIT_RECORD_KEYS, weights_label
 from irnbench.weights import sha256_file
 
 
@@ -36,6 +37,9 @@ def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -
         prev = json.loads(old.read_text())
         if prev.get("sha256") == init.get("sha256"):
             init.update({k: prev[k] for k in INIT_RECORD_KEYS if k in prev})
+    if init:
+        # Runs made before the label named the whole chain said only its last two presets.
+        meta["label"] = weights_label(meta["preset"], meta["iteration"], init)
     shutil.copyfile(src, dest)
     if commit:
         meta["commit"] = commit

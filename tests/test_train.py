@@ -327,6 +327,12 @@ def test_init_fine_tunes_from_weights_and_records_them(tiny, tmp_path, monkeypat
     res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
                        init=base.weights, resume=True, iterations=6, **TINY)
     assert json.loads(res.weights.with_suffix(".json").read_text())["steps_in_all"] == 14
+    # a fine-tune of a fine-tune: the label names the whole chain and counts all its steps
+    again = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "d",
+                         init=res.weights, iterations=1, **TINY)
+    assert json.loads(again.weights.with_suffix(".json").read_text())["label"] == (
+        "irnbench smoke preset + smoke preset + smoke preset, 15 steps in all "
+        "(not the paper's model)")
     # weights of another setting are refused
     with pytest.raises(irnbench.errors.IrnbenchError, match="does not fit|rescale-x2"):
         train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",

@@ -82,10 +82,15 @@ def test_ship_keeps_the_record_of_the_weights_a_fine_tune_replaces(tiny_run, tmp
     # a sidecar from before the trainer kept the record: the ship script fills it in
     for k in ("commands", "commit", "iteration", "wall"):
         side["init"].pop(k)
+    side["label"] = "an older trainer's label"
     side_path.write_text(json.dumps(side))
     dest = _ship_module().ship(ft.out_dir, pkg)
-    init = json.loads(dest.with_suffix(".json").read_text())["init"]
+    shipped = json.loads(dest.with_suffix(".json").read_text())
+    init = shipped["init"]
     assert init["commit"] == "abc123" and init["iteration"] == 8 and init["commands"]
+    # ... and rebuilds the label from the record
+    assert shipped["label"] == "irnbench smoke preset + smoke preset, 10 steps in all (not the " \
+        "paper's model)"
 
 
 def test_ship_refuses_a_file_that_does_not_match_its_sidecar(tiny_run, tmp_path):
