@@ -30,8 +30,8 @@ ID_COLUMNS = [
 ]
 #: Every metric column a task may fill (others stay empty).
 METRIC_COLUMNS = [
-    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "grey_psnr", "bpp", "psnr", "ssim",
-    "lpips", "dists",
+    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "lr_psnr_rgb", "grey_psnr", "bpp",
+    "psnr", "ssim", "lpips", "dists",
 ]
 #: Optional perceptual metrics computed through pyiqa (``--iqa``); lower is better for both.
 IQA_METRICS = ("lpips", "dists")

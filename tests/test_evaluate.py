@@ -98,6 +98,16 @@ class ShiftedLR(_Scaled):
         return imresize(x, 1.0 / self.scale) + 3.0 / 255.0
 
 
+class ChromaShiftedLR(_Scaled):
+    """An LR shifted along a colour direction that BT.601 luma does not see (ΔY = 0)."""
+
+    name = "test-chroma-lr"
+
+    def degrade(self, x):
+        shift = torch.tensor([0.504, -0.257, 0.0]).view(1, 3, 1, 1) * (20.0 / 255.0)
+        return imresize(x, 1.0 / self.scale) + shift
+
+
 class Trainable(_Scaled):
     """Has trainable parameters and no shipped weights."""
 
@@ -114,7 +124,7 @@ class Trainable(_Scaled):
         return {"total": self.gain.sum()}
 
 
-TEST_METHODS = (NoisyUp, Broken, QuantisationProbe, ShiftedLR, Trainable)
+TEST_METHODS = (NoisyUp, Broken, QuantisationProbe, ShiftedLR, ChromaShiftedLR, Trainable)
 
 
 class _TestPlugin:
@@ -302,6 +312,16 @@ def test_lr_fidelity(dataset):
     assert (shifted["lr_psnr_y"] > 20).all()
     # a 3/255 shift of R, G, B shifts Y by 3·(65.481 + 128.553 + 24.966)/255 away from clipping
     assert (shifted["lr_psnr_y"] < 20 * math.log10(255 / (3 * 219 / 255)) + 3).all()
+    # on RGB: exact for bicubic, at most the 3/255 shift for the shifted one (clipping only helps)
+    assert np.isinf(bic["lr_psnr_rgb"]).all()
+    assert (shifted["lr_psnr_rgb"] >= 20 * math.log10(255 / 3) - 1e-6).all()
+
+
+def test_lr_fidelity_on_rgb_sees_a_colour_shift_that_y_hides(dataset):
+    chroma = _ok(_eval(["test-chroma-lr"], dataset).df, "test-chroma-lr")
+    assert (chroma["lr_psnr_y"] > chroma["lr_psnr_rgb"] + 10).all()
+    # R +10.1/255, G −5.1/255, B 0 (before rounding and clipping): RGB-PSNR ≈ 32 dB
+    assert (chroma["lr_psnr_rgb"] < 36).all()
 
 
 def test_bpp_matches_real_jpeg_bytes(dataset, folder):

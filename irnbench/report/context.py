@@ -62,6 +62,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("ssim_rgb", "SSIM-RGB", 4, 4, "higher", "SSIM on RGB, mean over images"),
     MetricSpec("lr_psnr_y", "LR PSNR-Y", 2, 3, "higher",
                "LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, no crop"),
+    MetricSpec("lr_psnr_rgb", "LR PSNR-RGB", 2, 3, "higher",
+               "LR fidelity on RGB (sees colour shifts that Y hides): PSNR of the method's "
+               "uint8 LR vs the uint8 bicubic LR, no crop"),
     MetricSpec("grey_psnr", "Grey PSNR", 2, 3, "higher",
                "grey fidelity: PSNR of the method's grey image vs the luma guide"),
     MetricSpec("bpp", "bpp", 3, 4, None, "bits per HR pixel of the JPEG file, headers included"),
