@@ -112,7 +112,9 @@ def _cpu_ft_preset() -> Preset:
     validated a 64² crop of the held-out photo, which ranked them the other way round from
     ``mini``. The fine-tunes now validate the whole held-out photo (``val_side=0``); measured
     afterwards, that ranks them the same way as the crop (29.60 vs 29.22 dB), since the held-out
-    ``sail`` is muted like the rest of ``mini-train``.
+    ``sail`` is muted like the rest of ``mini-train``. A second 1000-step ``cpu-ft-color`` on top
+    of each (``--init``; 5 draws on ``mini``, not shipped): ×2 31.32 dB Y (saturated kodim23 and
+    tulips fell back), ×4 31.39 Y but 23.53 RGB (the LR's blue shifted by about −0.10).
     """
     return replace(_cpu_preset(), name="cpu-ft", iterations=500, lr=4e-4, warmup=50,
                    milestones=(200,), val_every=100, checkpoint_every=100, init_from="shipped",
