@@ -21,7 +21,7 @@ import torch
 import irnbench
 from irnbench.data import resolve_dataset
 from irnbench.metrics import psnr
-from irnbench.ops.quantize import from_uint8, to_uint8
+from irnbench.ops.quantize import quantize
 from irnbench.protocol import DRAW_SEED
 
 
@@ -44,10 +44,10 @@ def probe(scale: int, weights: str | None, dataset: str, temperatures: list[floa
         out = method.net(hr)
         y, z = out[:, :3], out[:, 3:]
         offset = (y - task.reference(hr)).mean((0, 2, 3)).tolist()
-        y_q = from_uint8(to_uint8(y))
+        y_q = quantize(y)  # the uint8 LR the channel sends
         for t in temperatures:
             gen = torch.Generator().manual_seed(DRAW_SEED)
-            restored = from_uint8(to_uint8(method.restore(y_q, temperature=t, generator=gen)))
+            restored = quantize(method.restore(y_q, temperature=t, generator=gen))
             bias = (restored - hr).mean((0, 2, 3)).tolist()
             per_ch = [float(psnr(hr[:, c : c + 1], restored[:, c : c + 1], scale,
                                  y_channel=False)[0]) for c in range(3)]
