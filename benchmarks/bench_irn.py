@@ -5,9 +5,11 @@ reference path measured in the same run, on the same machine.
   default path (fp32; the couplings switch to channels_last on CPU, ``inference_layout``) and vs
   bf16 autocast + channels_last;
 - training step: batch 8, crop 64, fp32 (reference) vs bf16 autocast + channels_last;
-- peak memory: degrade + restore of a 2048² image, untiled (reference) vs tiled, each measured
-  in a fresh subprocess as the peak resident set during the pass minus the resident set just
-  before it (Linux: the kernel's peak mark is reset first).
+- heap policy: the default inference path in two fresh subprocesses, glibc's default heap
+  (reference) vs ``irnbench.allocator.keep_freed_memory`` (what the CLI applies);
+- peak memory: degrade + restore of a 2048² image, untiled (reference) vs tiled, and tiled with
+  the kept heap, each measured in a fresh subprocess as the peak resident set during the pass
+  minus the resident set just before it (Linux: the kernel's peak mark is reset first).
 
 Usage: ``python benchmarks/bench_irn.py [--scales 2,4] [--repeat 3] [--side 2048]
 [--skip-memory | --skip-timing]``.
@@ -111,7 +113,31 @@ def _reset_peak() -> bool:
         return False
 
 
+def _child_env(keep_heap: bool) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "IRNBENCH_KEEP_FREED_MEMORY": "1" if keep_heap else "0"}
+
+
+def _apply_heap_policy() -> None:
+    from irnbench.allocator import keep_freed_memory
+
+    keep_freed_memory()  # a no-op when the parent set IRNBENCH_KEEP_FREED_MEMORY=0
+
+
+def _timing_child(scale: int, repeat: int) -> None:
+    _apply_heap_policy()
+    print(json.dumps({"seconds": bench_inference(scale, repeat, "default")}))
+
+
+def bench_heap(scale: int, repeat: int, keep_heap: bool) -> float:
+    out = subprocess.run([sys.executable, __file__, "--timing-child", str(scale), str(repeat)],
+                         capture_output=True, text=True, check=True, env=_child_env(keep_heap))
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
 def _memory_child(scale: int, side: int, tile: int) -> None:
+    _apply_heap_policy()
     m = _model(scale, tile)
     x = torch.rand(1, 3, side, side)
     # Peak RSS during the pass minus the resident set just before it. The peak mark is reset
@@ -126,9 +152,10 @@ def _memory_child(scale: int, side: int, tile: int) -> None:
     print(json.dumps({"extra_mib": max(0.0, peak - base) / 1024}))
 
 
-def bench_memory(scale: int, side: int, tile: int) -> float:
+def bench_memory(scale: int, side: int, tile: int, keep_heap: bool = False) -> float:
     out = subprocess.run([sys.executable, __file__, "--memory-child", str(scale), str(side),
-                          str(tile)], capture_output=True, text=True, check=True)
+                          str(tile)], capture_output=True, text=True, check=True,
+                         env=_child_env(keep_heap))
     return json.loads(out.stdout.strip().splitlines()[-1])["extra_mib"]
 
 
@@ -140,9 +167,13 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-timing", action="store_true", help="peak memory rows only")
     ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--timing-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         _memory_child(*args.memory_child)
+        return
+    if args.timing_child:
+        _timing_child(*args.timing_child)
         return
     print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
@@ -160,11 +191,16 @@ def main() -> None:
             b = bench_train_step(scale, args.repeat, True)
             print(f"| x{scale} | train step b8 c64, s | {a:.3f} | bf16+channels_last {b:.3f} | "
                   f"{b / a:.2f} |")
+            a = bench_heap(scale, args.repeat, False)
+            b = bench_heap(scale, args.repeat, True)
+            print(f"| x{scale} | inference 512², fp32 default, s (glibc default heap) | {a:.3f} | "
+                  f"heap kept {b:.3f} | {b / a:.2f} |")
         if not args.skip_memory:
             a = bench_memory(scale, args.side, -1)
-            b = bench_memory(scale, args.side, 512)
-            print(f"| x{scale} | extra memory {args.side}², MiB | {a:.0f} | tiled 512 {b:.0f} | "
-                  f"{b / a:.2f} |")
+            for keep, label in ((False, "tiled 512"), (True, "tiled 512, heap kept")):
+                b = bench_memory(scale, args.side, 512, keep)
+                print(f"| x{scale} | extra memory {args.side}², MiB | {a:.0f} | {label} {b:.0f} | "
+                      f"{b / a:.2f} |")
         sys.stdout.flush()
 
 

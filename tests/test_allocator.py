@@ -1,0 +1,62 @@
+"""The CPU heap policy (``irnbench.allocator``): fewer page faults, opt-outs respected."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+import irnbench.cli
+from irnbench.allocator import ENV_VAR, keep_freed_memory
+
+_PROBE = textwrap.dedent("""
+    import resource, torch
+    from irnbench.allocator import keep_freed_memory
+
+    def faults():
+        torch.empty(16 << 20).fill_(1.0)  # 64 MiB, freed at once: warms the heap if kept
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(16 << 20).fill_(1.0)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    plain = faults()
+    applied = keep_freed_memory()
+    print(plain, int(applied), faults())
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap policy: Linux only")
+def test_kept_heap_reuses_pages_instead_of_faulting_them_in_again():
+    env = {k: v for k, v in os.environ.items()
+           if k != ENV_VAR and not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    plain, applied, kept = map(int, out)
+    if not applied:
+        pytest.skip("not glibc: the policy does not apply")
+    if plain < 1000:
+        pytest.skip(f"only {plain} faults for 64 MiB (huge pages?): nothing to measure")
+    assert kept * 10 < plain, (plain, kept)
+
+
+def test_opt_outs_leave_malloc_alone(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert keep_freed_memory() is False
+
+
+def test_every_cli_command_applies_it(monkeypatch):
+    calls = []
+    monkeypatch.setattr(irnbench.cli, "keep_freed_memory", lambda: calls.append(1) or True)
+    result = CliRunner().invoke(irnbench.cli.cli, ["tasks"])
+    assert result.exit_code == 0, result.output
+    assert calls == [1]
