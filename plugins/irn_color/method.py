@@ -89,7 +89,7 @@ def _cpu_long_preset() -> Preset:
     ``cpu`` weights, batch 4 of 64² crops (four times the ``cpu`` pixels per step), no colour
     augmentation (``cpu-ft`` showed it hurts here).
 
-    For CPUs where bf16 autocast is fast (``train --bf16``; AVX-512 BF16 / AMX; about 1.6 s a
+    For CPUs where bf16 autocast is fast (``train --bf16``; AVX-512 BF16 / AMX; about 2 s a
     step on one core there). 2e-4 after a 50-step warm-up (fresh Adam), halved at 60 % and 80 %.
     Measured on ``mini`` (bf16, 78 min on one core; not shipped): 21.31 dB RGB, grey PSNR 32.70,
     against the ``cpu`` weights' 21.96 / 31.59; the whole held-out photo went 17.92 → 17.66 dB.
