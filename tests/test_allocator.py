@@ -54,9 +54,20 @@ def test_opt_outs_leave_malloc_alone(monkeypatch):
     assert keep_freed_memory() is False
 
 
-def test_every_cli_command_applies_it(monkeypatch):
+def test_run_and_eval_apply_it_train_does_not(monkeypatch, tmp_path):
+    from PIL import Image
+
     calls = []
     monkeypatch.setattr(irnbench.cli, "keep_freed_memory", lambda: calls.append(1) or True)
-    result = CliRunner().invoke(irnbench.cli.cli, ["tasks"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("IRNBENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (32, 24), (120, 60, 200)).save(tmp_path / "imgs" / "a.png")
+    runner = CliRunner()
+    result = runner.invoke(irnbench.cli.cli, [
+        "eval", "--task", "rescale", "--scale", "2", "--plugins", "bicubic", "--datasets",
+        str(tmp_path / "imgs"), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert calls == [1]
+    result = runner.invoke(irnbench.cli.cli, ["train", "--plugin", "nope", "--preset", "smoke"])
+    assert result.exit_code != 0 and calls == [1]  # train (even a failing one) leaves it alone
