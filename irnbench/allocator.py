@@ -13,6 +13,8 @@ until it exits instead of shrinking after each pass.
 once. ``irnbench train`` does not: after it was applied to every command, one CI run of the
 SIGKILL-then-resume test ended with weights that differed from the uninterrupted run's (not
 reproduced in 8 local tries), so training keeps glibc's default heap until that is understood.
+It does not always take: in one CI run of ``tests/test_allocator.py`` a fresh process still
+faulted a reused 64 MiB block page by page (cause not found). It never changes results.
 Skipped (returns False) off glibc, when ``IRNBENCH_KEEP_FREED_MEMORY=0``, or when the user already
 tunes malloc through ``GLIBC_TUNABLES`` or ``MALLOC_*`` variables (theirs win).
 """
