@@ -70,6 +70,10 @@ class Preset:
     #: ``irnbench.train.color_jitter``. Off by default; on in the ``cpu-ft-color`` /
     #: irn-color ``cpu-ft`` fine-tunes.
     color_augment: bool = False
+    #: With ``color_augment``: draw larger saturation gains and clip HR values to [0, 1] instead
+    #: of capping the gain, recomputing the reference from the clipped image (see
+    #: ``TrainingData.sample``), so training sees saturated colours the muted photos lack.
+    color_clip: bool = False
     #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
     #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
     init_from: str = ""

@@ -105,6 +105,8 @@ class SampleNoise:
 
 #: Range of the saturation gain drawn by the colour augmentation (before the no-clip cap).
 SATURATION_GAIN = (0.5, 2.0)
+#: The same with ``color_clip``: the gain is not capped and HR values are clipped to [0, 1].
+SATURATION_GAIN_CLIPPED = (0.5, 3.0)
 
 
 def color_jitter(
@@ -132,16 +134,34 @@ def color_jitter(
     g = (hr * w).sum(0, keepdim=True)
     d = hr - g
     if gain > 1.0:
-        # Largest a with g + a·d in [0, 1] wherever d ≠ 0.
-        room = torch.where(d > 0, (1 - g) / d.clamp_min(1e-12), g / (-d).clamp_min(1e-12))
-        room = room[d.abs() > 1e-6]
-        if room.numel():
-            gain = max(1.0, min(gain, float(room.min())))
+        gain = max(1.0, min(gain, _no_clip_cap(hr)))  # largest a with g + a·d in [0, 1]
     out = g + gain * d
     if grey_ref:
         return out, (out * w).sum(0, keepdim=True)
     g_ref = (ref * w).sum(0, keepdim=True)
     return out, g_ref + gain * (ref - g_ref)
+
+
+def saturate_clipped(hr: torch.Tensor, perm: Sequence[int], gain: float) -> torch.Tensor:
+    """``color_jitter``'s map without the cap: x′ = clip(g + a·(x − g), 0, 1), channels reordered.
+
+    Clipping makes the colours the muted training photos lack (saturated yellows, pure reds),
+    where one HR channel sits at 0 or 1; the reference must then be recomputed from the result.
+    """
+    w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
+    hr = hr[torch.as_tensor(list(perm), dtype=torch.long)]
+    g = (hr * w).sum(0, keepdim=True)
+    return (g + gain * (hr - g)).clamp(0.0, 1.0)
+
+
+def _no_clip_cap(hr: torch.Tensor) -> float:
+    """The largest saturation gain that leaves every value of ``hr`` in [0, 1] (inf if grey)."""
+    w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
+    g = (hr * w).sum(0, keepdim=True)
+    d = hr - g
+    room = torch.where(d > 0, (1 - g) / d.clamp_min(1e-12), g / (-d).clamp_min(1e-12))
+    room = room[d.abs() > 1e-6]
+    return float(room.min()) if room.numel() else float("inf")
 
 
 def lr_factor(step: int, preset: Preset) -> float:
@@ -160,6 +180,7 @@ class TrainingData:
 
     def __init__(self, dataset: EvalDataset, task: Task, val_images: int | None = None):
         self.name = dataset.name
+        self.task = task
         images, names = [], []
         for rec in dataset:
             img = rec.load()
@@ -184,10 +205,13 @@ class TrainingData:
         self.fingerprint = h.hexdigest()
 
     def sample(self, index: int, seed: int, crop: int, augment: bool,
-               color_augment: bool = False) -> tuple[torch.Tensor, ...]:
+               color_augment: bool = False, color_clip: bool = False) -> tuple[torch.Tensor, ...]:
         """Training sample number ``index``: a pure function of (seed, index).
 
         ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
+        With ``color_clip`` a gain past the no-clip cap is applied in full and clipped, and the
+        reference is recomputed by ``task.reference`` on the clipped crop plus a margin of the
+        clipped image around it, so it equals the whole-image reference of the clipped image.
         """
         rng = np.random.default_rng([seed, index])
         i = int(rng.integers(len(self.images)))
@@ -200,18 +224,7 @@ class TrainingData:
         left = int(rng.integers(0, (w - c) // f + 1)) * f
         hr_c = hr[:, top : top + c, left : left + c]
         ref_c = ref[:, top // f : (top + c) // f, left // f : (left + c) // f]
-        if augment:
-            hflip, vflip, rot = rng.random(3) < 0.5
-            out = []
-            for t in (hr_c, ref_c):
-                if hflip:
-                    t = t.flip(-1)
-                if vflip:
-                    t = t.flip(-2)
-                if rot:
-                    t = t.transpose(-1, -2)
-                out.append(t)
-            hr_c, ref_c = out
+        flips = rng.random(3) < 0.5 if augment else (False, False, False)
         if color_augment:
             if ref_c.shape[0] not in (1, 3) or hr_c.shape[0] != 3:
                 raise InvalidSetting(
@@ -220,20 +233,58 @@ class TrainingData:
                     f"{ref_c.shape[0]} channel(s)"
                 )
             perm = rng.permutation(3)
-            gain = float(rng.uniform(*SATURATION_GAIN))
-            hr_c, ref_c = color_jitter(hr_c, ref_c, perm, gain)
+            gain = float(rng.uniform(*(SATURATION_GAIN_CLIPPED if color_clip
+                                       else SATURATION_GAIN)))
+            # Both maps act pixel by pixel, so applying them before the flips changes nothing.
+            if color_clip and gain > 1.0 and gain > _no_clip_cap(hr_c):
+                hr_c, ref_c = self._clipped_pair(i, top, left, c, perm, gain)
+            else:
+                hr_c, ref_c = color_jitter(hr_c, ref_c, perm, gain)
+        hflip, vflip, rot = flips
+        out = []
+        for t in (hr_c, ref_c):
+            if hflip:
+                t = t.flip(-1)
+            if vflip:
+                t = t.flip(-2)
+            if rot:
+                t = t.transpose(-1, -2)
+            out.append(t)
+        hr_c, ref_c = out
         return hr_c.contiguous(), ref_c.contiguous()
+
+    #: HR margin (in LR pixels, times the factor) around a clipped crop for its reference: the
+    #: bicubic kernel of a 1/f downscale reaches 2f HR pixels; 4 LR pixels leave room.
+    CLIP_MARGIN_LR = 4
+
+    def _clipped_pair(self, i: int, top: int, left: int, c: int, perm: Sequence[int],
+                      gain: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """HR crop of the clipped, saturated image ``i`` and that image's reference at the crop."""
+        hr = self.images[i]
+        f = self.factor
+        h, w = hr.shape[-2:]
+        m = self.CLIP_MARGIN_LR * f
+        t0, l0 = max(0, top - m), max(0, left - m)
+        t1, l1 = min(h - h % f, top + c + m), min(w - w % f, left + c + m)
+        region = saturate_clipped(hr[:, t0:t1, l0:l1], perm, gain)
+        with torch.no_grad():
+            ref = self.task.reference(region.unsqueeze(0))[0]
+        hr_c = region[:, top - t0 : top - t0 + c, left - l0 : left - l0 + c]
+        if ref.shape[-1] == region.shape[-1]:  # a full-size guide (decolorize's luma)
+            return hr_c, ref[:, top - t0 : top - t0 + c, left - l0 : left - l0 + c]
+        r_t, r_l = (top - t0) // f, (left - l0) // f
+        return hr_c, ref[:, r_t : r_t + c // f, r_l : r_l + c // f]
 
     def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
               indices: Sequence[int] | None = None,
-              color_augment: bool = False) -> dict[str, torch.Tensor]:
+              color_augment: bool = False, color_clip: bool = False) -> dict[str, torch.Tensor]:
         """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
 
         ``sample_index`` holds the global sample index of each row.
         """
         positions = range(size) if indices is None else indices
         index = [step * size + p for p in positions]
-        pairs = [self.sample(i, seed, crop, augment, color_augment) for i in index]
+        pairs = [self.sample(i, seed, crop, augment, color_augment, color_clip) for i in index]
         return {"hr": torch.stack([p[0] for p in pairs]),
                 "lr_ref": torch.stack([p[1] for p in pairs]),
                 "sample_index": torch.tensor(index, dtype=torch.int64)}
@@ -533,7 +584,8 @@ def train_method(
         for g in opt.param_groups:
             g["lr"] = p.lr * lr_factor(step, p)
         batch: dict[str, Any] = data.batch(step, p.batch_size, seed, p.crop, p.augment,
-                                           indices=shard, color_augment=p.color_augment)
+                                           indices=shard, color_augment=p.color_augment,
+                                           color_clip=p.color_clip)
         batch = {k: v.to(dev) for k, v in batch.items()}
         if channels_last:
             batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
