@@ -79,6 +79,10 @@ class Preset:
     init_from: str = ""
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
+    def __post_init__(self) -> None:
+        if self.color_clip and not self.color_augment:
+            raise ValueError(f"preset {self.name!r}: color_clip only acts with color_augment")
+
 
 class Method(nn.Module):
     """Base class of methods (subclasses are ``torch.nn.Module``\\ s).

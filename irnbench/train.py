@@ -212,6 +212,9 @@ class TrainingData:
         With ``color_clip`` a gain past the no-clip cap is applied in full and clipped, and the
         reference is recomputed by ``task.reference`` on the clipped crop plus a margin of the
         clipped image around it, so it equals the whole-image reference of the clipped image.
+        A gain that clips nothing inside the crop takes ``color_jitter``'s exact linear path;
+        its reference is that of the unclipped image, which differs (by about 1e-4, at the LR
+        border) where the margin alone would clip.
         """
         rng = np.random.default_rng([seed, index])
         i = int(rng.integers(len(self.images)))

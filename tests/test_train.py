@@ -176,6 +176,58 @@ def test_color_augment_recomputes_the_decolorize_guide():
         color_jitter(hr, torch.zeros(1, 8, 8), (0, 1, 2), 1.5)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(scale):
+    """A clipped crop's bicubic LR equals the whole clipped image's, cropped (not a crop's own).
+
+    The sample is replayed by hand (crop, channel order, gain from the same random stream), so a
+    reference computed from the crop alone (with its own borders) would fail at the LR edges.
+    """
+    import numpy as np
+
+    from irnbench.train import SATURATION_GAIN_CLIPPED, _no_clip_cap, saturate_clipped
+
+    task = irnbench.create_task("rescale", scale=scale)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    f, c, clipped = data.factor, 32, 0
+    for index in range(40):
+        hr, ref = data.sample(index, 0, c, False, color_augment=True, color_clip=True)
+        assert 0 <= float(hr.min()) and float(hr.max()) <= 1 + 1e-6
+        rng = np.random.default_rng([0, index])
+        image = data.images[int(rng.integers(len(data.images)))]
+        h, w = image.shape[-2:]
+        top = int(rng.integers(0, (h - c) // f + 1)) * f
+        left = int(rng.integers(0, (w - c) // f + 1)) * f
+        perm, gain = rng.permutation(3), float(rng.uniform(*SATURATION_GAIN_CLIPPED))
+        if gain <= max(1.0, _no_clip_cap(image[:, top : top + c, left : left + c])):
+            continue  # nothing in the crop clips: color_jitter's exact linear map is used
+        clipped += 1
+        whole = saturate_clipped(image, perm, gain)
+        assert torch.equal(hr, whole[:, top : top + c, left : left + c])
+        want = task.reference(whole[None])[0][:, top // f :, left // f :][:, : c // f, : c // f]
+        assert torch.allclose(ref, want, atol=1e-5)
+        own = task.reference(hr[None])[0]
+        assert not torch.allclose(ref, own, atol=1e-4)  # a crop-only reference differs
+    assert clipped >= 5
+
+
+def test_color_clip_makes_the_saturated_colours_the_cap_never_does():
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+
+    def saturated(clip: bool) -> float:
+        hr = data.batch(0, 48, seed=1, crop=32, augment=True, color_augment=True,
+                        color_clip=clip)["hr"]
+        return float(((hr.amax(1) - hr.amin(1)) > 0.9).float().mean())
+
+    assert saturated(True) > max(0.05, 2 * saturated(False))
+
+
+def test_color_clip_needs_color_augment():
+    with pytest.raises(ValueError, match="color_augment"):
+        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_clip=True)
+
+
 def test_resume_equals_uninterrupted(tiny, tmp_path):
     full = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
                         **TINY)
