@@ -43,6 +43,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -200,8 +201,20 @@ def setup(device: str | torch.device | None = "auto") -> tuple[DistContext, torc
 
 
 def _destroy() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Tear the process group down at exit, after every rank has got there.
+
+    Without the barrier a gloo rank could tear down while a peer still used the connection:
+    once in CI rank 0 aborted at exit ("terminate called without an active exception") after
+    writing its weights. The barrier is bounded (a failed peer is killed by torchrun anyway).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        except RuntimeError:
+            pass  # a peer already gone: tear down what is left
+    dist.destroy_process_group()
 
 
 def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
