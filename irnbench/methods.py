@@ -74,6 +74,9 @@ class Preset:
     #: of capping the gain, recomputing the reference from the clipped image (see
     #: ``TrainingData.sample``), so training sees saturated colours the muted photos lack.
     color_clip: bool = False
+    #: With ``color_clip``: also add a random offset to each channel (a colour cast) before
+    #: clipping, which makes bright saturated colours (yellows) the gain alone does not.
+    color_cast: bool = False
     #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
     #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
     init_from: str = ""
@@ -82,6 +85,8 @@ class Preset:
     def __post_init__(self) -> None:
         if self.color_clip and not self.color_augment:
             raise ValueError(f"preset {self.name!r}: color_clip only acts with color_augment")
+        if self.color_cast and not self.color_clip:
+            raise ValueError(f"preset {self.name!r}: color_cast only acts with color_clip")
 
 
 class Method(nn.Module):

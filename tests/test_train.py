@@ -176,8 +176,8 @@ def test_color_augment_recomputes_the_decolorize_guide():
         color_jitter(hr, torch.zeros(1, 8, 8), (0, 1, 2), 1.5)
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(scale):
+@pytest.mark.parametrize("scale,cast", [(2, False), (4, False), (2, True)])
+def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(scale, cast):
     """A clipped crop's bicubic LR equals the whole clipped image's, cropped (not a crop's own).
 
     The sample is replayed by hand (crop, channel order, gain from the same random stream), so a
@@ -185,13 +185,19 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
     """
     import numpy as np
 
-    from irnbench.train import SATURATION_GAIN_CLIPPED, _no_clip_cap, saturate_clipped
+    from irnbench.train import (
+        COLOR_CAST,
+        SATURATION_GAIN_CLIPPED,
+        _no_clip_cap,
+        saturate_clipped,
+    )
 
     task = irnbench.create_task("rescale", scale=scale)
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
     f, c, clipped = data.factor, 32, 0
     for index in range(40):
-        hr, ref = data.sample(index, 0, c, False, color_augment=True, color_clip=True)
+        hr, ref = data.sample(index, 0, c, False, color_augment=True, color_clip=True,
+                              color_cast=cast)
         assert 0 <= float(hr.min()) and float(hr.max()) <= 1 + 1e-6
         rng = np.random.default_rng([0, index])
         image = data.images[int(rng.integers(len(data.images)))]
@@ -199,10 +205,11 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
         top = int(rng.integers(0, (h - c) // f + 1)) * f
         left = int(rng.integers(0, (w - c) // f + 1)) * f
         perm, gain = rng.permutation(3), float(rng.uniform(*SATURATION_GAIN_CLIPPED))
-        if gain <= max(1.0, _no_clip_cap(image[:, top : top + c, left : left + c])):
+        offsets = tuple(rng.uniform(-COLOR_CAST, COLOR_CAST, 3)) if cast else ()
+        if not cast and gain <= max(1.0, _no_clip_cap(image[:, top : top + c, left : left + c])):
             continue  # nothing in the crop clips: color_jitter's exact linear map is used
         clipped += 1
-        whole = saturate_clipped(image, perm, gain)
+        whole = saturate_clipped(image, perm, gain, offsets)
         assert torch.equal(hr, whole[:, top : top + c, left : left + c])
         want = task.reference(whole[None])[0][:, top // f :, left // f :][:, : c // f, : c // f]
         assert torch.allclose(ref, want, atol=1e-5)
@@ -223,9 +230,27 @@ def test_color_clip_makes_the_saturated_colours_the_cap_never_does():
     assert saturated(True) > max(0.05, 2 * saturated(False))
 
 
+def test_color_cast_makes_bright_saturated_yellows():
+    """The kodim23 failure colour: R and G high, B near 0; gains alone make (almost) none."""
+    task = irnbench.create_task("rescale", scale=2)
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+
+    def yellow(cast: bool) -> float:
+        hr = data.batch(0, 64, seed=1, crop=32, augment=True, color_augment=True,
+                        color_clip=True, color_cast=cast)["hr"]
+        # any channel order: two channels high, the third near 0
+        hi = (hr > 0.6).sum(1) == 2
+        return float((hi & (hr.amin(1) < 0.2) & (hr.amax(1) > 0.75)).float().mean())
+
+    assert yellow(True) > max(0.002, 10 * yellow(False))  # measured: 0.006 against 0.0001
+
+
 def test_color_clip_needs_color_augment():
     with pytest.raises(ValueError, match="color_augment"):
         Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_clip=True)
+    with pytest.raises(ValueError, match="color_clip"):
+        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_augment=True,
+               color_cast=True)
 
 
 def test_resume_equals_uninterrupted(tiny, tmp_path):
