@@ -168,6 +168,19 @@ def _cpu_long_sat_preset() -> Preset:
                    milestones=(2400, 3200), color_clip=True)
 
 
+def _cpu_long_plain_preset() -> Preset:
+    """``cpu-long`` without colour augmentation, 3k steps: for the ×4 ``cpu`` weights.
+
+    At ×4 every colour augmentation tried so far (``cpu-ft-color``; ``cpu-long-sat``, probed
+    at its steps 500–1500) taught the network a constant colour offset: LR G +0.05 and B −0.11
+    against bicubic on every photo (training ones too), and restored HR B +0.05 to +0.09, so
+    RGB-PSNR fell while Y-PSNR rose (step 1000: 30.67 / 24.71 dB Y / RGB, 1 draw). A 300-step
+    probe of this preset showed no such offset.
+    """
+    return replace(_cpu_long_preset(), name="cpu-long-plain", iterations=3000,
+                   milestones=(1800, 2400), color_augment=False)
+
+
 class IRN(Method):
     """Invertible Rescaling Network: degrade = forward LR channels, restore = inverse of [y, z].
 
@@ -204,6 +217,7 @@ class IRN(Method):
         "cpu-sat": _cpu_sat_preset(),
         "cpu-cast": _cpu_cast_preset(),
         "cpu-long-sat": _cpu_long_sat_preset(),
+        "cpu-long-plain": _cpu_long_plain_preset(),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8.
         "smoke": Preset(
             name="smoke",
