@@ -35,7 +35,7 @@ def probe(scale: int, weights: str | None, dataset: str, temperatures: list[floa
           "| PSNR R / G / B, dB |")
     print("|---|---|---|---|---|---|")
     for rec in resolve_dataset(dataset):
-        if images and rec.name not in images:
+        if images and rec.name not in images and rec.name.rsplit(".", 1)[0] not in images:
             continue
         img = rec.load()
         if img is None:
@@ -62,7 +62,8 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="weights file (default: the shipped ones)")
     ap.add_argument("--dataset", default="mini")
     ap.add_argument("--temperatures", default="0,1")
-    ap.add_argument("--images", default="", help="comma-separated image names (default: all)")
+    ap.add_argument("--images", default="",
+                    help="comma-separated image names, extension optional (default: all)")
     args = ap.parse_args()
     probe(args.scale, args.weights, args.dataset,
           [float(t) for t in args.temperatures.split(",")],
