@@ -219,7 +219,10 @@ class TrainingData:
         """Training sample number ``index``: a pure function of (seed, index).
 
         ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
-        With ``color_clip`` a gain past the no-clip cap is applied in full and clipped, and the
+        With ``color_clip`` a gain past the no-clip cap (computed on the crop in its original
+        channel order, as the shipped ``cpu-sat``/``cpu-cast`` weights were trained; the
+        reordered crop's cap can differ, and then ``color_jitter`` caps the gain instead of
+        clipping) is applied in full and clipped, and the
         reference is recomputed by ``task.reference`` on the clipped crop plus a margin of the
         clipped image around it, so it equals the whole-image reference of the clipped image.
         A gain that clips nothing inside the crop takes ``color_jitter``'s exact linear path;
