@@ -77,6 +77,10 @@ class Preset:
     #: With ``color_clip``: also add a random offset to each channel (a colour cast) before
     #: clipping, which makes bright saturated colours (yellows) the gain alone does not.
     color_cast: bool = False
+    #: With ``color_augment``: reorder the channels at random (the default). ``False`` keeps the
+    #: photo's hues (gains, clipping and casts only), so a method that learns a colour prior
+    #: (colourisation) is not taught that every hue is equally likely.
+    color_permute: bool = True
     #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
     #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
     init_from: str = ""
@@ -87,6 +91,8 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: color_clip only acts with color_augment")
         if self.color_cast and not self.color_clip:
             raise ValueError(f"preset {self.name!r}: color_cast only acts with color_clip")
+        if not self.color_permute and not self.color_augment:
+            raise ValueError(f"preset {self.name!r}: color_permute only acts with color_augment")
 
 
 class Method(nn.Module):

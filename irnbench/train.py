@@ -215,7 +215,8 @@ class TrainingData:
 
     def sample(self, index: int, seed: int, crop: int, augment: bool,
                color_augment: bool = False, color_clip: bool = False,
-               color_cast: bool = False) -> tuple[torch.Tensor, ...]:
+               color_cast: bool = False, color_permute: bool = True
+               ) -> tuple[torch.Tensor, ...]:
         """Training sample number ``index``: a pure function of (seed, index).
 
         ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
@@ -229,6 +230,8 @@ class TrainingData:
         its reference is that of the unclipped image, which differs (by about 1e-4, at the LR
         border) where the margin alone would clip. ``color_cast`` (with ``color_clip``) also adds a
         random offset to each channel and always recomputes the reference that way.
+        ``color_permute=False`` keeps the channel order (the permutation is still drawn, so the
+        other draws do not move).
         """
         rng = np.random.default_rng([seed, index])
         i = int(rng.integers(len(self.images)))
@@ -250,6 +253,8 @@ class TrainingData:
                     f"{ref_c.shape[0]} channel(s)"
                 )
             perm = rng.permutation(3)
+            if not color_permute:
+                perm = np.arange(3)
             gain = float(rng.uniform(*(SATURATION_GAIN_CLIPPED if color_clip
                                        else SATURATION_GAIN)))
             cast = tuple(float(v) for v in rng.uniform(-COLOR_CAST, COLOR_CAST, 3)) \
@@ -298,15 +303,16 @@ class TrainingData:
     def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
               indices: Sequence[int] | None = None,
               color_augment: bool = False, color_clip: bool = False,
-              color_cast: bool = False) -> dict[str, torch.Tensor]:
+              color_cast: bool = False, color_permute: bool = True
+              ) -> dict[str, torch.Tensor]:
         """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
 
         ``sample_index`` holds the global sample index of each row.
         """
         positions = range(size) if indices is None else indices
         index = [step * size + p for p in positions]
-        pairs = [self.sample(i, seed, crop, augment, color_augment, color_clip, color_cast)
-                 for i in index]
+        pairs = [self.sample(i, seed, crop, augment, color_augment, color_clip, color_cast,
+                             color_permute) for i in index]
         return {"hr": torch.stack([p[0] for p in pairs]),
                 "lr_ref": torch.stack([p[1] for p in pairs]),
                 "sample_index": torch.tensor(index, dtype=torch.int64)}
@@ -607,7 +613,8 @@ def train_method(
             g["lr"] = p.lr * lr_factor(step, p)
         batch: dict[str, Any] = data.batch(step, p.batch_size, seed, p.crop, p.augment,
                                            indices=shard, color_augment=p.color_augment,
-                                           color_clip=p.color_clip, color_cast=p.color_cast)
+                                           color_clip=p.color_clip, color_cast=p.color_cast,
+                                           color_permute=p.color_permute)
         batch = {k: v.to(dev) for k, v in batch.items()}
         if channels_last:
             batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)

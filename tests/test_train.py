@@ -245,6 +245,44 @@ def test_color_cast_makes_bright_saturated_yellows():
     assert yellow(True) > max(0.002, 10 * yellow(False))  # measured: 0.006 against 0.0001
 
 
+def test_color_permute_off_keeps_the_hues_and_the_other_draws():
+    """``color_permute=False``: each sample is the same crop, gain and clipping as with
+    permutations on, in the photo's own channel order (a red stays red), replayed by hand."""
+    import numpy as np
+
+    from irnbench.train import SATURATION_GAIN_CLIPPED, _no_clip_cap, saturate_clipped
+
+    task = irnbench.create_task("decolorize")
+    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    clipped = reordered = 0
+    for index in range(24):
+        hr, ref = data.sample(index, 0, 32, False, color_augment=True, color_clip=True,
+                              color_permute=False)
+        hr_p, _ = data.sample(index, 0, 32, False, color_augment=True, color_clip=True)
+        rng = np.random.default_rng([0, index])
+        i = int(rng.integers(len(data.images)))
+        image, guide = data.images[i], data.refs[i]
+        h, w = image.shape[-2:]
+        top, left = int(rng.integers(0, h - 32 + 1)), int(rng.integers(0, w - 32 + 1))
+        perm, gain = rng.permutation(3), float(rng.uniform(*SATURATION_GAIN_CLIPPED))
+        crop = image[:, top : top + 32, left : left + 32]
+        if gain > 1.0 and gain > _no_clip_cap(crop):
+            clipped += 1
+            want = saturate_clipped(crop, (0, 1, 2), gain)
+        else:
+            want = color_jitter(crop, guide[:, top : top + 32, left : left + 32], (0, 1, 2),
+                                gain)[0]
+        assert torch.allclose(hr, want, atol=1e-6)
+        assert torch.allclose(ref, task.reference(hr[None])[0], atol=1e-5)
+        if list(perm) == [0, 1, 2]:
+            assert torch.equal(hr, hr_p)
+        else:
+            reordered += not torch.equal(hr, hr_p)
+    assert clipped >= 3 and reordered >= 3
+    with pytest.raises(ValueError, match="color_permute"):
+        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_permute=False)
+
+
 def test_color_clip_needs_color_augment():
     with pytest.raises(ValueError, match="color_augment"):
         Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_clip=True)
