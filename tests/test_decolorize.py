@@ -319,8 +319,10 @@ def test_tar_decolorize_presets_come_through_presets_for(tmp_path, monkeypatch):
     dec, resc = create_task("decolorize"), create_task("rescale", scale=2)
     assert TAR.presets_for(resc) is TAR.presets and TAR.presets["cpu"].crop == 64
     assert TAR.presets_for(dec)["cpu"].crop == 48
-    assert {k: v for k, v in TAR.presets_for(dec).items() if k != "cpu"} == {
-        k: v for k, v in TAR.presets.items() if k != "cpu"}
+    own = {"cpu", "cpu-cast", "cpu-sat"}  # decolorize's own: the rest are shared
+    assert {k: v for k, v in TAR.presets_for(dec).items() if k not in own} == {
+        k: v for k, v in TAR.presets.items() if k not in own}
+    assert TAR.presets_for(dec)["cpu-sat"].init_from == "shipped"
     assert IRNColor.presets_for(dec) is IRNColor.presets
     one = replace(TAR.presets["smoke"], name="one", iterations=1, val_every=0,
                   checkpoint_every=0)
@@ -418,3 +420,45 @@ def test_builtin_entry_points():
     eps = {ep.name: ep.value for ep in entry_points(group="irnbench")}
     assert eps["irn-color"] == "irnbench_plugins.irn_color"
     assert eps["grey"] == "irnbench_plugins.grey"
+
+
+def test_hidden_colour_script_tells_a_hiding_method_from_a_colouriser(tmp_path, capsys,
+                                                                      monkeypatch):
+    """scripts/decolorize_hidden_colour.py: the grey floor hides nothing (both restorations are
+    the same image); a method whose grey carries the colour loses it given the plain luma."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts/decolorize_hidden_colour.py"
+    spec = importlib.util.spec_from_file_location("decolorize_hidden_colour", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"{name}.png")
+    means = mod.hidden_colour(["grey"], str(tmp_path), None, None)
+    own, plain = means["grey"]
+    assert own == plain and 0 < own < 30
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| a.png")]
+    assert len(rows) == 1 and rows[0].split("|")[5].strip() == "+0.00"
+
+    # A toy method whose grey "carries" the whole colour image: handed its own grey, restore
+    # returns the HR it degraded; handed anything else, the grey replicated. A large gain.
+    class Hider(Grey):
+        name = "test-hider"
+
+        def degrade(self, x):
+            self.last = (x, super().degrade(x))
+            return self.last[1]
+
+        def restore(self, y, **info):
+            hr, grey = self.last
+            if torch.equal(y, to_uint8(grey).float() / 255):
+                return hr
+            return super().restore(y, **info)
+
+    monkeypatch.setattr(irnbench, "create_method", lambda name, task, weights=None: Hider(task))
+    means = mod.hidden_colour(["test-hider"], str(tmp_path), None, None)
+    own, plain = means["test-hider"]
+    assert own == math.inf or own > plain + 20
