@@ -19,7 +19,7 @@ import argparse
 import torch
 
 import irnbench
-from irnbench.data import resolve_dataset
+from irnbench.data import iter_images
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import quantize
 
@@ -37,12 +37,7 @@ def hidden_colour(plugins: list[str], dataset: str, weights: str | None,
     print("| image | method | RGB PSNR from its grey | from the plain luma | colour in the grey |")
     print("|---|---|---|---|---|")
     sums: dict[str, list[float]] = {m.name: [0.0, 0.0, 0.0] for m in methods}
-    for rec in resolve_dataset(dataset):
-        if images and rec.name not in images and rec.name.rsplit(".", 1)[0] not in images:
-            continue
-        img = rec.load()
-        if img is None:
-            continue
+    for name, img in iter_images(dataset, images):
         hr = task.prepare(img.unsqueeze(0))
         luma = quantize(task.reference(hr))
         for m in methods:
@@ -52,7 +47,7 @@ def hidden_colour(plugins: list[str], dataset: str, weights: str | None,
             b = float(psnr(hr, plain, task.crop_border, y_channel=False)[0])
             s = sums[m.name]
             s[0], s[1], s[2] = s[0] + a, s[1] + b, s[2] + 1
-            print(f"| {rec.name} | {m.name} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
+            print(f"| {name} | {m.name} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
     means = {k: (v[0] / v[2], v[1] / v[2]) for k, v in sums.items() if v[2]}
     for k, (a, b) in means.items():
         print(f"| **mean** | {k} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")

@@ -19,7 +19,7 @@ import argparse
 import torch
 
 import irnbench
-from irnbench.data import resolve_dataset
+from irnbench.data import iter_images
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import quantize
 from irnbench.protocol import DRAW_SEED
@@ -34,12 +34,7 @@ def probe(scale: int, weights: str | None, dataset: str, temperatures: list[floa
     print("| image | z std | LR mean − bicubic LR mean (R, G, B) | T | bias (R, G, B) "
           "| PSNR R / G / B, dB |")
     print("|---|---|---|---|---|---|")
-    for rec in resolve_dataset(dataset):
-        if images and rec.name not in images and rec.name.rsplit(".", 1)[0] not in images:
-            continue
-        img = rec.load()
-        if img is None:
-            continue
+    for name, img in iter_images(dataset, images):
         hr = task.prepare(img.unsqueeze(0))
         out = method.net(hr)
         y, z = out[:, :3], out[:, 3:]
@@ -51,7 +46,7 @@ def probe(scale: int, weights: str | None, dataset: str, temperatures: list[floa
             bias = (restored - hr).mean((0, 2, 3)).tolist()
             per_ch = [float(psnr(hr[:, c : c + 1], restored[:, c : c + 1], scale,
                                  y_channel=False)[0]) for c in range(3)]
-            print(f"| {rec.name} | {z.std():.4f} | {', '.join(f'{v:+.3f}' for v in offset)} "
+            print(f"| {name} | {z.std():.4f} | {', '.join(f'{v:+.3f}' for v in offset)} "
                   f"| {t:g} | {', '.join(f'{v:+.3f}' for v in bias)} "
                   f"| {' / '.join(f'{v:.2f}' for v in per_ch)} |")
 

@@ -58,3 +58,15 @@ def make_plugin(**hooks) -> types.ModuleType:
     for name, fn in hooks.items():
         setattr(mod, name, hookimpl(fn))
     return mod
+
+
+def load_script(name: str) -> types.ModuleType:
+    """Import ``scripts/<name>.py`` (the scripts folder is not a package) for a test."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

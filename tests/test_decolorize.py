@@ -426,13 +426,9 @@ def test_hidden_colour_script_tells_a_hiding_method_from_a_colouriser(tmp_path, 
                                                                       monkeypatch):
     """scripts/decolorize_hidden_colour.py: the grey floor hides nothing (both restorations are
     the same image); a method whose grey carries the colour loses it given the plain luma."""
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts/decolorize_hidden_colour.py"
-    spec = importlib.util.spec_from_file_location("decolorize_hidden_colour", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("decolorize_hidden_colour")
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(

@@ -267,16 +267,11 @@ def test_registration(irn_registered):
 
 def test_latent_probe_script_reports_each_temperature(tmp_path, capsys):
     """scripts/irn_latent_probe.py: one row per image and temperature, numbers that parse."""
-    import importlib.util
-    from pathlib import Path
-
     import numpy as np
+    from conftest import load_script
     from PIL import Image
 
-    path = Path(__file__).resolve().parents[1] / "scripts/irn_latent_probe.py"
-    spec = importlib.util.spec_from_file_location("irn_latent_probe", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("irn_latent_probe")
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)

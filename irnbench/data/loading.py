@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from irnbench.data.cards import DatasetCard, list_image_files
 from irnbench.data.decode import load_image
 from irnbench.errors import DatasetUnavailable, UnknownNameError
 
-__all__ = ["ImageRecord", "EvalDataset", "resolve_dataset"]
+__all__ = ["ImageRecord", "EvalDataset", "iter_images", "resolve_dataset"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,16 @@ def _from_archives(path: Path, cards: dict[str, DatasetCard]) -> EvalDataset:
         )
     card = installed[0]
     return _from_folder(card.name, hub.cached_dir(card.name) / "images", card)
+
+
+def iter_images(spec: str, names: Collection[str] | None = None
+                ) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, 3×H×W image)`` for each readable image of a dataset (unreadable ones are warned
+    and skipped); ``names`` keeps the images whose name, with or without its extension, is in
+    it (the diagnostic scripts' ``--images``)."""
+    for rec in resolve_dataset(spec):
+        if names and rec.name not in names and rec.name.rsplit(".", 1)[0] not in names:
+            continue
+        img = rec.load()
+        if img is not None:
+            yield rec.name, img
