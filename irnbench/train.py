@@ -5,9 +5,11 @@ sample index) — which image, where to crop, which flips — so a run does not 
 state, a resumed run sees exactly the batches an uninterrupted one would, and (for DDP) the
 global batch does not depend on the world size. The training noise a method draws through
 ``batch["randn"]`` is per sample too (see ``SampleNoise``). The learning rate is a pure function
-of the step (warm-up, then MultiStep decay). Checkpoints hold model and optimiser tensors plus RNG
-states in safetensors and the metadata in a JSON sidecar, each written to a temp file and renamed;
-a failed write (disk full…) leaves the previous checkpoint intact and is reported.
+of the step (warm-up, then MultiStep decay). Weights match bit-for-bit after a resume with one
+intra-op thread; with several, MKL's threaded kernels may round differently in the new process.
+Checkpoints hold model and optimiser tensors plus RNG states in safetensors and the metadata in
+a JSON sidecar, each written to a temp file and renamed; a failed write (disk full…) leaves the
+previous checkpoint intact and is reported.
 
 Under ``torchrun`` (see ``irnbench.distributed``) each rank takes a contiguous block of the global
 batch, gradients are averaged over ranks before clipping, and rank 0 alone writes.
