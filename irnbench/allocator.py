@@ -11,10 +11,14 @@ until it exits instead of shrinking after each pass.
 
 ``irnbench run`` and ``irnbench eval`` apply it; API users may call :func:`keep_freed_memory`
 once. ``irnbench train`` does not: after it was applied to every command, one CI run of the
-SIGKILL-then-resume test ended with weights that differed from the uninterrupted run's (not
-reproduced in 8 local tries), so training keeps glibc's default heap until that is understood.
-It does not always take: in one CI run of ``tests/test_allocator.py`` a fresh process still
-faulted a reused 64 MiB block page by page (cause not found). It never changes results.
+SIGKILL-then-resume test ended with weights that differed from the uninterrupted run's. That
+was later traced to MKL's threaded kernels, not the heap (it happens with glibc's default heap
+too; the test now pins one thread), but training has not been re-measured with the policy, so it
+keeps the default heap. A freed block is not always reused: PyTorch asks ``posix_memalign`` for
+64-byte alignment, so a free chunk of exactly the requested size is too small once something
+allocated after it fences it off from the heap's top, and the heap grows instead (the 64 MiB
+probe of ``tests/test_allocator.py`` hit this in 13 of 30 processes; its probe now frees a
+slightly larger block). It never changes results.
 Skipped (returns False) off glibc, when ``IRNBENCH_KEEP_FREED_MEMORY=0``, or when the user already
 tunes malloc through ``GLIBC_TUNABLES`` or ``MALLOC_*`` variables (theirs win).
 """
