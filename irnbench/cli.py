@@ -301,7 +301,9 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
               help="Training set: a dataset name or an image folder.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Run folder for checkpoints (default: in the user cache).")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue from the checkpoint in --out (the same weights as an uninterrupted "
+                   "run bit-for-bit on CPU with OMP_NUM_THREADS=1; see the README).")
 @click.option("--iterations", default=None, type=int,
               help="Total steps (overrides the preset, e.g. to continue training longer).")
 @click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False),
