@@ -505,8 +505,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A CLI training run killed with SIGKILL resumes to the uninterrupted run's weights.
 
     Bitwise equality is promised for one intra-op thread (as every shipped run trained). With
-    two, MKL's threaded kernels round differently in a fresh process often enough that a resume
-    right after the first checkpoint failed CI (ulp-level gradients; see README "Training").
+    two, ``torch.exp`` in the couplings returned other last bits for the same input in the
+    resumed process in about half the tries (apparently MKL's vector math), and this test failed
+    CI (see the ``irnbench.train`` docstring and the README's ``--resume`` paragraph).
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "irnbench", "train", "--plugin", "irn", "--scale", "2",
