@@ -7,7 +7,6 @@ non-zero code (2 for unknown names and bad settings), never a traceback.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import shlex
 import sys
@@ -18,23 +17,14 @@ import click
 
 from irnbench import __version__
 from irnbench.allocator import keep_freed_memory
-from irnbench.errors import IrnbenchError
+from irnbench.errors import IrnbenchError, cli_errors
+from irnbench.weights_cli import weights
 
 __all__ = ["cli", "main"]
 
 
-def _user_errors(fn):
-    """Turn irnbench's user-facing errors into a one-line message and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except IrnbenchError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
+#: Turn irnbench's user-facing errors into a one-line message and an exit code.
+_user_errors = cli_errors
 
 
 def _split(value: str | None) -> list[str]:
@@ -131,15 +121,26 @@ def print_leaderboard(df) -> None:
         click.echo(f"\n== {title} · {dataset} ==")
         show = g.copy()
         show["name"] = [
-            f"{r.method} [{r.source}]" if r.source == "measured" else f"{r.label} [paper: "
-            f"{r.reference}]" for r in show.itertuples()
+            f"{r.label or r.method} [{r.source}]" if r.source == "measured" else
+            f"{r.label} [paper: {r.reference}]" for r in show.itertuples()
         ]
         cols = ["name"] + [c for c in metric_cols if show[c].notna().any()]
         for extra in ("seconds", "status"):
             if extra in show.columns and show[extra].notna().any():
                 cols.append(extra)
         click.echo(show[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    _print_weights(summary)
     _print_bd_rates(df, summary)
+
+
+def _print_weights(summary) -> None:
+    """Under the tables: which weights (tag and label) each measured row ran."""
+    rows = summary.drop_duplicates(["label", "weights"]) if len(summary) else summary
+    if not len(rows):
+        return
+    click.echo("\n== weights ==")
+    for r in rows.itertuples():
+        click.echo(f"{r.label or r.method}: {r.weights}")
 
 
 def _print_bd_rates(df, summary) -> None:
@@ -190,8 +191,9 @@ def _run_options(fn):
         click.option("--task", default="rescale", show_default=True,
                      help="Task name (see `irnbench tasks`)."),
         click.option("--plugins", "plugins", default=None,
-                     help="Comma-separated method names, e.g. irn,car (default: every method "
-                          "that does the task)."),
+                     help="Comma-separated methods, NAME or NAME.TAG, e.g. irn,car or "
+                          "irn.official,irn.cpu (untagged: official if imported, else the "
+                          "shipped cpu weights; default: every method that does the task)."),
         click.option("--scale", default=None, help="Scales, e.g. 2,4 (default: the task's)."),
         click.option("--jpeg", default=None,
                      help="JPEG qualities of the channel, e.g. 30,50,70,80,90."),
@@ -257,7 +259,8 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
     res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
                         draws=draws or STOCHASTIC_DRAWS, weights=weights,
                         train_missing=train_missing, preset=preset, command=_command_line(),
-                        report=report, progress=not quiet, iqa=_iqa_names(iqa))
+                        report=report, progress=not quiet, iqa=_iqa_names(iqa),
+                        announce=lambda line: click.echo(f"weights: {line}", err=True))
     if not _is_main_rank():
         return res
     print_leaderboard(res.df)
@@ -313,13 +316,17 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--tag", default="local", show_default=True,
+              help="Install the final weights under this tag (run them as METHOD.TAG; an "
+                   "untagged name never picks them).")
 @click.option("--no-install", is_flag=True,
-              help="Do not install the final weights in the user cache.")
+              help="Do not install the final weights in the user cache (smoke presets never "
+                   "install).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_NPROC
 @_user_errors
 def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
-          channels_last, seed, no_install, quiet, nproc):
+          channels_last, seed, tag, no_install, quiet, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -335,12 +342,16 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
-                       progress=not quiet, command=_command_line(), init=init, **setting)
+                       progress=not quiet, command=_command_line(), init=init, tag=tag,
+                       **setting)
     if not _is_main_rank():
         return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")
     if res.installed:
-        click.echo(f"installed: {res.installed}")
+        click.echo(f"installed: {res.installed} (run it as {method}.{tag})")
+    elif not no_install:
+        click.echo(f"not installed: the {preset!r} preset never installs (use --weights "
+                   f"{res.weights} to evaluate it)")
 
 
 @cli.command()
@@ -483,6 +494,9 @@ def datasets_fetch(names, from_dir, force):
         else:
             click.echo(f"{n}: {rec.get('images')} images, sha256 {str(rec.get('sha256'))[:12]}… "
                        f"({rec.get('verified')}) in {folder.parent}")
+
+
+cli.add_command(weights)
 
 
 def _register_plugin_commands() -> None:

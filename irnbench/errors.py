@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+
 
 class IrnbenchError(Exception):
     """Base class: a user-facing error (CLI exit code 1 unless stated)."""
@@ -41,3 +44,25 @@ class InvalidSetting(IrnbenchError, ValueError):
     """A task or method setting is out of range (exit 2)."""
 
     exit_code = 2
+
+
+class CheckpointError(IrnbenchError):
+    """A checkpoint that cannot be imported: unreadable, refused, or of another model (exit 2)."""
+
+    exit_code = 2
+
+
+def cli_errors(fn):
+    """CLI decorator: an ``IrnbenchError`` becomes one ``Error: …`` line and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except IrnbenchError as exc:
+            import click
+
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper

@@ -168,7 +168,7 @@ def evaluate(
             img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
                         "notes": note}
             for method in methods:
-                if method.name in built_failed or method.name in failures:
+                if method.spec in built_failed or method.spec in failures:
                     continue
                 try:
                     rows.extend(
@@ -179,7 +179,7 @@ def evaluate(
                     )
                 except Exception as exc:  # noqa: BLE001 - failure isolation is the point
                     err = f"{type(exc).__name__}: {exc}"
-                    failures[method.name] = (key, err, f"{method.name} failed on {ds.name}/"
+                    failures[method.spec] = (key, err, f"{method.spec} failed on {ds.name}/"
                                              f"{rec.name}: {err}\n"
                                              + traceback.format_exc(limit=3))
         bar.close()
@@ -213,7 +213,7 @@ def evaluate(
             if len(images) <= visual_images:
                 kept.append((key, v))
         visuals = kept
-    order = {m.name: i for i, m in enumerate(methods)}
+    order = {m.spec: i for i, m in enumerate(methods)}
     first = sorted(failures.items(), key=lambda kv: (kv[1][0], order.get(kv[0], 0)))
     broken = {**built_failed, **{name: err for name, (_, err, _) in first}}
     # a failure's note goes after the data notes of its image (as a single process writes them)
@@ -229,6 +229,11 @@ def evaluate(
                                  "quality": cond.get("quality"), "status": "failed",
                                  "error": err})
     return EvalResult(frame(rows_out), [v for _, v in visuals], [note for _, note in notes])
+
+
+def resolved_spec(method) -> str:
+    """``NAME.TAG`` of the weights a method runs (just the name when it needs none)."""
+    return f"{method.name}.{method.weights_tag}" if method.weights_tag else method.name
 
 
 @torch.no_grad()
@@ -267,9 +272,10 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
                 scores["bpp"] = tr.nbytes[0] * 8.0 / (hr.shape[-2] * hr.shape[-1])
             rows.append({
                 **img_base,
-                "method": method.name,
-                "label": method.name,
+                "method": method.spec,
+                "label": resolved_spec(method),
                 "weights": method.weights_label,
+                "tag": method.weights_tag,
                 "quality": cond.get("quality"),
                 "draw": d,
                 **scores,
@@ -279,7 +285,7 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
             })
             v = vis.get(cond.get("quality"))
             if v is not None and d == 0:
-                v.crops[method.name] = _crop(restored[0], v.box)
+                v.crops[method.spec] = _crop(restored[0], v.box)
                 if task.visual_channel and tr.y_u8.shape[-2:] == hr.shape[-2:]:
-                    v.channel_crops[method.name] = _crop(tr.y_u8[0], v.box)
+                    v.channel_crops[method.spec] = _crop(tr.y_u8[0], v.box)
     return rows

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg
+from irnbench.weights import OfficialCheckpoint, PretrainedCfg
 
 __all__ = ["Method", "Paper", "PaperResult", "Preset"]
 
@@ -111,6 +111,9 @@ class Method(nn.Module):
     paper: ClassVar[Paper | None] = None
     presets: ClassVar[dict[str, Preset]] = {}
     pretrained_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
+    #: The authors' published checkpoints this method imports (``irnbench weights import``),
+    #: keyed by the task key of the weights they hold (e.g. ``rescale-x4``).
+    official_weights: ClassVar[dict[str, OfficialCheckpoint]] = {}
     #: Constructor options the method accepts; ``None`` accepts anything.
     option_names: ClassVar[tuple[str, ...] | None] = None
 
@@ -129,6 +132,10 @@ class Method(nn.Module):
         self.options = options
         self._weights_label: str | None = None
         self.weights_source: str | None = None
+        #: The name as the user gave it, ``NAME`` or ``NAME.TAG`` (``create_method`` sets it).
+        self.spec: str = self.name
+        self.weights_tag: str = ""  #: the tag of the loaded weights (``cpu``, ``official``…)
+        self.weights_sha256: str = ""  #: sha256 of the loaded weights file
 
     @property
     def weights_label(self) -> str:
@@ -155,6 +162,11 @@ class Method(nn.Module):
         train`` command and training all follow this mapping.
         """
         return task
+
+    @classmethod
+    def official_for(cls, task: Task) -> OfficialCheckpoint | None:
+        """The published checkpoint for this task setting's weights, if the authors released one."""
+        return cls.official_weights.get(cls.weights_task(task).key)
 
     @classmethod
     def presets_for(cls, task: Task) -> dict[str, Preset]:

@@ -16,7 +16,19 @@ from irnbench.errors import InvalidSetting, UnknownNameError, WeightsNotFound
 from irnbench.methods import Method
 from irnbench.plugins import registered_methods, registered_tasks
 from irnbench.tasks.base import Task
-from irnbench.weights import cache_weights_path, read_sidecar, verify
+from irnbench.weights import (
+    DEFAULT_TRAIN_TAG,
+    OFFICIAL_TAG,
+    RESOLUTION_ORDER,
+    SHIPPED_TAG,
+    cached_path,
+    cached_tags,
+    format_spec,
+    parse_spec,
+    read_sidecar,
+    sha256_file,
+    verify,
+)
 
 __all__ = [
     "create_task",
@@ -26,7 +38,9 @@ __all__ = [
     "list_methods",
     "weights_available",
     "find_weights",
+    "available_tags",
     "train_command",
+    "WeightsLocation",
 ]
 
 
@@ -46,6 +60,8 @@ def list_tasks() -> list[str]:
 
 
 def get_method_class(name: str) -> type[Method]:
+    """The class of a method, by name or ``NAME.TAG`` spec (the tag is ignored here)."""
+    name = parse_spec(name)[0]
     methods = registered_methods()
     if name not in methods:
         raise UnknownNameError("method", name, list(methods))
@@ -71,6 +87,7 @@ def _split_setting(task_name: str | Task, setting: dict[str, Any]) -> tuple[Task
 
 def train_command(name: str, task: Task, preset: str = "cpu") -> str:
     """The exact ``irnbench train`` command that produces weights for this setting."""
+    name = parse_spec(name)[0]
     task = get_method_class(name).weights_task(task)
     args = f" {task.cli_args()}" if task.cli_args() else ""
     return f"irnbench train --plugin {name} --task {task.name}{args} --preset {preset}"
@@ -82,12 +99,50 @@ class WeightsLocation:
     label: str
     source: str  #: "explicit", "cache" or "shipped"
     sha256: str | None
+    tag: str = ""  #: ``cpu``, ``official``, ``local``…; ``""`` for an explicit file
+
+
+def _shipped(cls: type[Method], task: Task) -> WeightsLocation | None:
+    cfg = cls.pretrained_cfgs.get(task.key)
+    if cfg is None:
+        return None
+    p = cls.package_dir() / cfg.file
+    return WeightsLocation(p, cfg.label, "shipped", cfg.sha256, SHIPPED_TAG) if p.exists() \
+        else None
+
+
+def _cached(cls: type[Method], task: Task, tag: str) -> WeightsLocation | None:
+    path = cached_path(cls.name, task.key, tag)
+    if path is None:
+        return None
+    side = read_sidecar(path)
+    label = side.get("label") or ("trained locally" if tag == DEFAULT_TRAIN_TAG else tag)
+    return WeightsLocation(path, label, "cache", side.get("sha256"), side.get("tag") or tag)
+
+
+def _tagged(cls: type[Method], task: Task, tag: str) -> WeightsLocation | None:
+    return _shipped(cls, task) if tag == SHIPPED_TAG else _cached(cls, task, tag)
+
+
+def available_tags(cls: type[Method], task: Task) -> list[str]:
+    """Every tag with weights for this method and setting (shipped ``cpu`` and the cache)."""
+    task = cls.weights_task(task)
+    tags = cached_tags(cls.name, task.key)
+    if _shipped(cls, task) is not None:
+        tags.append(SHIPPED_TAG)
+    return sorted(set(tags), key=lambda t: (t not in RESOLUTION_ORDER, t))
 
 
 def find_weights(
-    cls: type[Method], task: Task, weights: str | Path | None = None
+    cls: type[Method], task: Task, weights: str | Path | None = None, tag: str | None = None
 ) -> WeightsLocation | None:
-    """Where this method's weights for ``task`` are: explicit path, user cache, shipped."""
+    """Where this method's weights for ``task`` are.
+
+    An explicit ``weights`` path wins; a ``tag`` names one weight set (``cpu``: the shipped
+    file); with neither, the first of ``RESOLUTION_ORDER`` that exists (``official`` if
+    imported, else the shipped ``cpu`` weights). The user's own trainings are used only when
+    named, so a smoke or test run never changes what an untagged name resolves to.
+    """
     task = cls.weights_task(task)
     if weights is not None:
         p = Path(weights)
@@ -96,16 +151,12 @@ def find_weights(
         side = read_sidecar(p)
         return WeightsLocation(p, side.get("label", f"user weights ({p.name})"), "explicit",
                                side.get("sha256"))
-    cached = cache_weights_path(cls.name, task.key)
-    if cached.exists():
-        side = read_sidecar(cached)
-        return WeightsLocation(cached, side.get("label", "trained locally"), "cache",
-                               side.get("sha256"))
-    cfg = cls.pretrained_cfgs.get(task.key)
-    if cfg is not None:
-        p = cls.package_dir() / cfg.file
-        if p.exists():
-            return WeightsLocation(p, cfg.label, "shipped", cfg.sha256)
+    if tag is not None:
+        return _tagged(cls, task, tag)
+    for t in RESOLUTION_ORDER:
+        loc = _tagged(cls, task, t)
+        if loc is not None:
+            return loc
     return None
 
 
@@ -113,13 +164,43 @@ def _needs_weights(cls: type[Method], task: Task, options: dict[str, Any]) -> bo
     return cls(task, **options).needs_weights()
 
 
-def weights_available(name: str, task: str | Task = "rescale", **setting: Any) -> bool:
-    """True when ``create_method(name, task, pretrained=True, **setting)`` would find weights."""
-    cls = get_method_class(name)
+def weights_available(name: str, task: str | Task = "rescale", tag: str | None = None,
+                      **setting: Any) -> bool:
+    """True when ``create_method(name, task, pretrained=True, **setting)`` would find weights
+    (``name`` may be a ``NAME.TAG`` spec)."""
+    base, tag = parse_spec(name, tag)
+    cls = get_method_class(base)
     task_obj, options = _split_setting(task, setting)
     if not _needs_weights(cls, task_obj, options):
         return True
-    return find_weights(cls, task_obj) is not None
+    return find_weights(cls, task_obj, tag=tag) is not None
+
+
+def _missing_weights(cls: type[Method], task: Task, tag: str | None) -> WeightsNotFound:
+    """The error for a spec without weights: the other tags, the train and import commands."""
+    cmd = train_command(cls.name, task)
+    what = f"no {tag!r} weights" if tag else "no weights"
+    msg = f"{what} for {cls.name!r} on {task.name} {task.setting_label}."
+    have = available_tags(cls, task)
+    if have:
+        msg += f" Available: {', '.join(format_spec(cls.name, t) for t in have)}"
+        msg += "." if tag else " (your own trainings are used only when named)."
+    if tag not in (OFFICIAL_TAG, SHIPPED_TAG):
+        flag = f" --tag {tag}" if tag not in (None, DEFAULT_TRAIN_TAG) else ""
+        msg += (f" Train them with:\n  {cmd}{flag}\n(or pass --train-missing to "
+                "`irnbench run`)")
+    if tag in (None, OFFICIAL_TAG) and cls.official_for(task) is not None:
+        msg += f"\nImport the authors' checkpoint with:\n  {import_command(cls, task)}"
+    return WeightsNotFound(msg, train_command=cmd)
+
+
+def import_command(cls: type[Method], task: Task) -> str:
+    """The ``irnbench weights import`` command for a method's published checkpoint(s)."""
+    official = cls.official_for(task)
+    task = cls.weights_task(task)
+    args = f" {task.cli_args()}" if task.cli_args() else ""
+    files = " ".join(official.file_names) if official else "FILE..."
+    return f"irnbench weights import {cls.name} {files} --task {task.name}{args}"
 
 
 def create_method(
@@ -128,14 +209,19 @@ def create_method(
     pretrained: bool = True,
     weights: str | Path | None = None,
     device: str | torch.device | None = None,
+    tag: str | None = None,
     **setting: Any,
 ) -> Method:
     """Build a method for a task setting, e.g. ``create_method("irn", scale=4)``.
 
-    ``pretrained=True`` loads explicit (``weights=``), cached or shipped weights and raises
-    ``WeightsNotFound`` — with the command that trains them — when there are none;
+    ``name`` may carry a weights tag (``"irn.official"``, or ``tag="official"``), as timm's
+    ``arch.tag``. ``pretrained=True`` loads explicit (``weights=``), tagged or resolved
+    weights (``official`` if imported, else the shipped ``cpu``) and raises
+    ``WeightsNotFound`` — with the command that trains or imports them — when there are none;
     ``pretrained=False`` gives a freshly initialised model.
     """
+    spec = name
+    name, tag = parse_spec(name, tag)
     cls = get_method_class(name)
     task_obj, options = _split_setting(task, setting)
     if not cls.supports(task_obj):
@@ -144,15 +230,11 @@ def create_method(
             f"it supports tasks: {', '.join(cls.tasks)}"
         )
     model = cls(task_obj, **options)
+    model.spec = spec if "." in spec else format_spec(name, tag)
     if pretrained and model.needs_weights():
-        loc = find_weights(cls, task_obj, weights)
+        loc = find_weights(cls, task_obj, weights, tag=tag)
         if loc is None:
-            cmd = train_command(name, task_obj)
-            raise WeightsNotFound(
-                f"no weights for {name!r} on {task_obj.name} {task_obj.setting_label}. "
-                f"Train them with:\n  {cmd}\n(or pass --train-missing to `irnbench run`)",
-                train_command=cmd,
-            )
+            raise _missing_weights(cls, task_obj, tag)
         load_weights(model, loc)
     if device is not None:
         model = model.to(device)
@@ -184,3 +266,5 @@ def load_weights(model: Method, loc: WeightsLocation) -> None:
         )
     model.weights_label = loc.label
     model.weights_source = f"{loc.source}: {loc.path}"
+    model.weights_tag = loc.tag
+    model.weights_sha256 = loc.sha256 or sha256_file(loc.path)

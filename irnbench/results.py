@@ -25,8 +25,8 @@ __all__ = [
 
 #: Columns that identify a row.
 ID_COLUMNS = [
-    "source", "method", "label", "weights", "task", "setting", "quality", "dataset", "image",
-    "draw",
+    "source", "method", "label", "weights", "tag", "task", "setting", "quality", "dataset",
+    "image", "draw",
 ]
 #: Every metric column a task may fill (others stay empty).
 METRIC_COLUMNS = [
@@ -38,7 +38,8 @@ IQA_METRICS = ("lpips", "dists")
 OTHER_COLUMNS = ["seconds", "params", "height", "width", "status", "error", "notes", "reference"]
 COLUMNS = ID_COLUMNS + METRIC_COLUMNS + OTHER_COLUMNS
 #: The keys of one leaderboard row.
-GROUP_KEYS = ["source", "method", "label", "weights", "task", "setting", "quality", "dataset"]
+GROUP_KEYS = ["source", "method", "label", "weights", "tag", "task", "setting", "quality",
+              "dataset"]
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

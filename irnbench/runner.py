@@ -7,7 +7,7 @@ gathered table, and rank 0 alone writes the run folder and the report.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,39 @@ def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
     (vdir / "index.json").write_text(json.dumps(index, indent=1))
 
 
+def weights_info(method) -> dict[str, str]:
+    """What a run records of the weights a method resolved to."""
+    if not method.weights_tag and not method.weights_sha256:
+        return {"tag": "", "label": method.weights_label, "sha256": ""}
+    return {"tag": method.weights_tag, "label": method.weights_label,
+            "sha256": method.weights_sha256}
+
+
+def describe_weights(method, setting_label: str, info: dict[str, str]) -> str:
+    """One line: ``irn x2: tag cpu · irnbench cpu preset… · sha256 3b32639000e8``."""
+    if not info["sha256"]:
+        return f"{method.spec} {setting_label}: {info['label']}"
+    tag = info["tag"] or "file"
+    return (f"{method.spec} {setting_label}: tag {tag} · {info['label']} · "
+            f"sha256 {info['sha256'][:12]}")
+
+
+def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool):
+    """``--train-missing``: train under the named tag (default ``local``) and use that."""
+    from irnbench.train import train_method  # only when asked
+    from irnbench.weights import DEFAULT_TRAIN_TAG, OFFICIAL_TAG, SHIPPED_TAG, parse_spec
+
+    base, tag = parse_spec(name)
+    if tag in (OFFICIAL_TAG, SHIPPED_TAG):
+        raise WeightsNotFound(f"{name}: tag {tag!r} cannot be trained (--train-missing trains "
+                              f"under {DEFAULT_TRAIN_TAG!r} or a tag of your own)")
+    tag = tag or DEFAULT_TRAIN_TAG
+    res = train_method(base, task_obj, preset=preset, device=device, progress=progress, tag=tag)
+    if res.installed is None:  # a smoke preset never installs: use the run's own file
+        return create_method(base, task_obj, weights=res.weights)
+    return create_method(f"{base}.{tag}", task_obj)
+
+
 def _protocol(task_obj, draws: int) -> str:
     text = task_obj.protocol()
     if draws != STOCHASTIC_DRAWS:
@@ -91,8 +124,11 @@ def run_benchmark(
     report: bool = True,
     progress: bool = True,
     iqa: Sequence[str] = (),
+    announce: Callable[[str], None] | None = None,
 ) -> RunOutput:
-    """Evaluate ``methods`` on every task setting and dataset; write everything to ``out``."""
+    """Evaluate ``methods`` (names or ``NAME.TAG`` specs) on every task setting and dataset;
+    write everything to ``out``. ``announce`` gets one line per method and setting saying which
+    weights (tag, label, sha256[:12]) it resolved to."""
     run_dir = Path(out)
     ctx, dev = setup(device)
     eval_sets = [resolve_dataset(d) for d in datasets]
@@ -100,20 +136,23 @@ def run_benchmark(
     extra = {name: iqa_metric(name, dev) for name in iqa}  # fails fast when pyiqa cannot
     frames, visuals, notes = [], [], []
     trained: list[str] = []
+    resolved: dict[str, dict[str, dict[str, str]]] = {}
     for setting in settings:
         task_obj = create_task(task, **setting)
         built, failed = [], {}
         for name in methods:
             try:
-                built.append(create_method(name, task_obj, weights=weights))
+                method = create_method(name, task_obj, weights=weights)
             except WeightsNotFound:
                 if not train_missing:
                     raise
-                from irnbench.train import train_method  # only when asked
-
-                train_method(name, task_obj, preset=preset, device=device, progress=progress)
-                trained.append(f"{name} {task_obj.setting_label} ({preset})")
-                built.append(create_method(name, task_obj))
+                method = _train_missing(name, task_obj, preset, device, progress)
+                trained.append(f"{method.spec} {task_obj.setting_label} ({preset})")
+            built.append(method)
+            info = weights_info(method)
+            resolved.setdefault(method.spec, {})[task_obj.setting_label] = info
+            if announce is not None and ctx.is_main:
+                announce(describe_weights(method, task_obj.setting_label, info))
         res: EvalResult = evaluate(built, task_obj, eval_sets, device=dev, draws=draws,
                                    failed=failed, progress=progress, extra_metrics=extra)
         frames.append(res.df)
@@ -134,10 +173,12 @@ def run_benchmark(
                   for s in settings},
         notes=notes,
         trained=trained,
-        methods_info={c.name: {"description": c.description,
-                               "citation": c.paper.citation if c.paper else "",
-                               "stochastic": c.stochastic,
-                               "codec": bool(getattr(c, "codec", False))} for c in classes},
+        weights=resolved,
+        methods_info={spec: {"method": c.name, "description": c.description,
+                             "citation": c.paper.citation if c.paper else "",
+                             "stochastic": c.stochastic,
+                             "codec": bool(getattr(c, "codec", False))}
+                      for spec, c in zip(methods, classes, strict=True)},
         torch_version=torch.__version__,
         world_size=ctx.world,
     )

@@ -65,7 +65,16 @@ from irnbench.registry import (
     load_weights,
 )
 from irnbench.tasks.base import Task
-from irnbench.weights import cache_weights_path, read_sidecar, sha256_file, user_home
+from irnbench.weights import (
+    DEFAULT_TRAIN_TAG,
+    OFFICIAL_TAG,
+    SHIPPED_TAG,
+    cache_weights_path,
+    check_tag,
+    read_sidecar,
+    sha256_file,
+    user_home,
+)
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning"]
@@ -501,10 +510,14 @@ def train_method(
     max_bad_steps: int = 10,
     command: str | None = None,
     init: str | Path | None = None,
+    tag: str = DEFAULT_TRAIN_TAG,
     **setting: Any,
 ) -> TrainResult:
-    """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache.
+    """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache
+    under ``tag`` (default ``local``: used only when named, as ``NAME.local``).
 
+    A ``smoke`` preset never installs, so a wiring check cannot change what a later ``run``
+    measures.
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
     ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
     fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
@@ -515,6 +528,7 @@ def train_method(
     returns the same result, but only rank 0 writes files.
     """
     cls = get_method_class(name)
+    _check_train_tag(tag)
     task_obj = create_task(task, **setting) if isinstance(task, str) else task
     task_obj = cls.weights_task(task_obj)  # e.g. IRN on compress trains its rescale weights
     if not cls.trainable():
@@ -525,6 +539,7 @@ def train_method(
             f"method {name!r} has no preset {preset!r}; presets: {', '.join(presets)}"
         )
     p = presets[preset]
+    install = install and preset not in NEVER_INSTALLED
     total = int(p.iterations if iterations is None else iterations)
     if total < 0:
         raise InvalidSetting(f"iterations must be ≥ 0, got {total}")
@@ -569,6 +584,7 @@ def train_method(
         "bf16": bf16,
         "channels_last": channels_last,
         "world_size": ctx.world,
+        "tag": tag,
     }
     if init_meta:
         meta_base["init"] = init_meta
@@ -704,7 +720,7 @@ def train_method(
                                 f"({exc}); {kept}") from exc
         if not install:
             return None
-        target = cache_weights_path(name, task_obj.key)
+        target = cache_weights_path(name, task_obj.key, tag)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, target)
         shutil.copyfile(weights.with_suffix(".json"), target.with_suffix(".json"))
@@ -732,6 +748,21 @@ def weights_label(preset: str, steps: int, init: dict[str, Any] | None = None) -
     steps_in_all = steps + int(init.get("steps_in_all") or 0)
     return (f"irnbench {' + '.join(f'{p} preset' for p in reversed(chain))}, "
             f"{steps_in_all} steps in all (not the paper's model)")
+
+
+#: Presets whose weights are never installed in the user cache (wiring checks).
+NEVER_INSTALLED = ("smoke",)
+
+
+def _check_train_tag(tag: str) -> None:
+    """``official`` and ``cpu`` name published and shipped weights: a training cannot take them."""
+    check_tag(tag)
+    if tag in (OFFICIAL_TAG, SHIPPED_TAG):
+        raise InvalidSetting(
+            f"tag {tag!r} is reserved ({OFFICIAL_TAG!r}: imported published checkpoints, "
+            f"{SHIPPED_TAG!r}: irnbench's shipped weights); train under {DEFAULT_TRAIN_TAG!r} "
+            "or a name of your own"
+        )
 
 
 #: What a fine-tune keeps of the record of the weights it started from.

@@ -1,10 +1,12 @@
-"""Weights: where they are found, how they are described, checked and loaded.
+"""Weights: tags, where each tagged file lives, how it is described and checked.
 
-Lookup order (DESIGN.md §4): an explicit ``--weights PATH``, the user cache
-(``$IRNBENCH_HOME/weights`` or the platform cache dir), then weights shipped in the plugin. Each
-weights file is a safetensors file with a JSON sidecar (same stem, ``.json``) describing how it
-was made; a timm-style ``PretrainedCfg`` on the method class names the shipped file and its
-sha256.
+Every weights file of a method and task setting has a *tag* (timm's ``arch.tag``): ``cpu`` is
+irnbench's own shipped CPU-preset weights (in the plugin package), ``official`` a published
+checkpoint imported with ``irnbench weights import``, and any other name the user's own
+(``irnbench train --tag NAME``, default ``local``), kept in the user cache
+(``$IRNBENCH_HOME/weights/<method>/<task_key>.<tag>.safetensors``). Each file has a JSON sidecar
+(same stem, ``.json``) saying how it was made; a ``PretrainedCfg`` on the method class names a
+shipped file and its sha256.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,16 @@ from irnbench.errors import WeightsNotFound
 
 __all__ = [
     "PretrainedCfg",
+    "OfficialFile",
+    "OfficialCheckpoint",
+    "SHIPPED_TAG",
+    "OFFICIAL_TAG",
+    "DEFAULT_TRAIN_TAG",
+    "RESOLUTION_ORDER",
+    "parse_spec",
+    "format_spec",
+    "check_tag",
+    "cached_tags",
     "user_home",
     "cache_weights_dir",
     "sha256_file",
@@ -46,6 +59,46 @@ class PretrainedCfg:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class OfficialFile:
+    """One file of a published checkpoint and the part of the irnbench model it fills."""
+
+    name: str  #: as released, e.g. ``IRN_x4.pth`` or ``4x/kgn.pth``
+    target_prefix: str  #: the irnbench state-dict keys it fills start with this, e.g. ``net.``
+    what: str  #: e.g. "IRN ×4 InvRescaleNet"
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """The authors' release of one method for one task setting, and how to convert it.
+
+    ``rename(file_name, key)`` maps a source tensor name (``module.`` already stripped) of the
+    file released as ``file_name`` to the irnbench state-dict key it fills (values are copied
+    unchanged), or ``None`` when irnbench has no such tensor; ``irnbench.checkpoints`` checks
+    that the mapping is one to one with equal shapes.
+    """
+
+    task: str  #: e.g. ``rescale``
+    setting: dict[str, Any]  #: e.g. ``{"scale": 4}``
+    files: tuple[OfficialFile, ...]
+    rename: Callable[[str, str], str | None]
+    repository: str  #: e.g. ``github.com/pkuxmq/Invertible-Image-Rescaling``
+    download: str  #: where the authors link the files
+    licence: str  #: what the authors state (code licence; the weights' own terms)
+    paper: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  #: constructor options to build it
+    #: irnbench tensors that describe the configuration (filled from the built model)
+    config_keys: tuple[str, ...] = ()
+    note: str = ""  #: added to the label, e.g. "CRM trained at q = 90"
+    #: Other releases with the same tensors, by the tag to import them under, e.g.
+    #: ``{"plus": "IRN+_x4.pth"}``.
+    variants: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files)
+
+
 def user_home() -> Path:
     """irnbench's user folder: ``$IRNBENCH_HOME`` or the platform's user cache dir."""
     env = os.environ.get("IRNBENCH_HOME")
@@ -60,13 +113,87 @@ def user_home() -> Path:
     return base / "irnbench"
 
 
+#: The tag of the weights shipped in a plugin package (irnbench's CPU-preset trainings).
+SHIPPED_TAG = "cpu"
+#: The tag of an imported published checkpoint.
+OFFICIAL_TAG = "official"
+#: The tag ``irnbench train`` installs under unless ``--tag`` names another.
+DEFAULT_TRAIN_TAG = "local"
+#: What an untagged method name resolves to, in this order: the user's own trainings are used
+#: only when named, so no test or smoke run changes what a later ``run`` measures.
+RESOLUTION_ORDER = (OFFICIAL_TAG, SHIPPED_TAG)
+
+_TAG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def check_tag(tag: str) -> str:
+    """A tag is lower-case letters, digits, ``-`` and ``_`` (it becomes part of a file name)."""
+    from irnbench.errors import InvalidSetting
+
+    if not tag or not set(tag) <= _TAG_CHARS or tag[0] in "-_":
+        raise InvalidSetting(
+            f"weights tag must be lower-case letters, digits, '-' or '_', got {tag!r}"
+        )
+    return tag
+
+
+def parse_spec(spec: str, tag: str | None = None) -> tuple[str, str | None]:
+    """``"irn.official"`` → ``("irn", "official")``; ``"irn"`` → ``("irn", tag)``.
+
+    A ``tag=`` given beside a tagged spec must agree with it.
+    """
+    from irnbench.errors import InvalidSetting
+
+    name, dot, spec_tag = spec.partition(".")
+    if not dot:
+        return spec, (check_tag(tag) if tag else None)
+    check_tag(spec_tag)
+    if tag and tag != spec_tag:
+        raise InvalidSetting(f"{spec!r} names tag {spec_tag!r} but tag={tag!r} was given")
+    return name, spec_tag
+
+
+def format_spec(name: str, tag: str | None) -> str:
+    """``("irn", "official")`` → ``"irn.official"`` (just the name without a tag)."""
+    return f"{name}.{tag}" if tag else name
+
+
 def cache_weights_dir() -> Path:
     return user_home() / "weights"
 
 
-def cache_weights_path(method: str, task_key: str) -> Path:
-    """Where ``irnbench train`` installs finished weights for a method and setting."""
+def cache_weights_path(method: str, task_key: str, tag: str = DEFAULT_TRAIN_TAG) -> Path:
+    """Where the ``tag`` weights of a method and setting live in the user cache."""
+    return cache_weights_dir() / method / f"{task_key}.{check_tag(tag)}.safetensors"
+
+
+def legacy_cache_path(method: str, task_key: str) -> Path:
+    """Where ``irnbench train`` installed weights before tags; such a file is tag ``local``."""
     return cache_weights_dir() / method / f"{task_key}.safetensors"
+
+
+def cached_path(method: str, task_key: str, tag: str) -> Path | None:
+    """The cache file of ``tag`` (a pre-tag file counts as ``local``), or None."""
+    path = cache_weights_path(method, task_key, tag)
+    if path.exists():
+        return path
+    legacy = legacy_cache_path(method, task_key)
+    if tag == DEFAULT_TRAIN_TAG and legacy.exists():
+        return legacy
+    return None
+
+
+def cached_tags(method: str, task_key: str) -> list[str]:
+    """Tags with a file in the user cache for this method and setting, sorted."""
+    folder = cache_weights_dir() / method
+    tags = set()
+    for f in folder.glob(f"{task_key}.*safetensors"):
+        rest = f.name[len(task_key):-len(".safetensors")]
+        if rest == "":
+            tags.add(DEFAULT_TRAIN_TAG)
+        elif rest.startswith(".") and "." not in rest[1:]:
+            tags.add(rest[1:])
+    return sorted(tags)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -175,13 +175,13 @@ def test_irn_on_compress_uses_its_rescale_weights(tmp_path, no_shipped_irn):
     from irnbench.weights import cache_weights_path
 
     m = create_method("irn", task="rescale", scale=2, pretrained=False)
-    path = cache_weights_path("irn", "rescale-x2")
+    path = cache_weights_path("irn", "rescale-x2", "official")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_weights(path, m, {"kind": "irnbench-weights", "method": "irn", "label": "test"})
     assert irnbench.weights_available("irn", "compress", scale=2)
     loaded = create_method("irn", task=task)
-    assert loaded.weights_label == "test"
-    # and irn-crm's "auto" finds the same IRN
+    assert loaded.weights_label == "test" and loaded.weights_tag == "official"
+    # and irn-crm's "auto" finds the same IRN (the untagged resolution: official, else cpu)
     crm = create_method("irn-crm", task=task, pretrained=False, config="smoke",
                         irn_weights="auto")
     for k, v in m.state_dict().items():

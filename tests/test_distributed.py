@@ -317,3 +317,23 @@ def test_cli_eval_nproc_writes_one_table(tmp_path):
     assert two.stdout.count("results:") == 1 and two.stdout.count("bicubic [measured]") == 1
     a, b = load_run(tmp_path / "one")[0], load_run(tmp_path / "two")[0]
     pd.testing.assert_frame_equal(b.drop(columns="seconds"), a.drop(columns="seconds"))
+
+
+@pytest.mark.slow
+def test_torchrun_smoke_training_changes_nothing_a_run_resolves(tmp_path):
+    """`torchrun --nproc-per-node 2 -m irnbench train … --preset smoke` installs nothing: a
+    later untagged `irn` still resolves to the shipped weights."""
+    from irnbench.registry import create_method
+    from irnbench.weights import cache_weights_dir
+
+    before = create_method("irn", scale=2)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "irnbench", "train", "--plugin", "irn", "--task", "rescale", "--scale", "2",
+         "--preset", "smoke", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")],
+        check=True, env=env, capture_output=True, text=True)
+    assert "never installs" in out.stdout
+    assert not list(cache_weights_dir().rglob("*.safetensors"))
+    after = create_method("irn", scale=2)
+    assert (after.weights_tag, after.weights_sha256) == ("cpu", before.weights_sha256)

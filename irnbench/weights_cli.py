@@ -1,0 +1,160 @@
+"""``irnbench weights list|import|remove``: the tagged weight sets of every method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from irnbench.errors import InvalidSetting, IrnbenchError, cli_errors
+from irnbench.weights import (
+    DEFAULT_TRAIN_TAG,
+    SHIPPED_TAG,
+    cache_weights_dir,
+    format_spec,
+    parse_spec,
+    read_sidecar,
+)
+
+__all__ = ["weights", "WeightSet", "weight_sets"]
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """One weights file: ``method.tag`` for one task setting, where it is, how it is labelled."""
+
+    method: str
+    tag: str
+    task_key: str
+    label: str
+    sha256: str
+    where: str  #: "shipped" or "cache"
+    path: Path
+
+    @property
+    def spec(self) -> str:
+        return format_spec(self.method, self.tag)
+
+
+def _cache_sets(method: str | None) -> list[WeightSet]:
+    root = cache_weights_dir()
+    folders = [root / method] if method else sorted(p for p in root.glob("*") if p.is_dir())
+    out = []
+    for folder in folders:
+        for f in sorted(folder.glob("*.safetensors")):
+            stem = f.name[: -len(".safetensors")]
+            key, dot, tag = stem.rpartition(".")
+            if not dot:  # written before tags: a local training
+                key, tag = stem, DEFAULT_TRAIN_TAG
+            side = read_sidecar(f)
+            out.append(WeightSet(folder.name, side.get("tag") or tag, key,
+                                 side.get("label", ""), side.get("sha256", ""), "cache", f))
+    return out
+
+
+def _shipped_sets(method: str | None) -> list[WeightSet]:
+    from irnbench.plugins import registered_methods
+
+    out = []
+    for name, cls in sorted(registered_methods().items()):
+        if method not in (None, name):
+            continue
+        for key, cfg in sorted(cls.pretrained_cfgs.items()):
+            out.append(WeightSet(name, SHIPPED_TAG, key, cfg.label, cfg.sha256, "shipped",
+                                 cls.package_dir() / cfg.file))
+    return out
+
+
+def weight_sets(method: str | None = None) -> list[WeightSet]:
+    """Every shipped and cached weight set (of ``method`` only, when given)."""
+    return sorted(_shipped_sets(method) + _cache_sets(method),
+                  key=lambda w: (w.method, w.task_key, w.where != "cache", w.tag))
+
+
+@click.group()
+def weights() -> None:
+    """Tagged weights: list them, import the authors' checkpoints, remove your own.
+
+    Tags: cpu (irnbench's shipped CPU-preset weights), official (a published checkpoint you
+    imported), local or any name (your trainings, `irnbench train --tag NAME`). Name them as
+    METHOD.TAG anywhere a method is named; an untagged name resolves to official if imported,
+    else cpu.
+    """
+
+
+@weights.command(name="list")
+@click.argument("method", required=False)
+@cli_errors
+def weights_list(method: str | None) -> None:
+    """List weight sets: METHOD.TAG, setting, label, sha256[:12], where they are."""
+    if method:
+        from irnbench.registry import get_method_class
+
+        get_method_class(method)  # an unknown name lists the known ones
+    rows = weight_sets(parse_spec(method)[0] if method else None)
+    if not rows:
+        click.echo("(no weights)")
+        return
+    click.echo(f"{'weights':<20} {'setting':<12} {'sha256':<12}  {'where':<7}  label")
+    for w in rows:
+        click.echo(f"{w.spec:<20} {w.task_key:<12} {w.sha256[:12]:<12}  {w.where:<7}  "
+                   f"{w.label}")
+
+
+@weights.command(name="import")
+@click.argument("method")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--task", default="rescale", show_default=True, help="Task of the checkpoint.")
+@click.option("--scale", default=None, type=int, help="Scale of a rescale/compress checkpoint.")
+@click.option("--tag", default=None,
+              help="Tag to import under (default: official; e.g. plus for IRN+_x4.pth).")
+@cli_errors
+def weights_import(method: str, files: tuple[str, ...], task: str, scale: int | None,
+                   tag: str | None) -> None:
+    """Convert the authors' checkpoint FILE(s) of METHOD into tagged irnbench weights.
+
+    Files are read with torch.load(weights_only=True) only: a file that needs code to
+    unpickle is refused unexecuted. Every tensor must map one to one onto irnbench's model.
+    """
+    from irnbench.checkpoints import import_checkpoint
+
+    setting = {"scale": scale} if scale is not None else {}
+    res = import_checkpoint(method, list(files), task, tag=tag, **setting)
+    name = parse_spec(method)[0]
+    click.echo(f"imported {format_spec(name, res.tag)}: {res.label}, sha256 "
+               f"{res.sha256[:12]} → {res.path}")
+
+
+@weights.command(name="remove")
+@click.argument("spec")
+@click.option("--task", default=None, help="Only this task's weights.")
+@click.option("--scale", default=None, type=int, help="Only this scale's weights.")
+@cli_errors
+def weights_remove(spec: str, task: str | None, scale: int | None) -> None:
+    """Remove METHOD.TAG weights from the user cache (shipped cpu weights stay)."""
+    for w in _to_remove(spec, task, scale):
+        w.path.unlink()
+        w.path.with_suffix(".json").unlink(missing_ok=True)
+        click.echo(f"removed {w.spec} {w.task_key} ({w.path})")
+
+
+def _to_remove(spec: str, task: str | None, scale: int | None) -> list[WeightSet]:
+    from irnbench.registry import create_task, get_method_class
+
+    name, tag = parse_spec(spec)
+    if tag is None:
+        raise InvalidSetting(f"name the weights to remove as METHOD.TAG (e.g. {name}.local)")
+    if tag == SHIPPED_TAG:
+        raise InvalidSetting(f"{spec}: the shipped {SHIPPED_TAG!r} weights are part of the "
+                             "plugin and cannot be removed")
+    key = None
+    if task is not None or scale is not None:
+        setting = {"scale": scale} if scale is not None else {}
+        key = get_method_class(name).weights_task(create_task(task or "rescale", **setting)).key
+    found = [w for w in _cache_sets(name) if w.tag == tag and key in (None, w.task_key)]
+    if not found:
+        have = sorted({w.spec for w in _cache_sets(name)})
+        raise IrnbenchError(f"no cached {spec} weights" + (f" for {key}" if key else "")
+                            + (f"; cached: {', '.join(have)}" if have else ""))
+    return found
