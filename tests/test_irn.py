@@ -45,10 +45,13 @@ def test_parameter_counts(scale, trainable, frozen):
 
 
 def test_unsupported_scale():
-    assert not IRN.supports(create_task("rescale", scale=3))
+    assert IRN.supports(create_task("rescale", scale=3))  # ×3: tests/test_irn_x3.py
     assert IRN.supports(create_task("rescale", scale=4))
+    assert not IRN.supports(create_task("decolorize"))
     with pytest.raises(InvalidSetting):
-        IRN(create_task("rescale", scale=3))
+        IRN(create_task("decolorize"))
+    with pytest.raises(ValueError):
+        InvRescaleNet(5)
     with pytest.raises(InvalidSetting):
         IRN(create_task("rescale", scale=2), bogus=1)
 

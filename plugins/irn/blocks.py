@@ -1,4 +1,5 @@
-"""Invertible blocks shared by the IRN family: Haar downsampling, affine coupling, DenseBlock.
+"""Invertible blocks shared by the IRN family: Haar and learnable ×s downsampling, affine
+coupling, DenseBlock.
 
 Written from the facts in REFERENCE.md Part A §1 (official code: ``Inv_arch.py`` and
 ``Subnet_constructor.py`` in ``codes/models/modules/`` of pkuxmq/Invertible-Image-Rescaling).
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "HaarDownsampling", "DenseBlock", "InvBlockExp", "SubnetConstructor", "inference_layout",
-    "nchw_inference",
+    "HaarDownsampling", "ConvDownsampling", "DenseBlock", "InvBlockExp", "SubnetConstructor",
+    "inference_layout", "nchw_inference",
 ]
 
 #: ``subnet(channels_in, channels_out) -> nn.Module``: how couplings build F, G and H.
@@ -97,6 +98,59 @@ class HaarDownsampling(nn.Module):
     @staticmethod
     def _logdet(numel: int, x: torch.Tensor) -> torch.Tensor:
         return torch.tensor(numel / 4.0 * math.log(1.0 / 16.0), dtype=x.dtype, device=x.device)
+
+
+class ConvDownsampling(nn.Module):
+    """Learnable invertible ×s downsampling (IRN ×3), C → s²·C channels, subband-major order.
+
+    Official IJCV code (``ConvDownsampling``, ``Inv_arch.py``, pkuxmq/Invertible-Image-Rescaling):
+    each s×s block of each channel (pixel-unshuffle order p) is mapped by one shared learnable
+    s²×s² matrix W, out[k·C + c] = Σ_p W[k, p]·in[c·s² + p]; the inverse applies W⁻¹. W starts as
+    the identity with row 0 the box average, so channels 0..C−1 start as the s×s box mean.
+    """
+
+    def __init__(self, scale: int):
+        super().__init__()
+        if scale < 2:
+            raise ValueError(f"ConvDownsampling needs a scale ≥ 2, got {scale}")
+        self.scale = scale
+        weights = torch.eye(scale * scale)
+        weights[0] = 1.0 / (scale * scale)
+        self.conv_weights = nn.Parameter(weights)
+        self.last_logdet: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, rev: bool = False) -> torch.Tensor:
+        return self._reverse(x) if rev else self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W → B×(s²·C)×H/s×W/s: pixel-unshuffle, W on every block, subband-major."""
+        s, s2 = self.scale, self.scale * self.scale
+        b, c, h, w = x.shape
+        blocks = F.pixel_unshuffle(x, s).reshape(b, c, s2, h // s, w // s)
+        out = torch.einsum("kp,bcphw->bkchw", self.conv_weights.to(x.dtype), blocks)
+        self.last_logdet = self._logdet(x[0].numel() / s2)
+        return out.reshape(b, s2 * c, h // s, w // s)
+
+    def _reverse(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact inverse: undo the subband-major order, W⁻¹ on every block, pixel-shuffle."""
+        s2 = self.scale * self.scale
+        b, cs2, h, w = x.shape
+        bands = x.reshape(b, s2, cs2 // s2, h, w)
+        inv = self._inverse_weights(x.dtype)
+        blocks = torch.einsum("pk,bkchw->bcphw", inv, bands).reshape(b, cs2, h, w)
+        self.last_logdet = -self._logdet(x[0].numel() / s2)
+        return F.pixel_shuffle(blocks, self.scale)
+
+    def _inverse_weights(self, dtype: torch.dtype) -> torch.Tensor:
+        """W⁻¹ as ``dtype``, inverted in float64 where the device has it (MPS has not): a
+        float32 inverse alone adds ≈1e-6 to the round trip, and W⁻¹ amplifies errors ≈9×."""
+        w = self.conv_weights
+        exact = torch.float32 if w.device.type == "mps" else torch.float64
+        return torch.inverse(w.to(exact)).to(dtype)
+
+    def _logdet(self, n_blocks: float) -> torch.Tensor:
+        """Per-sample log|det| = (number of s×s blocks)·log|det W| (computed, never a loss)."""
+        return n_blocks * torch.linalg.slogdet(self.conv_weights.detach().float())[1]
 
 
 class DenseBlock(nn.Module):
