@@ -23,6 +23,7 @@ from irnbench_plugins.car import (
     offset_loss,
     tv_loss,
 )
+from irnbench_plugins.car.model import RGB_MEAN
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -207,13 +208,16 @@ def test_padding_is_only_for_the_resampler():
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_edsr_shapes_and_mean_shift(scale):
-    net = EDSR(scale, blocks=2, feats=8, res_scale=0.1)
-    y = torch.rand(2, 3, 5, 7)
-    assert net(y).shape == (2, 3, 5 * scale, 7 * scale)
-    with torch.no_grad():  # zero convs: output is the mean (global skip around the body only)
-        for p in net.parameters():
-            p.zero_()
-    assert torch.allclose(net(y), net.mean.expand(2, 3, 5 * scale, 7 * scale))
+    mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1).expand(2, 3, 5 * scale, 7 * scale)
+    for mean_conv in (True, False):  # the released frozen 1×1 convs, or fixed buffers
+        net = EDSR(scale, blocks=2, feats=8, res_scale=0.1, mean_conv=mean_conv)
+        y = torch.rand(2, 3, 5, 7)
+        assert net(y).shape == (2, 3, 5 * scale, 7 * scale)
+        with torch.no_grad():  # zero convs: output is the mean (global skip around the body)
+            for p in net.parameters():
+                if p.requires_grad:
+                    p.zero_()
+        assert torch.allclose(net(y), mean)
 
 
 def test_restore_tiled_equals_untiled():
@@ -282,10 +286,11 @@ def test_parameter_counts_paper_config():
     counts = {}
     for scale, quoted_total, quoted_edsr in [(2, 51.1e6, 40.7e6), (4, 52.8e6, 43.1e6)]:
         m = _car(scale, "paper")
-        res = sum(p.numel() for p in m.resampler.parameters())
-        up = sum(p.numel() for p in m.upscaler.parameters())
+        res = sum(p.numel() for p in m.resampler.parameters() if p.requires_grad)
+        up = sum(p.numel() for p in m.upscaler.parameters() if p.requires_grad)
         counts[scale] = (res, up, m.num_parameters())
-        assert m.num_parameters() == m.num_parameters(trainable_only=False) == res + up
+        # the released frozen mean-shift convs (12 tensors each: resampler 1, EDSR 2)
+        assert m.num_parameters() == res + up == m.num_parameters(trainable_only=False) - 36
         assert round(up / 1e5) == round(quoted_edsr / 1e5)
         assert abs(m.num_parameters() / quoted_total - 1) < 0.006
         assert 9.5e6 < res < 11e6

@@ -69,6 +69,7 @@ from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import CONFIGS, EDSR, CARConfig, ResamplerNet, kernel_size
+from .official import CAR_OFFICIAL
 from .sampler import adaptive_grid_sample
 
 __all__ = ["CAR", "SCALES", "offset_loss", "tv_loss"]
@@ -182,6 +183,8 @@ class CAR(Method):
     }
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "car")
+    #: The authors' ×2 / ×4 releases (``irnbench weights import car kgn.pth usn.pth ...``).
+    official_weights = CAR_OFFICIAL
 
     _FIELDS = tuple(f.name for f in fields(CARConfig))
     option_names = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)
@@ -207,7 +210,8 @@ class CAR(Method):
         ref = next(self.parameters(), None)
         self.cfg = cfg
         self.resampler = ResamplerNet(self.scale, cfg)
-        self.upscaler = EDSR(self.scale, cfg.edsr_blocks, cfg.edsr_feats, cfg.edsr_res_scale)
+        self.upscaler = EDSR(self.scale, cfg.edsr_blocks, cfg.edsr_feats, cfg.edsr_res_scale,
+                             mean_conv=bool(cfg.mean_conv))
         self.register_buffer("arch", cfg.as_tensor())
         if ref is not None:
             self.to(device=ref.device, dtype=ref.dtype)
@@ -218,6 +222,8 @@ class CAR(Method):
             cfg = CARConfig.from_tensor(tag)
             if cfg != self.cfg:
                 self._build(cfg)
+            # an older, shorter tag of the same configuration loads as the current format
+            state_dict = {**state_dict, "arch": cfg.as_tensor().to(tag.device)}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @classmethod

@@ -4,9 +4,12 @@ Written from REFERENCE.md Part B §1.1 and §1.3 (official inference code sunwj/
 ``EDSR/edsr.py``). Layer shapes of the ``paper`` configuration are the released ones; the widths
 and depths are parameters so that a slim model can be trained on a CPU (``cpu`` preset).
 
-Mean shifts (subtract / add back the DIV2K RGB mean 0.4488, 0.4371, 0.4040 with rgb_range 1) are
-fixed buffers here, not the frozen 1×1 convolutions of the released code, so they do not appear
-in parameter counts at all (the released frozen convs would add 12 parameters each).
+Mean shifts (subtract / add back the DIV2K RGB mean 0.4488, 0.4371, 0.4040 with rgb_range 1): the
+``paper`` configuration keeps them as the released code does, frozen 1×1 convolutions
+(``sub_mean``, ``add_mean``; initialised to the identity and ∓mean, loaded from a checkpoint as
+stored), so an imported official checkpoint computes exactly what the authors' network does; the
+slim ``cpu`` / ``smoke`` configurations use fixed buffers. Frozen tensors are not counted as
+trainable parameters.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CARConfig", "CONFIGS", "ResamplerNet", "EDSR", "kernel_size"]
+__all__ = ["CARConfig", "CONFIGS", "MeanShift", "ResamplerNet", "EDSR", "kernel_size"]
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -40,6 +43,7 @@ class CARConfig:
     edsr_blocks: int = 32
     edsr_feats: int = 256
     edsr_res_scale_milli: int = 100  #: EDSR residual scale ×1000 (0.1), an int for the arch tag
+    mean_conv: int = 1  #: 1: the released frozen 1×1 mean-shift convs; 0: fixed buffers
 
     @property
     def edsr_res_scale(self) -> float:
@@ -51,7 +55,11 @@ class CARConfig:
 
     @classmethod
     def from_tensor(cls, t: torch.Tensor) -> CARConfig:
+        """The configuration stored with weights; tags written before ``mean_conv`` existed
+        (8 entries) used the mean buffers."""
         vals = [int(v) for v in t.tolist()]
+        if len(vals) == len(fields(cls)) - 1:
+            vals.append(0)
         if len(vals) != len(fields(cls)):
             raise ValueError(f"arch tag has {len(vals)} entries, expected {len(fields(cls))}")
         return cls(*vals)
@@ -62,11 +70,30 @@ CONFIGS: dict[str, CARConfig] = {
     "paper": CARConfig(),
     # irnbench's CPU budget (not the paper's model): slim resampler, EDSR 4 × 32, res scale 1.
     "cpu": CARConfig(enc_first=16, enc_mid=32, enc_blocks=2, feats=64, trunk_convs=1,
-                     edsr_blocks=4, edsr_feats=32, edsr_res_scale_milli=1000),
+                     edsr_blocks=4, edsr_feats=32, edsr_res_scale_milli=1000, mean_conv=0),
     # Wiring checks only.
     "smoke": CARConfig(enc_first=8, enc_mid=8, enc_blocks=1, feats=16, trunk_convs=1,
-                       edsr_blocks=1, edsr_feats=8, edsr_res_scale_milli=1000),
+                       edsr_blocks=1, edsr_feats=8, edsr_res_scale_milli=1000, mean_conv=0),
 }
+
+
+class MeanShift(nn.Module):
+    """Add ``sign``·mean per channel: a frozen 1×1 conv (the released form) or a fixed buffer."""
+
+    def __init__(self, sign: float, conv: bool):
+        super().__init__()
+        mean = torch.tensor(RGB_MEAN)
+        self.conv = conv
+        if conv:
+            self.weight = nn.Parameter(torch.eye(3).view(3, 3, 1, 1), requires_grad=False)
+            self.bias = nn.Parameter(sign * mean, requires_grad=False)
+        else:
+            self.register_buffer("shift", sign * mean.view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv:
+            return F.conv2d(x, self.weight, self.bias)
+        return x + self.shift
 
 
 def _conv3(cin: int, cout: int) -> nn.Sequential:
@@ -134,7 +161,7 @@ class ResamplerNet(nn.Module):
         self.scale = scale
         self.k = kernel_size(scale)
         k2 = self.k**2
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.sub_mean = MeanShift(-1.0, bool(cfg.mean_conv))
         self.enc = nn.Sequential(
             nn.ReflectionPad2d(2), nn.Conv2d(3, cfg.enc_first, 5), nn.LeakyReLU(0.2),
             _Down(cfg.enc_first, cfg.enc_mid),
@@ -153,7 +180,7 @@ class ResamplerNet(nn.Module):
         h, w = x.shape[-2:]
         if h % 8 or w % 8:
             raise ValueError(f"the resampler needs H, W multiples of 8, got {h}×{w}")
-        f = self.enc(x - self.mean)
+        f = self.enc(self.sub_mean(x))
         f = f + self.res(f)
         f = self.down8(f)
         weights = self.kernels_head(self.kernels_trunk(f)).clamp(1e-6, 1.0)
@@ -182,12 +209,14 @@ class EDSR(nn.Module):
     log2(s) × [conv3×3 F→4F, pixel-shuffle(2)]; tail conv3×3 F→3; mean added back.
     """
 
-    def __init__(self, scale: int, blocks: int = 32, feats: int = 256, res_scale: float = 0.1):
+    def __init__(self, scale: int, blocks: int = 32, feats: int = 256, res_scale: float = 0.1,
+                 mean_conv: bool = True):
         super().__init__()
         stages = round(math.log2(scale))
         if scale < 2 or 2**stages != scale:
             raise ValueError(f"EDSR here needs a power-of-two scale, got {scale}")
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.sub_mean = MeanShift(-1.0, mean_conv)
+        self.add_mean = MeanShift(1.0, mean_conv)
         self.head = nn.Conv2d(3, feats, 3, padding=1)
         self.body = nn.Sequential(
             *(_EDSRBlock(feats, res_scale) for _ in range(blocks)),
@@ -200,6 +229,6 @@ class EDSR(nn.Module):
         self.tail = nn.Conv2d(feats, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.head(x - self.mean)
+        f = self.head(self.sub_mean(x))
         f = f + self.body(f)
-        return self.tail(self.upsample(f)) + self.mean
+        return self.add_mean(self.tail(self.upsample(f)))

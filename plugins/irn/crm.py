@@ -12,7 +12,9 @@ Written from REFERENCE.md Part A §6 "Compression" (official code: ``IRN_model_C
   choice for short CPU budgets, not the paper's. The dense blocks are the IRN plugin's
   ``DenseBlock`` (its last conv is zero-initialised, where ESRGAN scales a Kaiming init by 0.1).
 * **Quality**: ONE module conditioned on the JPEG quality (a constant input plane q/100 next to
-  the decoded LR), not one module per quality as the official q = 90 config. Training draws the
+  the decoded LR), not one module per quality as the official q = 90 config. The ``official``
+  config is the released module exactly: unconditioned (3 input channels), trained at q = 90
+  only; it runs at any quality, and its label says it was trained at q = 90. Training draws the
   quality of each sample uniformly from the integers between the task's lowest and highest
   quality (30–90 by default), so one set of weights serves the whole RD curve; qualities outside
   that range are extrapolation.
@@ -44,6 +46,7 @@ from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .blocks import DenseBlock
 from .method import IRN, SCALES
+from .official import IRN_CRM_OFFICIAL
 
 __all__ = ["IRNCRM", "CRMNet", "CRMConfig", "RRDB", "CONFIGS"]
 
@@ -62,17 +65,23 @@ class CRMConfig:
     blocks: int = 8
     growth: int = 32
     residual: int = 0  #: 1: output = input + conv_last(...) with conv_last zero-initialised
+    quality_input: int = 1  #: 1: a q/100 plane is a 4th input channel; 0: unconditioned
 
     def as_tensor(self) -> torch.Tensor:
-        return torch.tensor([self.feats, self.blocks, self.growth, self.residual])
+        return torch.tensor([self.feats, self.blocks, self.growth, self.residual,
+                             self.quality_input])
 
     @classmethod
     def from_tensor(cls, t: torch.Tensor) -> CRMConfig:
+        """The configuration stored with weights (4-entry tags predate ``quality_input``)."""
         return cls(*(int(v) for v in t.tolist()))
 
 
 CONFIGS = {
-    "paper": CRMConfig(64, 8, 32, 0),  # official CRM (REFERENCE.md Part A §6)
+    # the official CRM's size (ESRGAN RRDBNet 64 feats, 8 RRDBs, growth 32), quality-conditioned
+    "paper": CRMConfig(64, 8, 32, 0),
+    # the released module itself: unconditioned, one per quality (q = 90 ships)
+    "official": CRMConfig(64, 8, 32, 0, quality_input=0),
     "cpu": CRMConfig(32, 2, 16, 1),  # irnbench's CPU budget
     "smoke": CRMConfig(8, 1, 8, 1),  # wiring checks
 }
@@ -98,7 +107,7 @@ class CRMNet(nn.Module):
     def __init__(self, cfg: CRMConfig, channels: int = 3):
         super().__init__()
         self.cfg = cfg
-        self.conv_first = nn.Conv2d(channels + 1, cfg.feats, 3, 1, 1)
+        self.conv_first = nn.Conv2d(channels + cfg.quality_input, cfg.feats, 3, 1, 1)
         self.body = nn.Sequential(*(RRDB(cfg.feats, cfg.growth) for _ in range(cfg.blocks)))
         self.trunk_conv = nn.Conv2d(cfg.feats, cfg.feats, 3, 1, 1)
         self.conv_last = nn.Conv2d(cfg.feats, channels, 3, 1, 1)
@@ -112,10 +121,15 @@ class CRMNet(nn.Module):
         return 3 + 15 * self.cfg.blocks
 
     def forward(self, y: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        """``y`` B×3×h×w decoded LR, ``quality`` B JPEG qualities / 100."""
+        """``y`` B×3×h×w decoded LR, ``quality`` B JPEG qualities / 100 (unused when the
+        config is unconditioned)."""
         b, _, h, w = y.shape
-        plane = quality.to(y).view(b, 1, 1, 1).expand(b, 1, h, w)
-        fea = self.conv_first(torch.cat((y, plane), 1))
+        if self.cfg.quality_input:
+            plane = quality.to(y).view(b, 1, 1, 1).expand(b, 1, h, w)
+            y_in = torch.cat((y, plane), 1)
+        else:
+            y_in = y
+        fea = self.conv_first(y_in)
         fea = fea + self.trunk_conv(self.body(fea))
         out = self.conv_last(fea)
         return y + out if self.cfg.residual else out
@@ -160,6 +174,9 @@ class IRNCRM(Method):
                          grad_clip=10.0, val_every=2, checkpoint_every=2),
     }
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-crm")
+    #: The released IJCV compression model (``irnbench weights import irn-crm IRN_x2_finetune.pth
+    #: CRM_x2_q90.pth --task compress --scale 2``).
+    official_weights = IRN_CRM_OFFICIAL
 
     _FIELDS = tuple(f.name for f in fields(CRMConfig))
     option_names = ("config", "irn_weights", "tile", *_FIELDS)
@@ -202,6 +219,8 @@ class IRNCRM(Method):
             cfg = CRMConfig.from_tensor(tag)
             if cfg != self.cfg:
                 self._build(cfg)
+            # an older, shorter tag of the same configuration loads as the current format
+            state_dict = {**state_dict, "arch": cfg.as_tensor().to(tag.device)}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _load_irn(self, src: str) -> None:

@@ -23,6 +23,7 @@ from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
 
 from .model import InvRescaleNet
+from .official import IRN_OFFICIAL
 
 __all__ = ["IRN", "SCALES", "paper_preset"]
 
@@ -247,6 +248,8 @@ class IRN(Method):
     }
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn")
+    #: The authors' ×2/×3/×4/×8 releases (``irnbench weights import irn IRN_x4.pth ...``).
+    official_weights = IRN_OFFICIAL
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
 

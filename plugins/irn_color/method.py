@@ -29,6 +29,7 @@ from irnbench.weights import PretrainedCfg, shipped_cfgs
 from irnbench_plugins.irn.method import paper_preset
 
 from .model import InvGreyNet
+from .official import IRN_COLOR_OFFICIAL
 
 __all__ = ["IRNColor"]
 
@@ -196,6 +197,8 @@ class IRNColor(Method):
     }
     #: Weights shipped in ``weights/`` (the ``cpu`` preset's, trained on ``mini-train``).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-color")
+    #: The authors' release (``irnbench weights import irn-color IRN_color.pth ...``).
+    official_weights = IRN_COLOR_OFFICIAL
 
     option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
                     "blocks", "tile")

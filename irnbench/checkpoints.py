@@ -1,0 +1,304 @@
+"""Import the authors' published checkpoints as tagged irnbench weights.
+
+``import_checkpoint("irn", ["IRN_x4.pth"], "rescale", scale=4)`` loads each file with
+``torch.load(weights_only=True)`` only (a file that needs code to unpickle is refused, and
+nothing in it runs), strips DataParallel's ``module.`` prefixes, maps every source tensor to
+exactly one irnbench tensor of the same shape (the method's ``OfficialCheckpoint.rename``), and
+writes safetensors + a JSON sidecar into the user cache under a tag (``official`` by default).
+A file of another method or setting fails with one line that says what it is.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from irnbench.errors import CheckpointError
+from irnbench.methods import Method
+from irnbench.tasks.base import Task
+from irnbench.weights import (
+    OFFICIAL_TAG,
+    SHIPPED_TAG,
+    OfficialCheckpoint,
+    OfficialFile,
+    cache_weights_path,
+    check_tag,
+    sha256_file,
+)
+
+__all__ = ["CheckpointError", "ImportedWeights", "load_checkpoint", "import_checkpoint",
+           "map_checkpoint", "official_label"]
+
+#: At most this many keys are named in one error.
+_SHOWN_KEYS = 5
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class ImportedWeights:
+    path: Path
+    label: str
+    tag: str
+    sha256: str
+
+
+# -- reading -------------------------------------------------------------------------------
+def load_checkpoint(path: str | Path) -> State:
+    """The tensors of a ``.pth`` file, loaded with ``weights_only=True`` only.
+
+    A file whose unpickling would need code (a class, a function, ``__reduce__``) is refused
+    without running any of it; keys lose a leading ``module.`` (DataParallel/DDP); a
+    ``{"state_dict": {...}}`` wrapper is unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"refused {path.name}: unpickling it needs code ({_refusal_reason(exc)}); "
+                "irnbench loads tensors only (torch.load weights_only=True), so nothing in "
+                "it was run"
+            ) from None
+        raise _unreadable(path, exc) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+        raise _unreadable(path, exc) from None
+    return _tensors_of(path, obj)
+
+
+def _refusal_reason(exc: Exception) -> str:
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line.startswith(("Trying to load unsupported GLOBAL", "Unsupported")):
+            return line.rstrip(".")
+    return "a pickle object that is not a tensor"
+
+
+def _unreadable(path: Path, exc: Exception) -> CheckpointError:
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    return CheckpointError(
+        f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt?): "
+        f"{type(exc).__name__}: {first}"
+    )
+
+
+def _tensors_of(path: Path, obj: Any) -> State:
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"],
+                                                                       Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path.name} holds a {type(obj).__name__}, not a state dict "
+                              "of tensors")
+    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path.name}: not tensors: {', '.join(bad[:_SHOWN_KEYS])}")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+# -- mapping -------------------------------------------------------------------------------
+def _targets(model: Method, official: OfficialCheckpoint) -> dict[str, tuple[int, ...]]:
+    """The shapes of the irnbench tensors an import fills (configuration tensors excluded)."""
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()
+            if k not in official.config_keys}
+
+
+def _meta_model(cls: type[Method], task: Task, official: OfficialCheckpoint) -> Method:
+    """The model an official checkpoint fills, on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        return cls(task, **official.options)
+
+
+@dataclass
+class _Fit:
+    mapped: dict[str, str]  #: irnbench key → source key
+    unused: list[str]  #: source keys without a target
+    clashes: list[str]  #: source keys whose target is taken or of another shape
+    missing: list[str]  #: targets under the file's prefix that no source key fills
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unused or self.clashes or self.missing)
+
+
+def _fit(state: Mapping[str, Any], file: OfficialFile, official: OfficialCheckpoint,
+         targets: Mapping[str, tuple[int, ...]]) -> _Fit:
+    mapped: dict[str, str] = {}
+    unused, clashes = [], []
+    for key, value in state.items():
+        target = official.rename(file.name, key)
+        if target is None or target not in targets or not target.startswith(file.target_prefix):
+            unused.append(key)
+        elif target in mapped or tuple(value.shape) != targets[target]:
+            shape = tuple(value.shape)
+            clashes.append(f"{key} {list(shape)} → {target} {list(targets[target])}")
+        else:
+            mapped[target] = key
+    missing = [t for t in targets if t.startswith(file.target_prefix) and t not in mapped]
+    return _Fit(mapped, unused, clashes, missing)
+
+
+def map_checkpoint(model: Method, official: OfficialCheckpoint,
+                   states: Sequence[tuple[str, State]]) -> tuple[State, list[str]]:
+    """irnbench tensors for ``model`` from the source states (``(display name, state)`` pairs
+    in any order), and the released file name each state was matched to.
+
+    Each file is matched to the released file it fills; every source tensor must map to
+    exactly one irnbench tensor of the same shape and every irnbench tensor must be filled,
+    else a ``CheckpointError`` says what the file is or names up to 5 keys.
+    """
+    targets = _targets(model, official)
+    want = f"{model.name} {model.task.name} {model.task.setting_label}"
+    roles: dict[str, tuple[str, State, _Fit]] = {}
+    for shown, state in states:
+        fits = {f.name: _fit(state, f, official, targets) for f in official.files}
+        good = [name for name, fit in fits.items() if fit.ok and name not in roles]
+        if good:
+            roles[good[0]] = (shown, state, fits[good[0]])
+            continue
+        raise _mismatch(shown, state, want, fits, official)
+    missing = [f for f in official.files if f.name not in roles]
+    if missing:
+        need = " and ".join(f"{f.name} ({f.what})" for f in official.files)
+        lack = ", ".join(f"{f.name} ({f.what})" for f in missing)
+        raise CheckpointError(f"{want} needs {len(official.files)} files, {need}; missing: "
+                              f"{lack}")
+    out: State = {}
+    for _, state, fit in roles.values():
+        out.update({t: state[k] for t, k in fit.mapped.items()})
+    released = {shown: role for role, (shown, _, _) in roles.items()}
+    return out, [released[shown] for shown, _ in states]
+
+
+def _mismatch(shown: str, state: State, want: str, fits: Mapping[str, _Fit],
+              official: OfficialCheckpoint) -> CheckpointError:
+    """One clear line: what the file is (when another known checkpoint fits), else the keys."""
+    other = identify(state)
+    if other is not None:
+        return CheckpointError(f"{shown} is {other}, not {want}")
+    fit = min(fits.values(), key=lambda f: len(f.unused) + len(f.clashes) + len(f.missing))
+    parts = []
+    for label, keys in (("unused", fit.unused), ("wrong shape", fit.clashes),
+                        ("not filled", fit.missing)):
+        if keys:
+            more = f" (+{len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else ""
+            parts.append(f"{label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
+    return CheckpointError(f"{shown} does not fit {want} "
+                           f"({' / '.join(official.file_names)}): {'; '.join(parts)}")
+
+
+def identify(state: State) -> str | None:
+    """Which known published file this state fills completely, e.g. "irn's rescale x2
+    checkpoint (IRN_x2.pth)", over every registered method's ``official_weights``."""
+    from irnbench.plugins import registered_methods
+    from irnbench.registry import create_task
+
+    for cls in registered_methods().values():
+        for official in cls.official_weights.values():
+            task = create_task(official.task, **official.setting)
+            try:
+                targets = _targets(_meta_model(cls, task, official), official)
+            except Exception:  # noqa: BLE001 - a plugin that cannot build on meta is skipped
+                continue
+            for f in official.files:
+                if _fit(state, f, official, targets).ok:
+                    flag = f" --scale {official.setting['scale']}" \
+                        if "scale" in official.setting else ""
+                    return (f"{cls.name}'s {task.name} {task.setting_label} file {f.name} "
+                            f"({f.what}; import it with `irnbench weights import {cls.name} "
+                            f"... --task {task.name}{flag}`)")
+    return None
+
+
+# -- writing -------------------------------------------------------------------------------
+def official_label(files: Sequence[str], note: str = "") -> str:
+    """How every table names imported weights: "official checkpoint (FILE[ + FILE])"."""
+    text = " + ".join(files)
+    return f"official checkpoint ({text}{'; ' + note if note else ''})"
+
+
+def import_checkpoint(
+    method: str,
+    files: Sequence[str | Path],
+    task: str | Task = "rescale",
+    tag: str | None = None,
+    **setting: Any,
+) -> ImportedWeights:
+    """Convert the authors' checkpoint file(s) of ``method`` into tagged irnbench weights."""
+    from irnbench.registry import _split_setting, get_method_class
+    from irnbench.weights import parse_spec
+
+    name, spec_tag = parse_spec(method, tag)
+    tag = check_tag(spec_tag or OFFICIAL_TAG)
+    if tag == SHIPPED_TAG:
+        raise CheckpointError(f"tag {SHIPPED_TAG!r} is irnbench's shipped weights; import "
+                              f"under {OFFICIAL_TAG!r} or another name")
+    cls = get_method_class(name)
+    task_obj, _ = _split_setting(task, setting)
+    task_obj = cls.weights_task(task_obj)
+    official = cls.official_for(task_obj)
+    if official is None:
+        known = ", ".join(f"{o.task} {_setting_text(o)}" for o in cls.official_weights.values())
+        raise CheckpointError(
+            f"{name} has no published checkpoint for {task_obj.name} {task_obj.setting_label}"
+            + (f"; it has: {known}" if known else "")
+        )
+    paths = [Path(f) for f in files]
+    states = [(p.name, load_checkpoint(p)) for p in paths]
+    model = cls(task_obj, **official.options)
+    tensors, released = map_checkpoint(model, official, states)
+    full = model.state_dict()
+    full.update(tensors)
+    model.load_state_dict(full, strict=True)
+    label = official_label([r if Path(r).name == p.name else p.name
+                            for p, r in zip(paths, released, strict=True)], official.note)
+    target = cache_weights_path(cls.name, task_obj.key, tag)
+    sources = [{"file": p.name, "released_as": r, "sha256": sha256_file(p),
+                "bytes": p.stat().st_size} for p, r in zip(paths, released, strict=True)]
+    digest = _write(target, model.state_dict(), {
+        "kind": "irnbench-weights", "method": cls.name, "task": task_obj.name,
+        "setting": task_obj.setting, "task_key": task_obj.key, "tag": tag, "label": label,
+        "preset": "official", "sources": sources,
+        "origin": {"repository": official.repository, "files": list(official.file_names),
+                   "download": official.download},
+        "licence": official.licence, "paper": official.paper, "options": official.options,
+        "note": official.note, "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"), "irnbench_version": _version(),
+    })
+    return ImportedWeights(target, label, tag, digest)
+
+
+def _setting_text(official: OfficialCheckpoint) -> str:
+    return " ".join(f"x{v}" if k == "scale" else f"{k}={v}" for k, v in official.setting.items())
+
+
+def _version() -> str:
+    from irnbench import __version__
+
+    return __version__
+
+
+def _write(target: Path, state: Mapping[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """safetensors + sidecar, each written to a temp file and renamed (no half-written file)."""
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, target)
+    digest = sha256_file(target)
+    side = target.with_suffix(".json")
+    tmp_side = side.with_name(side.name + ".tmp")
+    tmp_side.write_text(json.dumps({**meta, "sha256": digest}, indent=1))
+    os.replace(tmp_side, side)
+    return digest

@@ -1,0 +1,36 @@
+"""The authors' released IRN-Color checkpoint (``IRN_color.pth``) and its tensor mapping.
+
+The release stores InvGreyNet as ``operations.0.conv_weights`` (the invertible 1×1 colour
+transform, 3×3) followed by ``operations.1..8`` couplings; irnbench names them ``net.conv.weight``
+and ``net.blocks.0..7``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from irnbench.tasks.decolorize import DecolorizeTask
+from irnbench.weights import OfficialCheckpoint, OfficialFile
+from irnbench_plugins.irn.official import DOWNLOAD, IJCV, LICENCE, REPOSITORY
+
+__all__ = ["IRN_COLOR_OFFICIAL"]
+
+_BLOCK = re.compile(r"^operations\.(\d+)\.(.+)$")
+
+
+def _rename(_file: str, key: str) -> str | None:
+    if key == "operations.0.conv_weights":
+        return "net.conv.weight"
+    m = _BLOCK.match(key)
+    if m and int(m.group(1)) >= 1:
+        return f"net.blocks.{int(m.group(1)) - 1}.{m.group(2)}"
+    return None
+
+
+IRN_COLOR_OFFICIAL: dict[str, OfficialCheckpoint] = {
+    DecolorizeTask().key: OfficialCheckpoint(
+        task="decolorize", setting={},
+        files=(OfficialFile("IRN_color.pth", "net.", "IRN-Color InvGreyNet"),),
+        rename=_rename, repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE, paper=IJCV,
+    )
+}
