@@ -12,7 +12,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from irnbench.stats import (
+    CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    bootstrap_mean,
+    per_image_means,
+)
 
 __all__ = [
     "ID_COLUMNS",
@@ -33,10 +42,18 @@ METRIC_COLUMNS = [
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "lr_psnr_rgb", "grey_psnr", "bpp",
     "psnr", "ssim", "lpips", "dists",
 ]
+#: Which way each metric is better ("higher", "lower"; None: not ranked, e.g. bpp).
+METRIC_BETTER: dict[str, str | None] = {
+    "psnr_y": "higher", "ssim_y": "higher", "psnr_rgb": "higher", "ssim_rgb": "higher",
+    "lr_psnr_y": "higher", "lr_psnr_rgb": "higher", "grey_psnr": "higher", "bpp": None,
+    "psnr": "higher", "ssim": "higher", "lpips": "lower", "dists": "lower",
+}
 #: Optional perceptual metrics computed through pyiqa (``--iqa``); lower is better for both.
 IQA_METRICS = ("lpips", "dists")
 OTHER_COLUMNS = ["seconds", "params", "height", "width", "status", "error", "notes", "reference"]
 COLUMNS = ID_COLUMNS + METRIC_COLUMNS + OTHER_COLUMNS
+#: The bootstrap every set-level interval uses (stated in every report and export).
+BOOTSTRAP = {"resamples": DEFAULT_RESAMPLES, "seed": DEFAULT_SEED, "confidence": CONFIDENCE}
 #: The keys of one leaderboard row.
 GROUP_KEYS = ["source", "method", "label", "weights", "tag", "task", "setting", "quality",
               "dataset"]
@@ -56,9 +73,15 @@ def _mean(s: pd.Series) -> float:
     return float(v.mean()) if len(v) else math.nan
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """Set-level table: mean over images; stochastic methods: mean over draws of the set mean,
-    with ``<metric>_std`` the standard deviation of the set mean over draws (ddof 1)."""
+    with ``<metric>_std`` the standard deviation of the set mean over draws (ddof 1).
+
+    With ``intervals``, ``<metric>_lo`` / ``<metric>_hi`` bound the 95 % percentile bootstrap
+    interval of the set mean over images (``BOOTSTRAP``: 10,000 resamples, seed 0); a
+    stochastic method's images are averaged over their draws first, so images are resampled,
+    not draws (the spread over draws stays in ``_std``).
+    """
     ok = df[(df["source"] == "measured") & (df["status"].fillna("ok") == "ok")]
     out = []
     keys = GROUP_KEYS
@@ -78,6 +101,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 # spread; std() would give NaN (inf - inf) with a RuntimeWarning.
                 same = per_draw.nunique() == 1
                 row[f"{m}_std"] = 0.0 if same else float(per_draw.std(ddof=1))
+            if intervals:
+                ci = bootstrap_mean(per_image(g, m)[1], **BOOTSTRAP)
+                row[f"{m}_lo"], row[f"{m}_hi"] = ci.lo, ci.hi
         row["seconds"] = _mean(g["seconds"])
         row["params"] = g["params"].iloc[0]
         out.append(row)
@@ -92,6 +118,12 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         res["status"] = None
     res["status"] = res["status"].fillna("ok")
     return res
+
+
+def per_image(rows: pd.DataFrame, metric: str) -> tuple[list[str], np.ndarray]:
+    """One value per image: the mean of its draws (first-seen image order)."""
+    values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
+    return per_image_means(values, rows["image"].astype(str))
 
 
 def paper_frame(methods: list[type], task: str | None = None) -> pd.DataFrame:
