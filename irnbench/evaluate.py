@@ -32,7 +32,7 @@ from irnbench.protocol import DEFAULT_TEMPERATURE, DRAW_SEED, STOCHASTIC_DRAWS
 from irnbench.results import frame
 from irnbench.tasks.base import Task
 
-__all__ = ["EvalResult", "Visual", "evaluate", "pick_crop"]
+__all__ = ["EvalResult", "Visual", "evaluate", "pick_crop", "error_crop", "place_crops"]
 
 
 @dataclass
@@ -49,6 +49,9 @@ class Visual:
     #: grey): "guide" (the uint8 reference) / method → what came through the channel.
     channel_crops: dict[str, torch.Tensor] = field(default_factory=dict)
     channel_label: str | None = None  #: the task's ``visual_channel``, e.g. "grey"
+    #: Whole uint8 images until the box is chosen (``place_crops``), then emptied.
+    full: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    channel_full: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -71,6 +74,33 @@ def pick_crop(hr: torch.Tensor, size: int) -> tuple[int, int, int, int]:
             if v > best:
                 best, box = v, (top, left, size, size)
     return box
+
+
+def error_crop(gt: torch.Tensor, restored: Sequence[torch.Tensor], size: int
+               ) -> tuple[int, int, int, int]:
+    """The ``size``² window (on a half-window grid) where the methods differ most: the largest
+    sum of the per-pixel spread (std over methods) of the absolute error; one method: its
+    largest error; none: ``pick_crop``'s most detailed window."""
+    if not restored:
+        return pick_crop(gt.float(), size)
+    h, w = gt.shape[-2:]
+    size = min(size, h, w)
+    err = torch.stack([(r.float() - gt.float()).abs().mean(0) for r in restored])
+    spread = err.std(0, unbiased=False) if len(restored) > 1 else err[0]
+    step = max(size // 2, 1)
+    sums = torch.nn.functional.avg_pool2d(spread[None, None], size, stride=step)[0, 0]
+    i = int(torch.argmax(sums))
+    top, left = divmod(i, sums.shape[-1])
+    return (top * step, left * step, size, size)
+
+
+def place_crops(v: Visual, size: int) -> None:
+    """Choose the box of a visual from the methods' whole restorations, then crop them all."""
+    gt = v.full.pop("GT")
+    v.box = error_crop(gt, list(v.full.values()), size)
+    v.crops = {"GT": _crop(gt, v.box), **{k: _crop(x, v.box) for k, x in v.full.items()}}
+    v.channel_crops = {k: _crop(x, v.box) for k, x in v.channel_full.items()}
+    v.full, v.channel_full = {}, {}
 
 
 def _crop(img_u8: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
@@ -155,14 +185,14 @@ def evaluate(
             show = n_shown < visual_images
             n_shown += 1
             vis = {}
-            if show:
-                box = pick_crop(hr[0], visual_crop)
+            if show:  # the box is chosen once every method has run (``place_crops``)
                 for cond in conditions:
-                    v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"), box)
-                    v.crops["GT"] = _crop(hr_u8[0], box)
+                    v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"),
+                               (0, 0, 0, 0))
+                    v.full["GT"] = hr_u8[0].cpu()
                     if task.visual_channel and reference.shape[-2:] == hr.shape[-2:]:
                         v.channel_label = task.visual_channel
-                        v.channel_crops["guide"] = _crop(to_uint8(reference)[0], box)
+                        v.channel_full["guide"] = to_uint8(reference)[0].cpu()
                     vis[cond.get("quality")] = v
                     visuals.append((key, v))
             img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
@@ -182,6 +212,8 @@ def evaluate(
                     failures[method.spec] = (key, err, f"{method.spec} failed on {ds.name}/"
                                              f"{rec.name}: {err}\n"
                                              + traceback.format_exc(limit=3))
+            for v in vis.values():
+                place_crops(v, visual_crop)
         bar.close()
     if ctx.enabled:
         parts = ctx.gather_objects((rows, visuals, notes, failures))
@@ -285,7 +317,7 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
             })
             v = vis.get(cond.get("quality"))
             if v is not None and d == 0:
-                v.crops[method.spec] = _crop(restored[0], v.box)
+                v.full[method.spec] = restored[0].cpu()
                 if task.visual_channel and tr.y_u8.shape[-2:] == hr.shape[-2:]:
-                    v.channel_crops[method.spec] = _crop(tr.y_u8[0], v.box)
+                    v.channel_full[method.spec] = tr.y_u8[0].cpu()
     return rows

@@ -136,6 +136,7 @@ class Method(nn.Module):
         self.spec: str = self.name
         self.weights_tag: str = ""  #: the tag of the loaded weights (``cpu``, ``official``…)
         self.weights_sha256: str = ""  #: sha256 of the loaded weights file
+        self.weights_path: Path | None = None  #: the loaded weights file
 
     @property
     def weights_label(self) -> str:

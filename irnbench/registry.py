@@ -267,4 +267,5 @@ def load_weights(model: Method, loc: WeightsLocation) -> None:
     model.weights_label = loc.label
     model.weights_source = f"{loc.source}: {loc.path}"
     model.weights_tag = loc.tag
+    model.weights_path = loc.path
     model.weights_sha256 = loc.sha256 or sha256_file(loc.path)

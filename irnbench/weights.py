@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "format_spec",
     "check_tag",
     "cached_tags",
+    "training_budget",
     "user_home",
     "cache_weights_dir",
     "sha256_file",
@@ -255,3 +257,48 @@ def shipped_cfgs(package_dir: str | Path, method: str | None = None,
             training=training,
         )
     return cfgs
+
+
+def _stages(side: dict[str, Any]) -> list[dict[str, Any]]:
+    """A weights sidecar and the sidecars of the runs it was fine-tuned from, latest first."""
+    out, cur = [], side
+    while isinstance(cur, dict) and cur:
+        out.append(cur)
+        cur = cur.get("init")
+    return out
+
+
+def training_budget(side: dict[str, Any], presets: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """What training a weights file cost, from its sidecar (and its fine-tune chain):
+    steps, batch, crop, HR pixels seen, hours and machine, with a one-line ``text``.
+
+    Imported checkpoints say "official checkpoint"; a stage whose sidecar predates the
+    recorded preset settings takes its batch and crop from the method's preset of that name.
+    """
+    if side.get("preset") == OFFICIAL_TAG or side.get("sources"):
+        return {"text": "official checkpoint", "official": True}
+    stages = _stages(side)
+    steps = pixels = 0
+    seconds = 0.0
+    for st in stages:
+        cfg = st.get("preset_config") or {}
+        preset = (presets or {}).get(st.get("preset"))
+        batch = cfg.get("batch_size") or getattr(preset, "batch_size", None)
+        crop = cfg.get("crop") or getattr(preset, "crop", None)
+        n = int(st.get("iteration") or 0)
+        steps += n
+        pixels += n * int(batch or 0) * int(crop or 0) ** 2
+        seconds += float(st.get("wall") or 0.0)
+    if not steps:
+        return {"text": ""}
+    last = (stages[0].get("preset_config") or {})
+    batch = last.get("batch_size") or getattr((presets or {}).get(stages[0].get("preset")),
+                                              "batch_size", "?")
+    crop = last.get("crop") or getattr((presets or {}).get(stages[0].get("preset")), "crop", "?")
+    machine = re.sub(r"\s*\([^)]*\)", "", str(side.get("machine") or "")).split(",")[0]
+    hours = seconds / 3600
+    text = (f"{steps:,} steps × batch {batch} × {crop}² crops ({pixels / 1e6:,.0f} M px), "
+            f"{hours:.1f} h" + (f" on {machine}" if machine else ""))
+    return {"text": text, "steps": steps, "batch": batch, "crop": crop, "pixels": pixels,
+            "hours": round(hours, 2), "machine": machine, "official": False}

@@ -143,3 +143,41 @@ def test_leaderboard_sort_merged(report, tmp_path):
     # the best value stays bold wherever its row moves
     assert re.search(r'<tr class="row-measured" data-method="bicubic">.*?<strong>', table,
                      flags=re.S)
+
+
+_FIT_PROBE = """<script>
+window.addEventListener('load', () => {
+  const over = [...document.querySelectorAll('table.leaderboard')]
+    .filter(t => t.scrollWidth > t.parentElement.clientWidth + 1).length;
+  document.body.setAttribute('data-fit', JSON.stringify({
+    inner: window.innerWidth, page: document.documentElement.scrollWidth, over: over,
+    tables: document.querySelectorAll('table.leaderboard').length}));
+});
+</script></body>"""
+
+
+def test_leaderboard_fits_1400px_without_horizontal_scrolling(tmp_path):
+    """IRN's long chained weights label and the training budget wrap inside a 1400 px window."""
+    import json
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(
+            folder / f"img{i}.png")
+    out = run_benchmark(task="rescale", methods=["irn", "tar", "car", "bicubic"],
+                        settings=[{"scale": 2}], datasets=[str(folder)], out=tmp_path / "run",
+                        device="cpu", progress=False, draws=2)
+    page = render_report([out.run_dir], tmp_path / "report.html")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", _FIT_PROBE, 1))
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+         "--no-first-run", "--dump-dom", probe.resolve().as_uri()],
+        capture_output=True, text=True, timeout=60, check=False)
+    fit = json.loads(re.search(r"data-fit=\"([^\"]*)\"", proc.stdout).group(1)
+                     .replace("&quot;", '"'))
+    assert fit["tables"] >= 1 and fit["inner"] == 1400
+    assert fit["over"] == 0, fit
+    assert fit["page"] <= fit["inner"], fit

@@ -391,3 +391,20 @@ def test_api_evaluate_matches_cli_protocol_values(dataset):
         out = to_uint8(imresize(lr, 2.0))
         expected = float(psnr(hr, out, 2, y_channel=True)[0])
         assert df.loc[rec.name, "psnr_y"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_visual_crop_is_where_the_methods_differ_most():
+    """The zoomed crop sits where the restorations' errors disagree most, not at a fixed
+    or merely detailed place."""
+    from irnbench.evaluate import error_crop
+
+    gt = torch.zeros(3, 64, 96, dtype=torch.uint8)
+    a = gt.clone()
+    b = gt.clone()
+    b[:, 40:56, 60:76] = 200  # only method b is wrong, and only here
+    top, left, h, w = error_crop(gt, [a, b], 32)
+    assert (h, w) == (32, 32)
+    assert top <= 40 and top + h >= 56 and left <= 60 and left + w >= 76
+    # a single method: its largest error; no method: the most detailed window
+    assert error_crop(gt, [b], 32)[:2] == (top, left)
+    assert error_crop(gt, [], 32)[2:] == (32, 32)

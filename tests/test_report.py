@@ -184,7 +184,10 @@ def test_published_section_for_unmeasured_datasets(html, run_dir):
         assert {r["kind"] for r in t["rows"]} == {"measured"}
     pub_rows = [r for t in ctx["published"] for r in t["rows"]]
     assert pub_rows and {r["kind"] for r in pub_rows} == {"paper"}
-    assert len([r for r in pub_rows if r["values"].get("psnr_y") is not None]) == 10
+    # a compact methods × datasets matrix: one row per paper row label and setting (x2, x4),
+    # one column per unmeasured dataset
+    assert len([r for r in pub_rows if r["values"].get("psnr_y") is not None]) == 2
+    assert all(len(t["datasets"]) == 5 for t in ctx["published"] if t["quality"] is None)
     pub = _section(html, "published")
     assert "Published results (not measured in this run)" in pub
     assert "33.66" in pub and PAPER_REF in pub and "set5" in pub
@@ -215,9 +218,15 @@ def test_paper_rows_beside_same_dataset(tmp_path):
     kinds = [r["kind"] for r in table["rows"]]
     assert kinds == ["measured", "paper"]  # paper rows come after the measured ones
     assert table["rows"][1]["values"]["psnr_y"] == pytest.approx(33.66)
-    pub_datasets = {c["text"] for t in ctx["published"] if t["setting"] == "x2"
-                    for r in t["rows"] for c in r["cells"][1:2]}
+    pub_datasets = {d for t in ctx["published"] if t["setting"] == "x2" for d in t["datasets"]}
     assert "set5" not in pub_datasets and "set14" in pub_datasets
+    # the methods × datasets pivot: measured, the method's own paper value, the difference
+    psnr = next(t for t in ctx["pivots"] if t["metric"] == "psnr_y")
+    assert psnr["datasets"] == ["Set5"] and psnr["sub"] == ["measured", "paper", "Δ"]
+    (row,) = psnr["rows"]
+    measured = table["rows"][0]["values"]["psnr_y"]
+    assert row[0]["text"] == "bicubic" and row[2]["text"] == "33.66"
+    assert row[3]["text"] == f"{measured - 33.66:+.2f}"
     html = out.report.read_text()
     lb = _section(html, "leaderboards")
     assert "33.66" in lb and PAPER_REF in lb and "badge-paper" in lb

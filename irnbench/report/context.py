@@ -23,8 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from irnbench.compare import compare
+from irnbench.report.charts import cost_figure, difference_figure
+from irnbench.report.pivot import measured_pivots, published_pivots
 from irnbench.report.quality import quality_matrix_tables
-from irnbench.results import GROUP_KEYS, frame, load_run, summarize
+from irnbench.results import BOOTSTRAP, GROUP_KEYS, frame, load_run, summarize
 
 __all__ = [
     "RunData",
@@ -76,7 +79,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("dists", "DISTS", 4, 4, "lower", "DISTS (pyiqa), RGB, uint8-rounded, no crop"),
 )
 #: Columns of a measured row besides the metrics.
-_MEASURED_EXTRA = ("images", "draws", "params", "seconds")
+_MEASURED_EXTRA = ("delta", "budget", "images", "draws", "params", "seconds")
 
 LEGEND = {
     "measured": "computed by this run, under the protocol stated above the table",
@@ -311,9 +314,70 @@ def _metric_cells(rec: dict[str, Any], shown: list[MetricSpec], best: dict[str, 
             "bold": bool(i is not None and best[m.key][i]),
             # a zero spread (e.g. bpp or LR fidelity of a deterministic encoder) is not shown
             "std": None if not std else "± " + format_number(std, m.std_digits),
+            "ci": _ci_text(rec, m),
             "cls": "num",
         })
     return cells
+
+
+def _ci_text(rec: dict[str, Any], m: MetricSpec) -> str | None:
+    """The 95 % bootstrap interval of a set mean as "[lo, hi]" (None when not computed or
+    zero-width, e.g. one image)."""
+    lo, hi = _num(rec.get(f"{m.key}_lo")), _num(rec.get(f"{m.key}_hi"))
+    if lo is None or hi is None or lo == hi:
+        return None
+    return f"[{format_number(lo, m.digits)}, {format_number(hi, m.digits)}]"
+
+
+def _delta_cell(d: dict[str, Any] | None) -> dict[str, Any]:
+    """Δ of the lead metric from the reference method, its paired interval and the mark."""
+    if d is None:
+        return {"text": "—", "sort": "", "cls": "num"}
+    if d["label"] == d["reference"]:
+        return {"text": "reference", "sort": _sort_key(0.0), "cls": "num"}
+    digits = next((m.digits for m in METRICS if m.key == d["metric"]), 2)
+    mark = "*" if d["distinguishable"] else ""
+    return {"text": f"{d['diff']:+.{digits}f}{mark}", "sort": _sort_key(d["diff"]),
+            "ci": f"[{d['diff_lo']:+.{digits}f}, {d['diff_hi']:+.{digits}f}]", "cls": "num"}
+
+
+def _figures(table: dict[str, Any], rows: list[dict], per_image: pd.DataFrame | None
+             ) -> list[dict[str, str]]:
+    """The table's charts: quality against cost, and the per-image difference from the
+    reference method (both of the lead metric; none for a single method)."""
+    ok = [r for r in rows if _text(r.get("status")) in ("", "ok")]
+    lead = next((m for m in METRICS if m.better and any(_num(r.get(m.key)) is not None
+                                                        for r in ok)), None)
+    if lead is None or len(ok) < 2:
+        return []
+    out = []
+    cost = cost_figure(ok, lead.key, lead.label, f"{table['title']}: {lead.label} against cost")
+    if cost:
+        out.append({"src": cost, "alt": f"{lead.label} against parameters and seconds",
+                    "caption": f"Set-mean {lead.label} against trainable parameters (left) and "
+                               "seconds per image (right)."})
+    ref = table.get("reference")
+    if ref and per_image is not None:
+        ok_rows = per_image[per_image["status"].fillna("ok") == "ok"].copy()
+        ok_rows["label"] = [_text(lab) or _text(m) for lab, m in
+                            zip(ok_rows["label"], ok_rows["method"], strict=True)]
+        diff = difference_figure(ok_rows, lead.key, lead.label, ref,
+                                 f"{table['title']}: per-image {lead.label} − {ref}")
+        if diff:
+            out.append({"src": diff, "alt": f"per-image {lead.label} difference from {ref}",
+                        "caption": f"Per image: each method's {lead.label} minus {ref}'s "
+                                   "(a stochastic method's draws averaged)."})
+    return out
+
+
+def _budgets(metas: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(method as the run named it, setting) → the training budget its weights record."""
+    out: dict[tuple[str, str], str] = {}
+    for meta in metas:
+        for spec, per_setting in (meta.get("weights") or {}).items():
+            for setting, info in (per_setting or {}).items():
+                out[(str(spec), str(setting))] = str((info or {}).get("budget") or "")
+    return out
 
 
 def leaderboard_tables(
@@ -361,6 +425,16 @@ def leaderboard_tables(
         else:
             published.setdefault((t, s, None, ""), []).append(rec)
 
+    diffs = compare(measured) if len(measured) else pd.DataFrame()
+    deltas: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for d in diffs.to_dict(orient="records") if len(diffs) else []:
+        deltas.setdefault(_table_key(d), {})[str(d["label"])] = d
+    budgets = _budgets(metas)
+    per_key: dict[tuple, pd.DataFrame] = {}
+    if len(measured):
+        keyed = measured.assign(_key=[_table_key(r) for r in measured.to_dict(orient="records")])
+        per_key = {k: g for k, g in keyed.groupby("_key", sort=False)}
+
     runs_of: dict[tuple, set[int]] = {}
     for r in measured.to_dict(orient="records"):
         run = _num(r.get("run"))
@@ -373,7 +447,10 @@ def leaderboard_tables(
         rows = [r for r in summary_rows if _table_key(r) == key]
         runs = runs_of.get(key) or None
         protocol = _protocols_for(metas, runs, task, setting) if metas else []
-        tables.append(_build_table("measured", key, rows, beside.get(key, []), protocol))
+        table = _build_table("measured", key, rows, beside.get(key, []), protocol,
+                             deltas.get(key, {}), budgets)
+        table["figures"] = _figures(table, rows, per_key.get(key))
+        tables.append(table)
     # published: one compact table per task × setting, with dataset and JPEG columns
     for key in _order(published, task_order, dataset_order):
         task, setting, _, _ = key
@@ -387,7 +464,8 @@ def leaderboard_tables(
 
 
 def _build_table(section: str, key: tuple, measured: list[dict], papers: list[dict],
-                 protocol: list[str]) -> dict[str, Any]:
+                 protocol: list[str], deltas: dict[str, dict[str, Any]] | None = None,
+                 budgets: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     task, setting, q, ds = key
     ok = [r for r in measured if _text(r.get("status")) in ("", "ok")]
     failed = [r for r in measured if _text(r.get("status")) == "failed"]
@@ -420,8 +498,17 @@ def _build_table(section: str, key: tuple, measured: list[dict], papers: list[di
         {"key": "source", "label": "Source", "type": "text", "title": "measured or quoted"},
     ]
     columns += [{"key": m.key, "label": m.label, "type": "num", "title": m.title} for m in shown]
+    deltas = deltas or {}
+    ref = next(iter(deltas.values()), None)
     if with_extra:
+        lead = next((m for m in METRICS if ref and m.key == ref["metric"]), None)
         columns += [
+            {"key": "delta", "label": f"Δ {lead.label if lead else ''} vs "
+             f"{ref['reference'] if ref else 'best'}", "type": "num",
+             "title": "mean per-image difference from the reference method, with its 95 % "
+                      "paired bootstrap interval; * : the interval excludes 0"},
+            {"key": "budget", "label": "Training", "type": "text",
+             "title": "training budget of the weights (from their sidecar)"},
             {"key": "images", "label": "Images", "type": "num", "title": "images measured"},
             {"key": "draws", "label": "Draws", "type": "num",
              "title": "z draws (stochastic methods: mean over draws, ± std of the set mean)"},
@@ -440,6 +527,9 @@ def _build_table(section: str, key: tuple, measured: list[dict], papers: list[di
             {"text": _text(r.get("weights")) or "—"},
             {"badge": "measured", "text": "measured"},
             *_metric_cells(r, shown, best, i),
+            _delta_cell(deltas.get(_text(r.get("label")) or _text(r.get("method")))),
+            {"text": (budgets or {}).get((_text(r.get("method")), _text(r.get("setting"))))
+             or "—", "cls": "budget"},
             {"text": _int_text(r.get("images")), "sort": _sort_key(r.get("images")),
              "cls": "num"},
             {"text": _int_text(r.get("draws")), "sort": _sort_key(r.get("draws")), "cls": "num"},
@@ -499,6 +589,8 @@ def _build_table(section: str, key: tuple, measured: list[dict], papers: list[di
         "stochastic": any(r.get(f"{m.key}_std") is not None and _num(r.get(f"{m.key}_std"))
                           is not None for r in ok for m in shown),
         "unconfirmed": any(m.key in ("psnr", "ssim") for m in shown),
+        "intervals": any(c.get("ci") for r in rows for c in r["cells"]),
+        "reference": ref["reference"] if ref else None,
     }
 
 
@@ -699,6 +791,13 @@ def _methods_info(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     return list(info.values())
 
 
+def _measured_keys(summary: pd.DataFrame) -> set[tuple[str, str, str]]:
+    if not len(summary):
+        return set()
+    return {(str(t), str(s), str(d).lower()) for t, s, d in
+            zip(summary["task"], summary["setting"], summary["dataset"], strict=True)}
+
+
 def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict[str, Any]:
     """Everything the template shows, from loaded runs (pure: no file is written)."""
     measured, paper, merge_notes = merge_runs(runs)
@@ -707,8 +806,9 @@ def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict
     tables = leaderboard_tables(df, metas)
     with np.errstate(invalid="ignore"):
         summary = summarize(_normalise(measured)) if len(measured) else pd.DataFrame()
-    quality_tables = quality_matrix_tables(df, _normalise(summary) if len(summary) else summary,
-                                           metas)
+    if len(summary):
+        summary = _normalise(summary)
+    quality_tables = quality_matrix_tables(df, summary, metas)
     for t in quality_tables:
         t["protocol"] = _protocols_for(metas, None, t["task"], t["setting"])
     visuals, visual_problems = visual_groups(runs)
@@ -727,8 +827,11 @@ def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict
         "runs": _header(runs),
         "environment": _environment(runs),
         "legend": LEGEND,
+        "bootstrap": BOOTSTRAP,
+        "baseline_given": False,
         "leaderboards": [t for t in tables if t["section"] == "measured"],
-        "published": [t for t in tables if t["section"] == "published"],
+        "pivots": measured_pivots(summary, _normalise(paper)) if len(summary) else [],
+        "published": published_pivots(_normalise(paper), _measured_keys(summary)),
         "published_title": PUBLISHED_TITLE,
         "quality_tables": quality_tables,
         "per_image": per_image_tables(measured),

@@ -11,8 +11,6 @@ with the reason.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from irnbench.rd import BDRateUndefined, bd_rate
+from irnbench.report.charts import png_data_uri
 
 __all__ = ["codec_methods", "rd_curves", "rd_figure", "quality_matrix_tables"]
 
@@ -107,11 +106,10 @@ def rd_figure(curves: dict[str, list[dict[str, float]]], codecs: set[str], title
         axes[0].legend(fontsize=8, loc="lower right")
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
-    finally:
+    except Exception:
         plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        raise
+    return png_data_uri(fig)
 
 
 def _bd_cell(anchor: list[dict], test: list[dict], key: str) -> dict[str, Any]:

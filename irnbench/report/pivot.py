@@ -1,0 +1,131 @@
+"""Methods × datasets pivots: measured beside paper-reported on the same dataset, and a compact
+matrix of the published numbers on datasets a run did not measure.
+
+A measured row is paired with the paper-reported rows of its own method class (``method`` of a
+paper row is the class name, e.g. ``irn``; a measured ``irn.official`` row belongs to it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from irnbench.weights import parse_spec
+
+__all__ = ["measured_pivots", "published_pivots"]
+
+#: The metrics pivoted, per task: one pivot each (when the run has values for it).
+PIVOT_METRICS = {"rescale": ("psnr_y", "ssim_y"), "compress": ("psnr_y", "bpp"),
+                 "decolorize": ("psnr_rgb", "ssim_rgb")}
+_DIGITS = {"ssim_y": 4, "ssim_rgb": 4, "bpp": 3}
+
+
+def _fmt(v: Any, metric: str, signed: bool = False) -> str:
+    x = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+    if pd.isna(x):
+        return "—"
+    return f"{x:+.{_DIGITS.get(metric, 2)}f}" if signed else f"{x:.{_DIGITS.get(metric, 2)}f}"
+
+
+def _setting_keys(df: pd.DataFrame) -> list[tuple[str, str, Any]]:
+    keys = df[["task", "setting", "quality"]].drop_duplicates()
+    return [tuple(k) for k in keys.itertuples(index=False)]
+
+
+def _same_quality(a: Any, b: Any) -> bool:
+    return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+
+
+def _title(task: str, setting: str, quality: Any) -> str:
+    return f"{task} {setting}" + ("" if pd.isna(quality) else f" · JPEG q{int(quality)}")
+
+
+def measured_pivots(summary: pd.DataFrame, papers: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per setting and pivot metric: rows = measured methods (NAME.TAG), columns = measured
+    datasets, each with the paper-reported value of the method's own paper and the
+    difference measured − paper where the paper reports that dataset."""
+    ok = summary[summary["status"].fillna("ok") == "ok"] if len(summary) else summary
+    out = []
+    for task, setting, quality in _setting_keys(ok) if len(ok) else []:
+        rows = ok[(ok["task"] == task) & (ok["setting"] == setting)
+                  & ok["quality"].map(lambda q, qq=quality: _same_quality(q, qq))]
+        datasets = list(dict.fromkeys(rows["dataset"].astype(str)))
+        for metric in PIVOT_METRICS.get(task, ()):
+            if metric not in rows.columns or not rows[metric].notna().any():
+                continue
+            out.append(_measured_pivot(task, setting, quality, metric, rows, datasets, papers))
+    return out
+
+
+def _paper_value(papers: pd.DataFrame, method: str, task: str, setting: str, quality: Any,
+                 dataset: str, metric: str) -> tuple[Any, str]:
+    if not len(papers) or metric not in papers.columns:
+        return None, ""
+    base = parse_spec(method)[0]
+    hit = papers[(papers["method"] == base) & (papers["task"] == task)
+                 & (papers["setting"] == setting)
+                 & papers["quality"].map(lambda q: _same_quality(q, quality))
+                 & (papers["dataset"].astype(str).str.lower() == dataset.lower())
+                 & papers[metric].notna()]
+    if not len(hit):
+        return None, ""
+    return hit[metric].iloc[0], str(hit["reference"].iloc[0])
+
+
+def _measured_pivot(task, setting, quality, metric, rows, datasets, papers) -> dict[str, Any]:
+    body, sources = [], []
+    for label, g in rows.groupby("label", sort=False):
+        method = str(g["method"].iloc[0])
+        cells: list[dict[str, Any]] = [{"text": str(label), "cls": "name"}]
+        for ds in datasets:
+            mine = g[g["dataset"].astype(str) == ds]
+            value = mine[metric].iloc[0] if len(mine) else None
+            paper, src = _paper_value(papers, method, task, setting, quality, ds, metric)
+            if src and src not in sources:
+                sources.append(src)
+            diff = None if paper is None or value is None else float(value) - float(paper)
+            cells += [{"text": _fmt(value, metric), "cls": "num"},
+                      {"text": _fmt(paper, metric), "cls": "num paper"},
+                      {"text": _fmt(diff, metric, signed=True), "cls": "num diff"}]
+        body.append(cells)
+    return {"title": f"{_title(task, setting, quality)} · {metric}", "task": task,
+            "setting": setting, "metric": metric, "datasets": datasets,
+            "sub": ["measured", "paper", "Δ"], "rows": body, "sources": sources}
+
+
+def published_pivots(papers: pd.DataFrame, measured: set[tuple[str, str, str]]
+                     ) -> list[dict[str, Any]]:
+    """Per setting: rows = paper-reported methods, columns = datasets this run did not
+    measure (``measured`` holds (task, setting, dataset) keys, dataset lower-case), cells
+    "PSNR / SSIM" as the sources print them."""
+    if not len(papers):
+        return []
+    left = papers[[(str(t), str(s), str(d).lower()) not in measured
+                   for t, s, d in zip(papers["task"], papers["setting"], papers["dataset"],
+                                      strict=True)]]
+    out = []
+    for task, setting, quality in _setting_keys(left):
+        rows = left[(left["task"] == task) & (left["setting"] == setting)
+                    & left["quality"].map(lambda q, qq=quality: _same_quality(q, qq))]
+        metrics = [m for m in PIVOT_METRICS.get(task, ("psnr", "ssim"))
+                   if m in rows.columns and rows[m].notna().any()] or \
+            [m for m in ("psnr", "ssim") if m in rows.columns and rows[m].notna().any()]
+        if not metrics:
+            continue
+        datasets = list(dict.fromkeys(rows["dataset"].astype(str)))
+        body = []
+        for (label, ref), g in rows.groupby(["label", "reference"], sort=False):
+            cells: list[dict[str, Any]] = [{"text": str(label), "cls": "name",
+                                            "ref": str(ref)}]
+            for ds in datasets:
+                hit = g[g["dataset"].astype(str) == ds]
+                cells.append({"text": " / ".join(_fmt(hit[m].iloc[0], m) for m in metrics)
+                              if len(hit) else "—", "cls": "num"})
+            body.append({"kind": "paper", "cells": cells, "method": str(g["method"].iloc[0]),
+                         "values": {m: g[m].iloc[0] for m in metrics},
+                         "notes": str(g["notes"].iloc[0] or "")})
+        out.append({"title": _title(task, setting, quality), "task": task, "setting": setting,
+                    "quality": None if pd.isna(quality) else int(quality),
+                    "metrics": metrics, "datasets": datasets, "rows": body})
+    return out
