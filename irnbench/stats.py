@@ -183,13 +183,11 @@ def paired_difference(
     differences (identical to ``bootstrap_mean(a - b)``). Pairs with a NaN are dropped, and so
     are pairs whose difference is undefined (inf − inf: both values infinite on that image).
     """
-    _check(resamples, confidence)
     x, y = _vector(a, "a"), _vector(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"a and b must have the same length, got {x.size} and {y.size}")
     with np.errstate(invalid="ignore", over="ignore"):
-        d = x - y
-        return _interval(d[~np.isnan(d)], int(resamples), seed, confidence)
+        return bootstrap_mean(x - y, resamples, seed, confidence)
 
 
 def unpaired_difference(

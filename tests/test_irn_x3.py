@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
+from test_irn import _randomise  # perturbs every trainable tensor (conv_weights too)
 
 import irnbench
 from irnbench import create_task
@@ -26,15 +27,6 @@ from irnbench_plugins.irn.model import DEFAULT_BLOCKS
 
 #: Trainable parameters of the official IRN_x3 (IJCV ``Inv_arch.py``).
 X3_TRAINABLE = 3_139_029
-
-
-@torch.no_grad()
-def _randomise(module: torch.nn.Module, std: float = 0.02, seed: int = 1) -> None:
-    """Perturb every trainable tensor, ``conv_weights`` included (conv5 starts at zero)."""
-    g = torch.Generator().manual_seed(seed)
-    for p in module.parameters():
-        if p.requires_grad:
-            p.add_(torch.randn(p.shape, generator=g) * std)
 
 
 def _image(c: int = 3, h: int = 48, w: int = 48, seed: int = 2) -> torch.Tensor:
