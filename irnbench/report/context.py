@@ -463,30 +463,12 @@ def leaderboard_tables(
     return tables
 
 
-def _build_table(section: str, key: tuple, measured: list[dict], papers: list[dict],
-                 protocol: list[str], deltas: dict[str, dict[str, Any]] | None = None,
-                 budgets: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
-    task, setting, q, ds = key
-    ok = [r for r in measured if _text(r.get("status")) in ("", "ok")]
-    failed = [r for r in measured if _text(r.get("status")) == "failed"]
-    # strongest first: by the first ranked metric present
-    ranked = [m for m in METRICS if m.better and any(_num(r.get(m.key)) is not None for r in ok)]
-    if ranked:
-        lead = ranked[0]
-        sign = -1 if lead.better == "higher" else 1
-        ok.sort(key=lambda r: (_num(r.get(lead.key)) is None,
-                               sign * (_num(r.get(lead.key)) or 0.0)))
-    shown = [m for m in METRICS
-             if any(_num(r.get(m.key)) is not None for r in ok + papers)]
-    best = {m.key: best_flags([r.get(m.key) for r in ok], m.better) for m in shown}
-    with_extra = bool(measured)
-
+def _columns(shown: list[MetricSpec], where: bool, with_quality: bool, with_extra: bool,
+             ref: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The leaderboard's columns: method, (dataset, JPEG,) weights, source, metrics, extras."""
     columns: list[dict[str, Any]] = [
         {"key": "method", "label": "Method", "type": "text", "title": "method (paper label)"},
     ]
-    # published tables gather several datasets (and JPEG qualities) of one setting
-    where = section == "published"
-    with_quality = where and any(_quality(r.get("quality")) is not None for r in papers)
     if where:
         columns.append({"key": "dataset", "label": "Dataset", "type": "text",
                         "title": "dataset the number was reported on"})
@@ -498,93 +480,124 @@ def _build_table(section: str, key: tuple, measured: list[dict], papers: list[di
         {"key": "source", "label": "Source", "type": "text", "title": "measured or quoted"},
     ]
     columns += [{"key": m.key, "label": m.label, "type": "num", "title": m.title} for m in shown]
+    if not with_extra:
+        return columns
+    lead = next((m for m in METRICS if ref and m.key == ref["metric"]), None)
+    return columns + [
+        {"key": "delta", "label": f"Δ {lead.label if lead else ''} vs "
+         f"{ref['reference'] if ref else 'best'}", "type": "num",
+         "title": "mean per-image difference from the reference method, with its 95 % "
+                  "paired bootstrap interval; * : the interval excludes 0"},
+        {"key": "budget", "label": "Training", "type": "text",
+         "title": "training budget of the weights (from their sidecar)"},
+        {"key": "images", "label": "Images", "type": "num", "title": "images measured"},
+        {"key": "draws", "label": "Draws", "type": "num",
+         "title": "z draws (stochastic methods: mean over draws, ± std of the set mean)"},
+        {"key": "params", "label": "Params", "type": "num", "title": "trainable parameters"},
+        {"key": "seconds", "label": "s/image", "type": "num",
+         "title": "wall seconds per image (degrade + channel + restore)"},
+    ]
+
+
+def _name_cell(r: dict[str, Any]) -> dict[str, Any]:
+    label, method = _text(r.get("label")), _text(r.get("method"))
+    return {"text": label or method, "sub": "" if label in ("", method) else method}
+
+
+def _measured_row(r: dict[str, Any], i: int, shown: list[MetricSpec],
+                  best: dict[str, list[bool]], deltas: dict[str, dict[str, Any]],
+                  budgets: dict[tuple[str, str], str]) -> dict[str, Any]:
+    cells = [
+        _name_cell(r),
+        {"text": _text(r.get("weights")) or "—"},
+        {"badge": "measured", "text": "measured"},
+        *_metric_cells(r, shown, best, i),
+        _delta_cell(deltas.get(_text(r.get("label")) or _text(r.get("method")))),
+        {"text": budgets.get((_text(r.get("method")), _text(r.get("setting")))) or "—",
+         "cls": "budget"},
+        {"text": _int_text(r.get("images")), "sort": _sort_key(r.get("images")), "cls": "num"},
+        {"text": _int_text(r.get("draws")), "sort": _sort_key(r.get("draws")), "cls": "num"},
+        {"text": format_params(r.get("params")), "sort": _sort_key(r.get("params")),
+         "cls": "num"},
+        {"text": format_seconds(r.get("seconds")), "sort": _sort_key(r.get("seconds")),
+         "cls": "num"},
+    ]
+    return {"kind": "measured", "cells": cells, "method": _text(r.get("method")),
+            "values": {m.key: _num(r.get(m.key)) for m in shown}}
+
+
+def _failed_row(r: dict[str, Any], n_columns: int) -> dict[str, Any]:
+    cells = [
+        {"text": _text(r.get("label")) or _text(r.get("method"))},
+        {"text": _text(r.get("weights")) or "—"},
+        {"badge": "measured", "text": "measured", "failed": True},
+    ]
+    return {"kind": "failed", "cells": cells, "method": _text(r.get("method")),
+            "error": _text(r.get("error")) or "failed (no error text recorded)",
+            "colspan": n_columns - 3, "values": {}}
+
+
+def _paper_row(r: dict[str, Any], shown: list[MetricSpec], best: dict[str, list[bool]],
+               where: bool, with_quality: bool, with_extra: bool,
+               footnotes: list[str]) -> dict[str, Any]:
+    note = _text(r.get("notes"))
+    fn = None
+    if note:
+        if note not in footnotes:
+            footnotes.append(note)
+        fn = footnotes.index(note) + 1
+    q_r = _quality(r.get("quality"))
+    cells = [
+        _name_cell(r),
+        *([{"text": _text(r.get("dataset"))}] if where else []),
+        *([{"text": "" if q_r is None else str(q_r), "sort": _sort_key(q_r), "cls": "num"}]
+          if with_quality else []),
+        {"text": _text(r.get("weights")) or "as published"},
+        {"badge": "paper-reported", "text": "paper-reported",
+         "ref": _text(r.get("reference")), "fn": fn},
+        *_metric_cells(r, shown, best, None),
+    ]
+    if with_extra:
+        cells += [{"text": "", "sort": "", "cls": "num"} for _ in _MEASURED_EXTRA]
+    return {"kind": "paper", "cells": cells, "method": _text(r.get("method")),
+            "values": {m.key: _num(r.get(m.key)) for m in shown}}
+
+
+def _ranked(ok: list[dict]) -> list[dict]:
+    """Strongest first, by the first ranked metric present."""
+    ranked = [m for m in METRICS if m.better and any(_num(r.get(m.key)) is not None for r in ok)]
+    if not ranked:
+        return ok
+    lead = ranked[0]
+    sign = -1 if lead.better == "higher" else 1
+    return sorted(ok, key=lambda r: (_num(r.get(lead.key)) is None,
+                                     sign * (_num(r.get(lead.key)) or 0.0)))
+
+
+def _build_table(section: str, key: tuple, measured: list[dict], papers: list[dict],
+                 protocol: list[str], deltas: dict[str, dict[str, Any]] | None = None,
+                 budgets: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    task, setting, q, ds = key
+    ok = _ranked([r for r in measured if _text(r.get("status")) in ("", "ok")])
+    failed = [r for r in measured if _text(r.get("status")) == "failed"]
+    shown = [m for m in METRICS if any(_num(r.get(m.key)) is not None for r in ok + papers)]
+    best = {m.key: best_flags([r.get(m.key) for r in ok], m.better) for m in shown}
+    with_extra = bool(measured)
+    # published tables gather several datasets (and JPEG qualities) of one setting
+    where = section == "published"
+    with_quality = where and any(_quality(r.get("quality")) is not None for r in papers)
     deltas = deltas or {}
     ref = next(iter(deltas.values()), None)
-    if with_extra:
-        lead = next((m for m in METRICS if ref and m.key == ref["metric"]), None)
-        columns += [
-            {"key": "delta", "label": f"Δ {lead.label if lead else ''} vs "
-             f"{ref['reference'] if ref else 'best'}", "type": "num",
-             "title": "mean per-image difference from the reference method, with its 95 % "
-                      "paired bootstrap interval; * : the interval excludes 0"},
-            {"key": "budget", "label": "Training", "type": "text",
-             "title": "training budget of the weights (from their sidecar)"},
-            {"key": "images", "label": "Images", "type": "num", "title": "images measured"},
-            {"key": "draws", "label": "Draws", "type": "num",
-             "title": "z draws (stochastic methods: mean over draws, ± std of the set mean)"},
-            {"key": "params", "label": "Params", "type": "num", "title": "trainable parameters"},
-            {"key": "seconds", "label": "s/image", "type": "num",
-             "title": "wall seconds per image (degrade + channel + restore)"},
-        ]
-
+    columns = _columns(shown, where, with_quality, with_extra, ref)
     footnotes: list[str] = []
-    rows: list[dict[str, Any]] = []
-    for i, r in enumerate(ok):
-        cells = [
-            {"text": _text(r.get("label")) or _text(r.get("method")),
-             "sub": "" if _text(r.get("label")) in ("", _text(r.get("method")))
-             else _text(r.get("method"))},
-            {"text": _text(r.get("weights")) or "—"},
-            {"badge": "measured", "text": "measured"},
-            *_metric_cells(r, shown, best, i),
-            _delta_cell(deltas.get(_text(r.get("label")) or _text(r.get("method")))),
-            {"text": (budgets or {}).get((_text(r.get("method")), _text(r.get("setting"))))
-             or "—", "cls": "budget"},
-            {"text": _int_text(r.get("images")), "sort": _sort_key(r.get("images")),
-             "cls": "num"},
-            {"text": _int_text(r.get("draws")), "sort": _sort_key(r.get("draws")), "cls": "num"},
-            {"text": format_params(r.get("params")), "sort": _sort_key(r.get("params")),
-             "cls": "num"},
-            {"text": format_seconds(r.get("seconds")), "sort": _sort_key(r.get("seconds")),
-             "cls": "num"},
-        ]
-        rows.append({"kind": "measured", "cells": cells, "method": _text(r.get("method")),
-                     "values": {m.key: _num(r.get(m.key)) for m in shown}})
-    for r in failed:
-        cells = [
-            {"text": _text(r.get("label")) or _text(r.get("method"))},
-            {"text": _text(r.get("weights")) or "—"},
-            {"badge": "measured", "text": "measured", "failed": True},
-        ]
-        rows.append({"kind": "failed", "cells": cells, "method": _text(r.get("method")),
-                     "error": _text(r.get("error")) or "failed (no error text recorded)",
-                     "colspan": len(columns) - 3, "values": {}})
-    for r in papers:
-        note = _text(r.get("notes"))
-        fn = None
-        if note:
-            if note not in footnotes:
-                footnotes.append(note)
-            fn = footnotes.index(note) + 1
-        q_r = _quality(r.get("quality"))
-        cells = [
-            {"text": _text(r.get("label")) or _text(r.get("method")),
-             "sub": "" if _text(r.get("label")) in ("", _text(r.get("method")))
-             else _text(r.get("method"))},
-            *([{"text": _text(r.get("dataset"))}] if where else []),
-            *([{"text": "" if q_r is None else str(q_r), "sort": _sort_key(q_r), "cls": "num"}]
-              if with_quality else []),
-            {"text": _text(r.get("weights")) or "as published"},
-            {"badge": "paper-reported", "text": "paper-reported",
-             "ref": _text(r.get("reference")), "fn": fn},
-            *_metric_cells(r, shown, best, None),
-        ]
-        if with_extra:
-            cells += [{"text": "", "sort": "", "cls": "num"} for _ in _MEASURED_EXTRA]
-        rows.append({"kind": "paper", "cells": cells, "method": _text(r.get("method")),
-                     "values": {m.key: _num(r.get(m.key)) for m in shown}})
-
+    rows = [_measured_row(r, i, shown, best, deltas, budgets or {}) for i, r in enumerate(ok)]
+    rows += [_failed_row(r, len(columns)) for r in failed]
+    rows += [_paper_row(r, shown, best, where, with_quality, with_extra, footnotes)
+             for r in papers]
     title = " · ".join(p for p in (task, setting, quality_label(q), ds) if p)
     return {
-        "section": section,
-        "task": task,
-        "setting": setting,
-        "quality": q,
-        "dataset": ds,
-        "title": title,
-        "protocol": protocol,
-        "columns": columns,
-        "rows": rows,
+        "section": section, "task": task, "setting": setting, "quality": q, "dataset": ds,
+        "title": title, "protocol": protocol, "columns": columns, "rows": rows,
         "footnotes": footnotes,
         "stochastic": any(r.get(f"{m.key}_std") is not None and _num(r.get(f"{m.key}_std"))
                           is not None for r in ok for m in shown),
