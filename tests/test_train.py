@@ -185,10 +185,10 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
     """
     import numpy as np
 
-    from irnbench.train import (
+    from irnbench.augment import (
         COLOR_CAST,
         SATURATION_GAIN_CLIPPED,
-        _no_clip_cap,
+        no_clip_cap,
         saturate_clipped,
     )
 
@@ -206,7 +206,7 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
         left = int(rng.integers(0, (w - c) // f + 1)) * f
         perm, gain = rng.permutation(3), float(rng.uniform(*SATURATION_GAIN_CLIPPED))
         offsets = tuple(rng.uniform(-COLOR_CAST, COLOR_CAST, 3)) if cast else ()
-        if not cast and gain <= max(1.0, _no_clip_cap(image[:, top : top + c, left : left + c])):
+        if not cast and gain <= max(1.0, no_clip_cap(image[:, top : top + c, left : left + c])):
             continue  # nothing in the crop clips: color_jitter's exact linear map is used
         clipped += 1
         whole = saturate_clipped(image, perm, gain, offsets)
@@ -250,7 +250,7 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
     permutations on, in the photo's own channel order (a red stays red), replayed by hand."""
     import numpy as np
 
-    from irnbench.train import SATURATION_GAIN_CLIPPED, _no_clip_cap, saturate_clipped
+    from irnbench.augment import SATURATION_GAIN_CLIPPED, no_clip_cap, saturate_clipped
 
     task = irnbench.create_task("decolorize")
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
@@ -266,7 +266,7 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
         top, left = int(rng.integers(0, h - 32 + 1)), int(rng.integers(0, w - 32 + 1))
         perm, gain = rng.permutation(3), float(rng.uniform(*SATURATION_GAIN_CLIPPED))
         crop = image[:, top : top + 32, left : left + 32]
-        if gain > 1.0 and gain > _no_clip_cap(crop):
+        if gain > 1.0 and gain > no_clip_cap(crop):
             clipped += 1
             want = saturate_clipped(crop, (0, 1, 2), gain)
         else:
@@ -370,7 +370,7 @@ def _disk_full_after(monkeypatch, prefix: str, ok_writes: int) -> list[str]:
 def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch):
     """Disk full after the first checkpoint (tensors + sidecar): training goes on with a warning
     naming the intact checkpoint, which still loads; no temp file is left behind."""
-    from irnbench.train import CheckpointWriteWarning, read_checkpoint_meta
+    from irnbench.train_state import CheckpointWriteWarning, read_checkpoint_meta
 
     seen = _disk_full_after(monkeypatch, "checkpoint.", ok_writes=2)
     with pytest.warns(CheckpointWriteWarning) as record:
@@ -546,3 +546,22 @@ def test_run_stops_with_train_command_or_trains_when_asked(tiny, tmp_path):
     assert "test-tiny-ae [measured]" in res.output
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["trained"] == ["test-tiny-ae x2 (smoke)"]
+
+
+class NanAux(TinyAE):
+    """A logged-only loss term that is NaN while the optimised ``total`` stays finite."""
+
+    name = "test-nan-aux"
+
+    def training_loss(self, batch, task):
+        losses = super().training_loss(batch, task)
+        return {"aux": torch.tensor(float("nan")), **losses}
+
+
+def test_non_finite_guard_looks_at_total_not_the_first_key(register_plugin, tmp_path):
+    """Only ``total`` is optimised: a NaN in another (logged) term must not skip the step."""
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(NanAux)),
+                    "test-nan-aux")
+    res = train_method("test-nan-aux", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
+                       **TINY)
+    assert res.iterations == 8 and res.history and res.history[-1]["step"] == 8

@@ -1,0 +1,193 @@
+"""Training samples: every crop, flip, colour draw and noise a pure function of (seed, index).
+
+So a run does not depend on data-loader state or the world size, and a resumed run sees
+exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from irnbench.augment import (
+    COLOR_CAST,
+    SATURATION_GAIN,
+    SATURATION_GAIN_CLIPPED,
+    color_jitter,
+    no_clip_cap,
+    saturate_clipped,
+)
+from irnbench.data.loading import EvalDataset
+from irnbench.errors import InvalidSetting, IrnbenchError
+from irnbench.tasks.base import Task
+from irnbench.weights import sha256_file
+
+__all__ = ["SampleNoise", "TrainingData"]
+
+
+class SampleNoise:
+    """``batch["randn"]``: per-sample Gaussian noise, a pure function of (seed, sample index).
+
+    ``noise(*shape)`` returns ``len(indices) × shape``; row i comes from its own generator seeded
+    by (seed, indices[i], n) where n counts the calls on this batch, so every call is fresh noise
+    and a sample's noise does not depend on which rank, or which position, draws it.
+    """
+
+    def __init__(self, seed: int, indices: Sequence[int], device: torch.device):
+        self.seed, self.indices, self.device = seed, list(indices), device
+        self.calls = 0
+
+    def __call__(self, *shape: int | Sequence[int], dtype: torch.dtype | None = None
+                 ) -> torch.Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        call, self.calls = self.calls, self.calls + 1
+        rows = []
+        for index in self.indices:
+            state = np.random.SeedSequence([self.seed, index, call, 0x5EED]).generate_state(2)
+            g = torch.Generator(device=self.device).manual_seed(
+                int(state[0]) << 32 | int(state[1]))
+            rows.append(torch.randn(shape, generator=g, device=self.device, dtype=dtype))
+        return torch.stack(rows)
+
+
+
+class TrainingData:
+    """HR images of a training set, their whole-image references, and a held-out slice.
+
+    The reference (e.g. the bicubic LR) is computed once from the whole image, as the official
+    IRN code does, and crops of HR and reference are taken at aligned positions.
+    """
+
+    def __init__(self, dataset: EvalDataset, task: Task, val_images: int | None = None):
+        self.name = dataset.name
+        self.task = task
+        images, names = [], []
+        for rec in dataset:
+            img = rec.load()
+            if img is None or min(img.shape[-2:]) < task.min_size():
+                continue
+            images.append(task.prepare(img.unsqueeze(0))[0])
+            names.append(rec.name)
+        if len(images) < 2:
+            raise IrnbenchError(f"training set {dataset.name!r} needs at least 2 usable images")
+        n_val = val_images if val_images is not None else max(1, round(0.1 * len(images)))
+        self.val_names = names[len(names) - n_val:]
+        self.val_images = images[len(images) - n_val:]
+        self.train_names = names[: len(names) - n_val]
+        self.images = images[: len(images) - n_val]
+        with torch.no_grad():
+            self.refs = [task.reference(im.unsqueeze(0))[0] for im in self.images]
+        self.factor = self.images[0].shape[-1] // self.refs[0].shape[-1]
+        h = hashlib.sha256()
+        for n, rec in sorted((r.name, r) for r in dataset):
+            h.update(n.encode())
+            h.update(sha256_file(rec.path).encode())
+        self.fingerprint = h.hexdigest()
+
+    def sample(self, index: int, seed: int, crop: int, augment: bool,
+               color_augment: bool = False, color_clip: bool = False,
+               color_cast: bool = False, color_permute: bool = True
+               ) -> tuple[torch.Tensor, ...]:
+        """Training sample number ``index``: a pure function of (seed, index).
+
+        ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
+        With ``color_clip`` a gain past the no-clip cap (computed on the crop in its original
+        channel order, as the shipped ``cpu-sat``/``cpu-cast`` weights were trained; the
+        reordered crop's cap can differ, and then ``color_jitter`` caps the gain instead of
+        clipping) is applied in full and clipped, and the
+        reference is recomputed by ``task.reference`` on the clipped crop plus a margin of the
+        clipped image around it, so it equals the whole-image reference of the clipped image.
+        A gain that clips nothing inside the crop takes ``color_jitter``'s exact linear path;
+        its reference is that of the unclipped image, which differs (by about 1e-4, at the LR
+        border) where the margin alone would clip. ``color_cast`` (with ``color_clip``) also adds a
+        random offset to each channel and always recomputes the reference that way.
+        ``color_permute=False`` keeps the channel order (the permutation is still drawn, so the
+        other draws do not move).
+        """
+        rng = np.random.default_rng([seed, index])
+        i = int(rng.integers(len(self.images)))
+        hr, ref = self.images[i], self.refs[i]
+        f = self.factor
+        h, w = hr.shape[-2:]
+        c = min(crop, h - h % f, w - w % f)
+        c -= c % f
+        top = int(rng.integers(0, (h - c) // f + 1)) * f
+        left = int(rng.integers(0, (w - c) // f + 1)) * f
+        hr_c = hr[:, top : top + c, left : left + c]
+        ref_c = ref[:, top // f : (top + c) // f, left // f : (left + c) // f]
+        flips = rng.random(3) < 0.5 if augment else (False, False, False)
+        if color_augment:
+            if ref_c.shape[0] not in (1, 3) or hr_c.shape[0] != 3:
+                raise InvalidSetting(
+                    "color_augment needs an RGB HR and a reference computed channel by channel "
+                    f"(rescale, compress) or its luma (decolorize); this task's has "
+                    f"{ref_c.shape[0]} channel(s)"
+                )
+            perm = rng.permutation(3)
+            if not color_permute:
+                perm = np.arange(3)
+            gain = float(rng.uniform(*(SATURATION_GAIN_CLIPPED if color_clip
+                                       else SATURATION_GAIN)))
+            cast = tuple(float(v) for v in rng.uniform(-COLOR_CAST, COLOR_CAST, 3)) \
+                if color_cast else ()
+            # Both maps act pixel by pixel, so applying them before the flips changes nothing.
+            if color_cast or (color_clip and gain > 1.0 and gain > no_clip_cap(hr_c)):
+                hr_c, ref_c = self._clipped_pair(i, top, left, c, perm, gain, cast)
+            else:
+                hr_c, ref_c = color_jitter(hr_c, ref_c, perm, gain)
+        hflip, vflip, rot = flips
+        out = []
+        for t in (hr_c, ref_c):
+            if hflip:
+                t = t.flip(-1)
+            if vflip:
+                t = t.flip(-2)
+            if rot:
+                t = t.transpose(-1, -2)
+            out.append(t)
+        hr_c, ref_c = out
+        return hr_c.contiguous(), ref_c.contiguous()
+
+    #: HR margin (in LR pixels, times the factor) around a clipped crop for its reference: the
+    #: bicubic kernel of a 1/f downscale reaches 2f HR pixels; 4 LR pixels leave room.
+    CLIP_MARGIN_LR = 4
+
+    def _clipped_pair(self, i: int, top: int, left: int, c: int, perm: Sequence[int],
+                      gain: float, cast: Sequence[float] = ()
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """HR crop of the clipped, saturated image ``i`` and that image's reference at the crop."""
+        hr = self.images[i]
+        f = self.factor
+        h, w = hr.shape[-2:]
+        m = self.CLIP_MARGIN_LR * f
+        t0, l0 = max(0, top - m), max(0, left - m)
+        t1, l1 = min(h - h % f, top + c + m), min(w - w % f, left + c + m)
+        region = saturate_clipped(hr[:, t0:t1, l0:l1], perm, gain, cast)
+        with torch.no_grad():
+            ref = self.task.reference(region.unsqueeze(0))[0]
+        hr_c = region[:, top - t0 : top - t0 + c, left - l0 : left - l0 + c]
+        if ref.shape[-1] == region.shape[-1]:  # a full-size guide (decolorize's luma)
+            return hr_c, ref[:, top - t0 : top - t0 + c, left - l0 : left - l0 + c]
+        r_t, r_l = (top - t0) // f, (left - l0) // f
+        return hr_c, ref[:, r_t : r_t + c // f, r_l : r_l + c // f]
+
+    def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
+              indices: Sequence[int] | None = None,
+              color_augment: bool = False, color_clip: bool = False,
+              color_cast: bool = False, color_permute: bool = True
+              ) -> dict[str, torch.Tensor]:
+        """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
+
+        ``sample_index`` holds the global sample index of each row.
+        """
+        positions = range(size) if indices is None else indices
+        index = [step * size + p for p in positions]
+        pairs = [self.sample(i, seed, crop, augment, color_augment, color_clip, color_cast,
+                             color_permute) for i in index]
+        return {"hr": torch.stack([p[0] for p in pairs]),
+                "lr_ref": torch.stack([p[1] for p in pairs]),
+                "sample_index": torch.tensor(index, dtype=torch.int64)}
