@@ -202,7 +202,8 @@ def _run_options(fn):
         click.option("--device", default="auto", show_default=True,
                      help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps."),
         click.option("--draws", default=None, type=int,
-                     help="z draws for stochastic methods (default: the protocol's 5)."),
+                     help="z draws per image for stochastic methods (default: the task's, "
+                          "from its source protocol; the report's protocol text states it)."),
         click.option("--weights", default=None, type=click.Path(dir_okay=False),
                      help="Weights file for a single method (overrides cache and shipped)."),
         click.option("--out", default=None, type=click.Path(file_okay=False),
@@ -241,7 +242,6 @@ def _check_device(device: str) -> None:
 
 def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
             nproc, train_missing, preset, report):
-    from irnbench.protocol import STOCHASTIC_DRAWS
     from irnbench.runner import run_benchmark
 
     # Bit-identical results, fewer page faults (1.3× faster IRN inference on a 2-core CPU).
@@ -257,7 +257,7 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
     _maybe_relaunch(nproc)
     out_dir = Path(out) if out else _default_out(task)
     res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
-                        draws=draws or STOCHASTIC_DRAWS, weights=weights,
+                        draws=draws or None, weights=weights,  # None: the task's default
                         train_missing=train_missing, preset=preset, command=_command_line(),
                         report=report, progress=not quiet, iqa=_iqa_names(iqa),
                         announce=lambda line: click.echo(f"weights: {line}", err=True))
@@ -298,8 +298,8 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--task", default="rescale", show_default=True)
 @click.option("--scale", default=None, type=int, help="Scale of a rescaling task.")
 @click.option("--preset", default="cpu", show_default=True,
-              help="The method's preset: paper (published schedule), cpu (≈1 h on 2 cores), "
-                   "smoke (seconds).")
+              help="A preset of the method (see `irnbench presets METHOD`): paper = the "
+                   "published schedule, cpu = irnbench's CPU budget, smoke = seconds.")
 @click.option("--datasets", default="mini-train", show_default=True,
               help="Training set: a dataset name or an image folder.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
@@ -357,17 +357,36 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True,
                                                                      file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "latex", "csv"]),
+              default="html", show_default=True,
+              help="html: the self-contained page; md, latex: one table per leaderboard "
+              "(mean ± bootstrap half-width, Δ vs the reference); csv: the flat set-level table.")
+@click.option("--baseline", default=None, metavar="NAME",
+              help="Reference method of the Δ column, as tables name it (irn.cpu) or as the "
+              "run did (irn); default: the best method of each table. md, latex, csv only.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="Report file (default: RUN_DIR/report.html, or merged.html for several).")
+              help="Output file (html default: RUN_DIR/report.html, or merged-report.html for "
+              "several; md, latex, csv default: print to stdout).")
 @_user_errors
-def report(run_dirs, out):
-    """Re-render the report of one run folder, or merge several runs into one report."""
-    from irnbench.report import render_report
+def report(run_dirs, fmt, baseline, out):
+    """Re-render the report of one run folder, or merge several runs into one report.
+
+    `--format md|latex|csv` exports the leaderboards for a README, a paper or a spreadsheet
+    instead of the HTML page (LaTeX needs \\usepackage{booktabs}).
+    """
+    from irnbench.report import export_report, render_report
 
     dirs = [Path(d) for d in run_dirs]
     for d in dirs:
         if not (d / "results.json").exists():
             raise IrnbenchError(f"{d} is not an irnbench run folder (no results.json)")
+    if fmt != "html":
+        text = export_report(dirs, fmt, out=out, baseline=baseline)
+        click.echo(f"report: {out}" if out else text, nl=bool(out))
+        return
+    if baseline is not None:
+        raise click.BadParameter("applies to --format md, latex and csv only",
+                                 param_hint="--baseline")
     target = Path(out) if out else (dirs[0] / ("report.html" if len(dirs) == 1 else
                                                "merged-report.html"))
     path = render_report(dirs, target)
@@ -494,6 +513,40 @@ def datasets_fetch(names, from_dir, force):
         else:
             click.echo(f"{n}: {rec.get('images')} images, sha256 {str(rec.get('sha256'))[:12]}… "
                        f"({rec.get('verified')}) in {folder.parent}")
+
+
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option("--out", "out_dir", default=".", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Folder in which to create irnbench-NAME/.")
+@_user_errors
+def new_plugin(name, out_dir):
+    """Create a method-plugin project, irnbench-NAME/, from irnbench's template.
+
+    NAME is the method's name (lower-case letters, digits and '-'). The project holds a
+    working method (bicubic with an unsharp mask), its entry point, a README and tests.
+    """
+    from irnbench.scaffold import write_plugin
+
+    folder, files = write_plugin(name, out_dir)
+    click.echo(f"created {folder}/")
+    for rel in files:
+        click.echo(f"  {rel}")
+    click.echo(f"next: cd {folder} && pip install -e . && irnbench run --plugins "
+               f"{name},bicubic && pytest")
+
+
+@cli.command()
+@click.argument("method")
+@_user_errors
+def presets(method):
+    """List a method's training presets (for `irnbench train --preset`) and their settings."""
+    from irnbench.registry import get_method_class
+    from irnbench.scaffold import describe_presets
+
+    for line in describe_presets(get_method_class(method)):
+        click.echo(line)
 
 
 cli.add_command(weights)

@@ -26,7 +26,11 @@ SSIM_K2: float = 0.03
 
 # --- evaluation -----------------------------------------------------------------------------
 #: Stochastic methods (IRN): mean over this many z ~ N(0, 1) draws (IRN Table 1 caption).
+#: The default of ``Task.default_draws``: rescaling, and decolorization (whose IRN-Color is
+#: deterministic, so it takes one draw whatever this says).
 STOCHASTIC_DRAWS: int = 5
+#: Compression: the official IRN-CRM test code samples z once per image (``compress`` task).
+COMPRESS_DRAWS: int = 1
 #: Default sampling temperature of z at test time (IRN ``gaussian_scale`` = 1).
 DEFAULT_TEMPERATURE: float = 1.0
 #: Base seed of the z draws; draw d uses seed DRAW_SEED + d.
@@ -66,15 +70,20 @@ def modcrop_multiple(scale: int) -> int:
     return int(scale)
 
 
+def draws_text(draws: int) -> str:
+    """How a protocol paragraph states a default number of z draws ("mean over 5 z draws")."""
+    return "one z draw per image" if draws == 1 else f"mean over {draws} z draws"
+
+
 PROTOCOL_TEXT: dict[str, str] = {
     "rescale": (
         "HR modcropped to a multiple of s; reference LR = MATLAB-bicubic imresize(HR, 1/s) "
         "(float); the method's LR is clamped and rounded to uint8 by the harness before restore; "
         "output clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 (16 + (65.481R + 128.553G + "
         "24.966B)/255, float), crop s px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, "
-        "valid region. Stochastic methods: mean over 5 z draws (temperature 1), std of the set "
-        "mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, "
-        "no crop."
+        f"valid region. Stochastic methods: {draws_text(STOCHASTIC_DRAWS)} (temperature 1), std "
+        "of the set mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 "
+        "bicubic LR, no crop."
     ),
     "decolorize": (
         f"HR modcropped to a multiple of {DECOLORIZE_MODCROP} (IRN-Color test config); guide = "
@@ -83,8 +92,9 @@ PROTOCOL_TEXT: dict[str, str] = {
         "rounded to uint8 by the harness before restore; output clamped and rounded to uint8. "
         "PSNR/SSIM on RGB (SSIM: mean over the channels) and PSNR on Y of BT.601, crop "
         f"{DECOLORIZE_CROP} px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, valid "
-        "region. Deterministic methods (IRN-Color restores with z = 0): one row per image. Grey "
-        "fidelity: PSNR of the method's uint8 grey vs the uint8-rounded guide, "
+        "region. Deterministic methods (IRN-Color restores with z = 0): one row per image; "
+        f"stochastic ones: {draws_text(STOCHASTIC_DRAWS)}. Grey fidelity: PSNR of the method's "
+        "uint8 grey vs the uint8-rounded guide, "
         + (f"crop {DECOLORIZE_GREY_CROP} px." if DECOLORIZE_GREY_CROP else "no crop.")
     ),
     "rescale+jpeg": (
@@ -98,7 +108,8 @@ PROTOCOL_TEXT: dict[str, str] = {
         "used OpenCV's encoder, so its byte counts may differ) at each quality, decoded and "
         "restored; output clamped and rounded to uint8. bpp = JPEG file bytes × 8 / (H_HR × "
         "W_HR), headers included. PSNR/SSIM on Y of BT.601 and on RGB, crop 2 px; per image, mean "
-        "over the set (bpp too). Stochastic methods: mean over 5 z draws. BD-rate: Bjøntegaard, "
+        f"over the set (bpp too). Stochastic methods: {draws_text(COMPRESS_DRAWS)} (temperature "
+        "1), as the official IRN compression test samples z once. BD-rate: Bjøntegaard, "
         "cubic fit of log10(bpp) vs set-mean PSNR over the common PSNR range, against plain JPEG."
     ),
 }

@@ -22,10 +22,10 @@ from irnbench.distributed import setup
 from irnbench.errors import WeightsNotFound
 from irnbench.evaluate import EvalResult, Visual, evaluate
 from irnbench.metrics import iqa_metric
-from irnbench.protocol import STOCHASTIC_DRAWS
 from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.results import frame, paper_frame, save_run
-from irnbench.runinfo import run_metadata
+from irnbench.runinfo import run_metadata, scrub_paths
+from irnbench.tasks.base import Task
 
 __all__ = ["RunOutput", "run_benchmark", "save_visuals"]
 
@@ -72,8 +72,13 @@ def weights_info(method) -> dict[str, str]:
     """What a run records of the weights a method resolved to."""
     if not method.weights_tag and not method.weights_sha256:
         return {"tag": "", "label": method.weights_label, "sha256": ""}
+    from irnbench.weights import read_sidecar, training_budget
+
+    side = read_sidecar(method.weights_path) if method.weights_path else {}
+    budget = training_budget(side, type(method).presets_for(method.task))
     return {"tag": method.weights_tag, "label": method.weights_label,
-            "sha256": method.weights_sha256}
+            "sha256": method.weights_sha256, "budget": budget.get("text", ""),
+            "training": budget}
 
 
 def describe_weights(method, setting_label: str, info: dict[str, str]) -> str:
@@ -101,12 +106,28 @@ def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool
     return create_method(f"{base}.{tag}", task_obj)
 
 
-def _protocol(task_obj, draws: int) -> str:
+def _protocol(task_obj: Task, draws: int) -> str:
+    """The task's protocol paragraph, plus a sentence when the run's draws depart from it."""
     text = task_obj.protocol()
-    if draws != STOCHASTIC_DRAWS:
+    if draws != task_obj.default_draws:
         used = f"{draws} z draw" + ("s" if draws != 1 else "")
-        text += f" This run used {used}, not the protocol's {STOCHASTIC_DRAWS}."
+        text += f" This run used {used}, not the protocol's {task_obj.default_draws}."
     return text
+
+
+#: Free-text columns of measured rows that may quote a path (error messages, data notes).
+_TEXT_COLUMNS = ("error", "notes", "weights")
+
+
+def _scrub_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Measured rows with no absolute path of this machine in their free-text columns."""
+    df = df.copy()
+    measured = df["source"] == "measured"
+    for col in _TEXT_COLUMNS:
+        if col in df.columns:
+            df.loc[measured, col] = df.loc[measured, col].map(
+                lambda v: scrub_paths(v) if isinstance(v, str) else v)
+    return df
 
 
 def run_benchmark(
@@ -116,7 +137,7 @@ def run_benchmark(
     datasets: Sequence[str],
     out: str | Path,
     device: str = "auto",
-    draws: int = STOCHASTIC_DRAWS,
+    draws: int | None = None,
     weights: str | None = None,
     train_missing: bool = False,
     preset: str = "cpu",
@@ -127,9 +148,14 @@ def run_benchmark(
     announce: Callable[[str], None] | None = None,
 ) -> RunOutput:
     """Evaluate ``methods`` (names or ``NAME.TAG`` specs) on every task setting and dataset;
-    write everything to ``out``. ``announce`` gets one line per method and setting saying which
-    weights (tag, label, sha256[:12]) it resolved to."""
+    write everything to ``out``. ``draws`` (z draws of stochastic methods) defaults to the
+    task's ``default_draws``. ``announce`` gets one line per method and setting saying which
+    weights (tag, label, sha256[:12]) it resolved to. What is written names datasets by name
+    and content fingerprint and quotes no absolute path of this machine."""
     run_dir = Path(out)
+    task_objs = [create_task(task, **s) for s in settings]  # bad settings fail before any work
+    if draws is None:
+        draws = (task_objs[0] if task_objs else create_task(task)).default_draws
     ctx, dev = setup(device)
     eval_sets = [resolve_dataset(d) for d in datasets]
     classes = [get_method_class(m) for m in methods]  # unknown names fail before any work
@@ -137,8 +163,7 @@ def run_benchmark(
     frames, visuals, notes = [], [], []
     trained: list[str] = []
     resolved: dict[str, dict[str, dict[str, str]]] = {}
-    for setting in settings:
-        task_obj = create_task(task, **setting)
+    for task_obj in task_objs:
         built, failed = [], {}
         for name in methods:
             try:
@@ -158,20 +183,21 @@ def run_benchmark(
         frames.append(res.df)
         visuals.extend(res.visuals)
         notes.extend(res.notes)
-    measured = pd.concat(frames, ignore_index=True) if frames else frame([])
+    measured = _scrub_rows(pd.concat(frames, ignore_index=True)) if frames else frame([])
     papers = paper_frame(classes, task)
     df = pd.concat([measured, papers], ignore_index=True) if len(papers) else measured
     meta = run_metadata(
         command,
         task=task,
-        settings=[create_task(task, **s).setting for s in settings],
+        settings=[t.setting for t in task_objs],
         methods=list(methods),
-        datasets=[{"name": d.name, "images": len(d), "root": str(d.root)} for d in eval_sets],
+        # by name and content (sha256, see ``dataset_fingerprint``), never by where they lie
+        datasets=[{"name": d.name, "images": len(d), "fingerprint": d.fingerprint}
+                  for d in eval_sets],
         device=describe_device(dev),
         draws=draws,
-        protocol={create_task(task, **s).setting_label: _protocol(create_task(task, **s), draws)
-                  for s in settings},
-        notes=notes,
+        protocol={t.setting_label: _protocol(t, draws) for t in task_objs},
+        notes=notes,  # free text (notes, labels…) is scrubbed of paths by run_metadata
         trained=trained,
         weights=resolved,
         methods_info={spec: {"method": c.name, "description": c.description,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import hashlib
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import torch
 from irnbench.data.cards import DatasetCard, list_image_files
 from irnbench.data.decode import load_image
 from irnbench.errors import DatasetUnavailable, UnknownNameError
+from irnbench.weights import sha256_file
 
-__all__ = ["ImageRecord", "EvalDataset", "iter_images", "resolve_dataset"]
+__all__ = ["ImageRecord", "EvalDataset", "dataset_fingerprint", "iter_images",
+           "resolve_dataset"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,21 @@ class EvalDataset:
 
     def __iter__(self) -> Iterator[ImageRecord]:
         return iter(self.records)
+
+    @property
+    def fingerprint(self) -> str:
+        """Content fingerprint of the set's image files (see :func:`dataset_fingerprint`)."""
+        return dataset_fingerprint(self.records)
+
+
+def dataset_fingerprint(records: Iterable[ImageRecord]) -> str:
+    """sha256 (hex) over the sorted (name, file sha256) pairs of ``records``: names the content
+    of a set wherever it lies (the bytes hashed are those of ``TrainingData.fingerprint``)."""
+    h = hashlib.sha256()
+    for name, path in sorted((r.name, r.path) for r in records):
+        h.update(name.encode())
+        h.update(sha256_file(path).encode())
+    return h.hexdigest()
 
 
 def _from_folder(name: str, folder: Path, card: DatasetCard | None) -> EvalDataset:

@@ -13,6 +13,9 @@ The page is built in two steps, so that the numbers can be tested without HTML:
   (autoescaped: every text that comes from the inputs — file names, method names, errors,
   notes, commands — is escaped).
 
+``export_report(run_dirs, fmt)`` writes the same leaderboards as Markdown, LaTeX or CSV
+(``irnbench.report.export``), with bootstrap intervals and paired differences.
+
 Imports run one way: ``report`` reads ``results`` and nothing above it.
 """
 
@@ -28,13 +31,16 @@ from irnbench.report.context import (
     merge_runs,
     per_image_tables,
 )
+from irnbench.report.export import export_report, latex_escape
 from irnbench.report.render import render_context, render_report
 
 __all__ = [
     "RunData",
     "best_flags",
     "build_context",
+    "export_report",
     "format_params",
+    "latex_escape",
     "leaderboard_tables",
     "load_runs",
     "merge_runs",

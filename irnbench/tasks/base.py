@@ -13,6 +13,7 @@ import torch
 
 from irnbench.channel import Quantizer, Transmission, train_channel, transmit
 from irnbench.errors import InvalidSetting
+from irnbench.protocol import STOCHASTIC_DRAWS
 
 
 class Task:
@@ -30,6 +31,9 @@ class Task:
     #: What the training runner validates with: "psnr_y" or "psnr_rgb" (task crop); history
     #: and weights metadata record it as ``val_<metric>`` / ``final_val_<metric>``.
     validation_metric: ClassVar[str] = "psnr_y"
+    #: z draws per image a stochastic method gets when the run does not say (``--draws``):
+    #: the number the task's source protocol averages over; ``protocol()`` states it.
+    default_draws: ClassVar[int] = STOCHASTIC_DRAWS
 
     def __init__(self, **setting: Any):
         unknown = set(setting) - set(self.setting_keys)

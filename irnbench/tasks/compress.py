@@ -14,6 +14,7 @@ from typing import Any
 from irnbench.metrics import psnr, ssim
 from irnbench.protocol import (
     COMPRESS_CROP,
+    COMPRESS_DRAWS,
     COMPRESS_SCALE,
     JPEG_ANCHOR_QUALITIES,
     JPEG_QUALITIES,
@@ -41,6 +42,8 @@ class CompressTask(ScaledTask):
     name = "compress"
     description = "degrade → uint8 → real JPEG (Pillow) → restore; Y/RGB PSNR/SSIM vs bpp"
     metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bpp")
+    #: The official IRN compression test samples z once per image.
+    default_draws = COMPRESS_DRAWS
 
     @classmethod
     def default_settings(cls) -> list[dict[str, Any]]:

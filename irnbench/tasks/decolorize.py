@@ -23,6 +23,7 @@ from irnbench.protocol import (
     DECOLORIZE_MODCROP,
     PROTOCOL_TEXT,
     SSIM_WINDOW,
+    STOCHASTIC_DRAWS,
 )
 from irnbench.tasks.base import Task
 from irnbench.tasks.rescale import modcrop
@@ -45,6 +46,9 @@ class DecolorizeTask(Task):
     visual_channel = "grey"
     #: Training validation on RGB, as IRN-Color's training log (Y hardly sees the colour).
     validation_metric = "psnr_rgb"
+    #: IRN-Color restores with z = 0 (one draw whatever this says); a stochastic method would
+    #: get the rescaling protocol's draws.
+    default_draws = STOCHASTIC_DRAWS
 
     @property
     def setting_label(self) -> str:
