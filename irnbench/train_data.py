@@ -6,7 +6,6 @@ exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,10 +19,9 @@ from irnbench.augment import (
     no_clip_cap,
     saturate_clipped,
 )
-from irnbench.data.loading import EvalDataset
+from irnbench.data.loading import EvalDataset, dataset_fingerprint
 from irnbench.errors import InvalidSetting, IrnbenchError
 from irnbench.tasks.base import Task
-from irnbench.weights import sha256_file
 
 __all__ = ["SampleNoise", "TrainingData"]
 
@@ -82,11 +80,7 @@ class TrainingData:
         with torch.no_grad():
             self.refs = [task.reference(im.unsqueeze(0))[0] for im in self.images]
         self.factor = self.images[0].shape[-1] // self.refs[0].shape[-1]
-        h = hashlib.sha256()
-        for n, rec in sorted((r.name, r) for r in dataset):
-            h.update(n.encode())
-            h.update(sha256_file(rec.path).encode())
-        self.fingerprint = h.hexdigest()
+        self.fingerprint = dataset_fingerprint(dataset.records)  # as every run records it
 
     def sample(self, index: int, seed: int, crop: int, augment: bool,
                color_augment: bool = False, color_clip: bool = False,
