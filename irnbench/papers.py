@@ -1,7 +1,7 @@
 """Published sources quoted by method plugins: one place for their names and protocol notes.
 
 Plugins attach paper-reported numbers with these helpers so that rows from the same table carry
-the same source string and caveat (REFERENCE.md Part A §5a, Part B §5).
+the same source string and caveat (IRN's Table 1, ECCV 2020; SAIN's README table, AAAI 2023).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The measurement protocol's constants, in one place.
 
-Every number here follows the official IRN test code (REFERENCE.md Part A §4, DESIGN.md §3).
+Every number here follows the official IRN test code (pkuxmq/Invertible-Image-Rescaling,
+``codes/test.py``).
 Metrics, ops, tasks and reports import these; nothing else restates them.
 """
 
@@ -46,7 +47,7 @@ COMPRESS_CROP: int = 2
 #: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
 JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
 
-# --- compression (IJCV IRN-CRM facts, REFERENCE.md Part A §6; DESIGN.md §3) --------------------
+# --- compression (IJCV IRN-CRM facts, IJCV 2022, arXiv:2210.04188) --------------------
 #: Scale of the rescaling that precedes JPEG (only ×2 configs ship with the official code).
 COMPRESS_SCALE: int = 2
 #: Pillow JPEG options of the channel: 4:2:0 chroma subsampling (Pillow's ``subsampling=2``),

@@ -6,7 +6,7 @@ state, a resumed run sees exactly the batches an uninterrupted one would, and (f
 global batch does not depend on the world size. The training noise a method draws through
 ``batch["randn"]`` is per sample too (see ``SampleNoise``). The learning rate is a pure function
 of the step (warm-up, then MultiStep decay). Weights match bit-for-bit after a resume with one
-intra-op thread. With several (a departure from DESIGN's "bit-for-bit on CPU"), ``torch.exp`` in
+intra-op thread. With several (short of "bit-for-bit on CPU"), ``torch.exp`` in
 the couplings gave other last bits for the same input in the resumed process (apparently MKL's
 vector math: ``MKL_CBWR=AVX512,STRICT`` or one thread removed it), and training amplifies that:
 up to 1.4e-2 in the weights after 200 ``smoke`` steps.

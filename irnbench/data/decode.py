@@ -1,6 +1,6 @@
 """One decoding path for every image source (bundled, local folder, hub).
 
-Rules (DESIGN.md §6): grey → RGB (channels replicated), RGBA/LA → alpha dropped, 16-bit →
+Rules: grey → RGB (channels replicated), RGBA/LA → alpha dropped, 16-bit →
 8-bit, palette → RGB, CMYK → RGB, each with a warning; unreadable files are skipped with a
 warning naming the file. Output: float32 ``3×H×W`` in [0, 1] holding k/255 values.
 """

@@ -1,4 +1,4 @@
-"""Standard benchmark sets: fetch, verify, extract and cache them (DESIGN.md §6).
+"""Standard benchmark sets: fetch, verify, extract and cache them.
 
 A card (``datasets/*.yaml``) with ``source: hub`` names a Hugging Face Hub file
 (``hub: {repo, repo_type, filename, revision}``), one with ``source: url`` a ``url:`` (``file://``

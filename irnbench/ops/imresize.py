@@ -1,6 +1,6 @@
 """MATLAB-compatible bicubic ``imresize`` in batched, differentiable PyTorch.
 
-Follows MATLAB's algorithm (REFERENCE.md Part B §3): Keys cubic with a = -0.5; when downscaling
+Follows MATLAB's algorithm (``imresize.m``): Keys cubic with a = -0.5; when downscaling
 the kernel is stretched by 1/scale (antialiasing); output index x (1-based) maps to input
 coordinate u = x/scale + 0.5(1 - 1/scale); weights are normalised per output pixel; borders are
 mirrored symmetrically (edge pixel repeated); output size = ceil(in * scale). Each dimension is

@@ -51,7 +51,7 @@ class _SoftRound(torch.autograd.Function):
 def straight_through_quantize(x: torch.Tensor) -> torch.Tensor:
     """Round to k/255 forward; pass the gradient unchanged backward, clamped values included.
 
-    This is IRN's ``Quantization`` module (REFERENCE.md Part A §1).
+    This is IRN's ``Quantization`` module (pkuxmq/Invertible-Image-Rescaling).
     """
     return _StraightThrough.apply(x)
 
@@ -59,7 +59,7 @@ def straight_through_quantize(x: torch.Tensor) -> torch.Tensor:
 def soft_round_quantize(x: torch.Tensor) -> torch.Tensor:
     """Round forward; backward multiplies the gradient by (1 − cos 2πx), x the [0, 1] input.
 
-    The derivative of x − sin(2πx)/2π, as written in the public CAR training port (REFERENCE.md
-    Part B §1.4); the period is applied to the [0, 1] value exactly as the port does.
+    The derivative of x − sin(2πx)/2π, as written in the public CAR training port (MindSpore
+    CAR); the period is applied to the [0, 1] value exactly as the port does.
     """
     return _SoftRound.apply(x)

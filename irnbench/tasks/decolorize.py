@@ -1,6 +1,6 @@
 """Decolorization–colorization: turn a colour image into a grey one, send it as 8-bit, recolour.
 
-The protocol follows IRN-Color's test code (IJCV 2022; REFERENCE.md Part A §6, DESIGN.md §3): the
+The protocol follows IRN-Color's test code (IJCV 2022, arXiv:2210.04188): the
 guide is OpenCV's BGR2GRAY of the float image (0.299R + 0.587G + 0.114B, not rounded), the
 method's one-channel grey image goes through the harness's uint8 channel, and the restored colour
 image is scored on RGB (and Y) with a 2-pixel border crop. Every constant lives in

@@ -1,6 +1,6 @@
 """The ``car`` method: Content Adaptive Resampler + EDSR (Sun & Chen, IEEE TIP 2020), ×2 / ×4.
 
-Written from REFERENCE.md Part B §1. Only CAR's inference code is public (sunwj/CAR; its sampler
+Written from the paper. Only CAR's inference code is public (sunwj/CAR; its sampler
 has no backward), so training follows the facts known from the public MindSpore training port
 [3P]; everything marked [U] below is an irnbench choice, not a confirmed detail of the paper.
 
@@ -81,7 +81,7 @@ AUTO_TILE_HR = 512
 
 CAR_SOURCE = f"CAR paper as quoted by {IRN_TABLE1}"
 
-# (scale, dataset) → (PSNR-Y, SSIM-Y), "CAR & EDSR" rows of IRN's Table 1 (REFERENCE A §5a).
+# (scale, dataset) → (PSNR-Y, SSIM-Y), "CAR & EDSR" rows of IRN's Table 1.
 _TABLE1 = {
     (2, "set5"): (38.94, 0.9658),
     (2, "set14"): (35.61, 0.9404),

@@ -1,6 +1,6 @@
 """CAR's networks: the resampler (kernel/offset generation, "DSN") and the EDSR upscaler.
 
-Written from REFERENCE.md Part B §1.1 and §1.3 (official inference code sunwj/CAR ``modules.py``,
+Written from Sun and Chen, IEEE TIP 2020 (official inference code sunwj/CAR ``modules.py``,
 ``EDSR/edsr.py``). Layer shapes of the ``paper`` configuration are the released ones; the widths
 and depths are parameters so that a slim model can be trained on a CPU (``cpu`` preset).
 

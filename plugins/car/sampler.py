@@ -1,6 +1,6 @@
 """CAR's adaptive grid sampler in pure PyTorch (no CUDA extension), differentiable everywhere.
 
-Written from REFERENCE.md Part B §1.2 (the forward math of the released CUDA kernel). For every
+Written from CAR (IEEE TIP 2020; sunwj/CAR: the forward math of the released CUDA kernel). For every
 LR pixel (i, j) and tap t = a·k + b of its k×k kernel (a, b ∈ 0..k−1, p = k // 2), on the HR
 image reflection-padded by p (size Hp × Wp)::
 

@@ -1,7 +1,7 @@
 """Invertible blocks shared by the IRN family: Haar and learnable ×s downsampling, affine
 coupling, DenseBlock.
 
-Written from the facts in REFERENCE.md Part A §1 (official code: ``Inv_arch.py`` and
+Written from the ECCV 2020 paper (official code: ``Inv_arch.py`` and
 ``Subnet_constructor.py`` in ``codes/models/modules/`` of pkuxmq/Invertible-Image-Rescaling).
 Every block has a forward (``rev=False``) and an exact inverse (``rev=True``). Log-determinants
 are computed, as the official code does, but no loss uses them (official issues #20, #27); they

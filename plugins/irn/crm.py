@@ -1,6 +1,6 @@
 """The ``irn-crm`` method: IRN ×s with a JPEG compression restoration module (IJCV IRN-CRM).
 
-Written from REFERENCE.md Part A §6 "Compression" (official code: ``IRN_model_CRM.py``,
+Written from the IJCV 2022 paper, "Compression" (official code: ``IRN_model_CRM.py``,
 ``train/test_IRN-Compression_x2_q90.yml``). Pipeline at evaluation: HR → IRN forward → uint8 LR
 → real JPEG (the harness, Pillow) → **CRM** → uint8 → IRN inverse with z ~ N(0, 1).
 

@@ -1,6 +1,6 @@
 """The ``irn`` method: Invertible Rescaling Network (Xiao et al., ECCV 2020), rescale ×2/3/4/8.
 
-Written from REFERENCE.md Part A §1–§2 (official code: pkuxmq/Invertible-Image-Rescaling,
+Written from the ECCV 2020 paper (official code: pkuxmq/Invertible-Image-Rescaling,
 ``IRN_model.py``, ``Inv_arch.py``, train ymls). Where the paper and the code differ this follows
 the code: the Jacobian log-determinants are computed but never used, and the latent term is the
 Gaussian "CE" surrogate Σz²/B, not the paper's JS-divergence distribution loss (that is IRN+'s
@@ -58,7 +58,7 @@ _SAIN_ROWS = {
 
 
 def paper_preset(batch_size: int) -> Preset:
-    """The official IRN schedule (REFERENCE.md Part A §3): 500k Adam steps at 2e-4, 144² crops,
+    """The official IRN schedule (``train_IRN_x4.yml``): 500k Adam steps at 2e-4, 144² crops,
     halved every 100k; the IRN family's configs differ only in the batch size."""
     return Preset(
         name="paper",
@@ -215,7 +215,7 @@ class IRN(Method):
         results=(*table_rows("IRN", IRN_TABLE1, _TABLE1), *sain_rows("IRN", _SAIN_ROWS)),
     )
     presets = {
-        # Official train_IRN_x{2,4}.yml (REFERENCE.md Part A §3); the IJCV ×3 config runs the
+        # Official train_IRN_x{2,4}.yml; the IJCV ×3 config runs the
         # same schedule on 144² crops (a multiple of 3).
         "paper": paper_preset(batch_size=16),
         "cpu": _cpu_preset(),

@@ -1,7 +1,7 @@
 """``InvRescaleNet``: IRN's invertible network, downsampling stages each followed by couplings.
 
 ×2^k: k Haar stages; ×3: one learnable ``ConvDownsampling(3)`` stage (IJCV). Written from
-REFERENCE.md Part A §1 (official code: ``InvRescaleNet`` in ``Inv_arch.py``).
+the ECCV/IJCV papers (official code: ``InvRescaleNet`` in ``Inv_arch.py``).
 """
 
 from __future__ import annotations

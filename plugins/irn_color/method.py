@@ -1,6 +1,6 @@
 """The ``irn-color`` method: IRN-Color (Xiao et al., IJCV 2022), decolorization–colorization.
 
-Written from REFERENCE.md Part A §6 (official code: ``InvGreyNet``, ``IRN_color_model.py``,
+Written from the IJCV 2022 paper (official code: ``InvGreyNet``, ``IRN_color_model.py``,
 ``train_IRN_color.yml`` of pkuxmq's IJCV repository). The network is ``InvGreyNet`` (see
 ``model.py``): degrade = channel 0 of the forward pass (the grey image), restore = the inverse of
 [grey, z]. As in the official code z = 0 by default, both when training and at test
@@ -164,16 +164,16 @@ class IRNColor(Method):
     name = "irn-color"
     tasks = ("decolorize",)
     description = "IRN-Color: invertible decolorization-colorization (Xiao et al., IJCV 2022)"
-    stochastic = False  # z = 0 by default: deterministic (DESIGN.md §3)
+    stochastic = False  # z = 0 by default: deterministic (IRN-Color's test code)
     paper = Paper(
         citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Rescaling Network and "
         "Its Extensions', IJCV 2022",
         url="https://arxiv.org/abs/2210.04188",
-        # The IJCV decolorization table is not confirmed (REFERENCE.md Part A §5b): no rows.
+        # The IJCV decolorization table is not confirmed from the paper's text: no rows.
         results=(),
     )
     presets = {
-        # Official train_IRN_color.yml (REFERENCE.md Part A §3, §6): batch 8, crop 144.
+        # Official train_IRN_color.yml: batch 8, crop 144.
         "paper": paper_preset(batch_size=8),
         "cpu": _cpu_preset(),
         "cpu-ft": _cpu_ft_preset(),

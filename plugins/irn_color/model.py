@@ -1,6 +1,6 @@
 """IRN-Color's network (``InvGreyNet``): an invertible 1×1 colour transform and 8 couplings.
 
-Written from REFERENCE.md Part A §6 (official code: ``InvGreyNet`` in pkuxmq's IJCV repository,
+Written from the IJCV 2022 paper (official code: ``InvGreyNet`` in pkuxmq's IJCV repository,
 ``IRN_color_model.py``, ``train_IRN_color.yml``):
 
 * a learnable invertible 1×1 convolution — a plain 3×3 matrix W (no bias, no LU factorisation),
@@ -12,7 +12,7 @@ Written from REFERENCE.md Part A §6 (official code: ``InvGreyNet`` in pkuxmq's 
 Channel 0 of the output is the grey image, channels 1–2 are z. At initialisation every coupling is
 the identity (zero-initialised last convs), so the grey image starts as the Y row of W — the luma
 guide itself. Log-determinants are computed (the 1×1 transform's as H·W·log|det W| per sample,
-as in Glow: not stated in REFERENCE.md, so this follows the Glow convention the paper builds on)
+as in Glow: not stated in the paper, so this follows the Glow convention the paper builds on)
 and, as everywhere in the IRN family, no loss uses them.
 """
 

@@ -1,6 +1,6 @@
 """The ``tar`` method: Task-Aware image Downscaling (TAD & TAU; Kim, Choi, Lim, Lee, ECCV 2018).
 
-Written from REFERENCE.md Part B §2. No official code was found, so this is irnbench's
+Written from the paper and its project page. No official code was found, so this is irnbench's
 reconstruction; every choice that is not confirmed by the paper's project page is marked [U].
 
 Idea [R: project page]: an auto-encoder — a downscaling CNN g (TAD) produces the LR image, an
