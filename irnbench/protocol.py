@@ -47,7 +47,7 @@ COMPRESS_CROP: int = 2
 #: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
 JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
 
-# --- compression (IJCV IRN-CRM facts, IJCV 2022, arXiv:2210.04188) --------------------
+# --- compression (IRN-CRM, IJCV 2022, arXiv:2210.04188) --------------------
 #: Scale of the rescaling that precedes JPEG (only ×2 configs ship with the official code).
 COMPRESS_SCALE: int = 2
 #: Pillow JPEG options of the channel: 4:2:0 chroma subsampling (Pillow's ``subsampling=2``),

@@ -1,7 +1,7 @@
 """TAR's networks: the task-aware downscaler (TAD) and upscaler (TAU).
 
 No official code of Kim et al. (ECCV 2018) was found; the shapes follow the third-party PyTorch
-port's auto-encoder (simon-schaefer/tar, "AETAD", one ×2 stage, a third-party port),
+port's auto-encoder (simon-schaefer/tar, "AETAD", one ×2 stage),
 generalised to ×s by irnbench as noted on each class. Depths and widths are parameters
 (``TARConfig``); the ``paper`` configuration is the port's, since the paper's own is [U].
 
