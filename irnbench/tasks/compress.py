@@ -1,6 +1,6 @@
 """Compression: degrade (e.g. ×2 down), really JPEG-code the uint8 result, restore; RD curves.
 
-The IRN extension for compression (IJCV 2022, "Compression" section): rescaling first, then JPEG on the
+The IRN extension for compression (IJCV 2022): rescaling first, then JPEG on the
 LR image. The harness rounds the method's degraded image to uint8 and JPEG-codes it with Pillow
 at every quality of the setting (the IRN code used OpenCV's encoder; irnbench uses Pillow, 4:2:0,
 optimise off, and records the libjpeg version). bpp counts the whole JPEG file over the *HR*
