@@ -313,8 +313,15 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
               help="Start from these weights (a fine-tune: fresh optimiser, the preset's "
                    "schedule); the *-ft presets start from the shipped weights without it.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default=None,
+              help="Autocast the forward pass: bf16; fp16 with a GradScaler; auto = bf16 on a "
+                   "GPU that has it, fp16 on an older GPU, off (fp32) on CPU. Default: off.")
+@click.option("--bf16", is_flag=True, help="The same as --amp bf16 (faster on recent CPUs and "
+                                           "GPUs).")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the training loss (a one-off compile of a minute or more; "
+                   "pays on long GPU runs).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--tag", default="local", show_default=True,
               help="Install the final weights under this tag (run them as METHOD.TAG; an "
@@ -325,8 +332,8 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_NPROC
 @_user_errors
-def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
-          channels_last, seed, tag, no_install, quiet, nproc):
+def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, amp,
+          bf16, channels_last, compile_, seed, tag, no_install, quiet, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -340,8 +347,9 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     _maybe_relaunch(nproc)
     setting = {"scale": scale} if scale is not None else {}
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
-                       resume=resume, iterations=iterations, bf16=bf16,
-                       channels_last=channels_last, seed=seed, install=not no_install,
+                       resume=resume, iterations=iterations, bf16=bf16, amp=amp,
+                       channels_last=channels_last, compile=compile_, seed=seed,
+                       install=not no_install,
                        progress=not quiet, command=_command_line(), init=init, tag=tag,
                        **setting)
     if not _is_main_rank():

@@ -92,7 +92,31 @@ from irnbench.weights import (
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
-           "saturate_clipped", "validate", "weights_label"]
+           "saturate_clipped", "validate", "weights_label", "AMP_MODES", "resolve_amp",
+           "amp_dtype"]
+
+#: ``--amp`` choices: fp32, bf16 autocast, fp16 autocast with a GradScaler, or the best the
+#: device has (``resolve_amp``).
+AMP_MODES = ("off", "bf16", "fp16", "auto")
+
+
+def resolve_amp(amp: str, dev: torch.device) -> str:
+    """The autocast mode a run uses on ``dev``: ``auto`` → bf16 on a CUDA GPU that supports it,
+    fp16 (with a GradScaler: fp16's range is too small for unscaled gradients) on an older one,
+    and fp32 (``off``) elsewhere: bf16 on a CPU without bf16 instructions measured 5–12× slower
+    (docs/performance.md), so a CPU run asks for ``bf16`` by name."""
+    if amp not in AMP_MODES:
+        raise InvalidSetting(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    if amp != "auto":
+        return amp
+    if dev.type != "cuda":
+        return "off"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def amp_dtype(amp: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved mode (``None``: fp32, autocast off)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
 
 
 class NonFiniteLoss(IrnbenchError):
@@ -170,6 +194,8 @@ def train_method(
     bf16: bool = False,
     channels_last: bool = False,
     seed: int = 0,
+    amp: str | None = None,
+    compile: bool = False,  # noqa: A002 - the CLI's --compile
     install: bool = True,
     progress: bool = True,
     max_bad_steps: int = 10,
@@ -191,9 +217,17 @@ def train_method(
     counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
     returns the same result, but only rank 0 writes files.
+
+    ``amp`` (``AMP_MODES``; ``bf16=True`` is the older spelling of ``amp="bf16"``) autocasts the
+    forward pass, fp16 with a GradScaler whose state is checkpointed; ``channels_last`` and
+    ``compile`` (``torch.compile`` of the method's ``training_loss``) are opt-in. The resolved
+    settings are recorded in the checkpoint and the weights' sidecar.
     """
-    run = _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last,
-                     seed, install, progress, max_bad_steps, init, tag, setting)
+    if bf16 and amp not in (None, "bf16"):
+        raise InvalidSetting(f"bf16=True contradicts amp={amp!r} (--bf16 is --amp bf16)")
+    amp = "bf16" if bf16 else (amp or "off")
+    run = _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
+                     compile, seed, install, progress, max_bad_steps, init, tag, setting)
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did
@@ -227,8 +261,11 @@ class _Run:
     meta_base: dict[str, Any]
     init_meta: dict[str, Any]
     seed: int
-    bf16: bool
+    amp: str  #: resolved: off, bf16 or fp16 (see ``resolve_amp``)
     channels_last: bool
+    compile: bool
+    scaler: Any  #: a torch.amp.GradScaler, enabled for fp16 only
+    loss_fn: Any  #: the method's training_loss, compiled or not
     tag: str
     install: bool
     progress: bool
@@ -254,7 +291,8 @@ class _Run:
         try:
             save_checkpoint(self.ckpt, self.model, self.opt, {
                 **self.meta_base, "iteration": step, "history": self.history,
-                "wall": self.wall + time.perf_counter() - self.t0, "commands": self.commands})
+                "wall": self.wall + time.perf_counter() - self.t0, "commands": self.commands,
+                "scaler": self.scaler.state_dict()})
         except OSError as exc:
             try:  # the tensor file is authoritative: say which iteration it holds now
                 self.saved_at = read_checkpoint_meta(self.ckpt)["iteration"]
@@ -281,8 +319,8 @@ def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
     return presets[preset]
 
 
-def _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last, seed,
-               install, progress, max_bad_steps, init, tag, setting) -> _Run:
+def _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
+               compile_, seed, install, progress, max_bad_steps, init, tag, setting) -> _Run:
     """Check the arguments and build the model, optimiser, data and the run's metadata."""
     cls = get_method_class(name)
     _check_train_tag(tag)
@@ -293,6 +331,7 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, bf16, chan
     if total < 0:
         raise InvalidSetting(f"iterations must be ≥ 0, got {total}")
     ctx, dev = setup(device)
+    amp = resolve_amp(amp, dev)
     if p.batch_size % ctx.world:
         raise InvalidSetting(
             f"preset {preset!r} of {name!r} has batch size {p.batch_size}, which {ctx.world} "
@@ -312,10 +351,15 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, bf16, chan
     opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, eps=p.eps,
                            weight_decay=p.weight_decay)
     data = TrainingData(resolve_dataset(datasets), task_obj)
+    # The scaler's torch ops run on the device (torch.amp.GradScaler("cpu") on CPU); disabled,
+    # its scale/unscale_/step/update are plain pass-throughs.
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
+    # The loss, not the module: training_loss is what runs, and the state dict keeps its keys.
+    loss_fn = torch.compile(model.training_loss) if compile_ else model.training_loss
     run = _Run(name, task_obj, preset, p, total, ctx, dev,
                range(ctx.rank * per_rank, (ctx.rank + 1) * per_rank), out_dir, model, opt,
-               params, data, {}, init_meta, seed, bf16, channels_last, tag,
-               install and preset not in NEVER_INSTALLED, progress, max_bad_steps)
+               params, data, {}, init_meta, seed, amp, channels_last, compile_, scaler, loss_fn,
+               tag, install and preset not in NEVER_INSTALLED, progress, max_bad_steps)
     run.meta_base = _meta_base(run)
     return run
 
@@ -336,8 +380,10 @@ def _meta_base(run: _Run) -> dict[str, Any]:
         "data": {"name": run.data.name, "fingerprint": run.data.fingerprint,
                  "train_images": run.data.train_names, "val_images": run.data.val_names},
         "irnbench_version": __version__,
-        "bf16": run.bf16,
+        "amp": run.amp,
+        "bf16": run.amp == "bf16",  # the field of runs made before --amp
         "channels_last": run.channels_last,
+        "compile": run.compile,
         "world_size": run.ctx.world,
         "tag": run.tag,
     }
@@ -354,6 +400,8 @@ def _resume(run: _Run) -> None:
     run.start, run.history = meta["iteration"], meta.get("history", [])
     run.wall, run.commands = meta.get("wall", 0.0), meta.get("commands", [])
     run.saved_at = run.start
+    if run.scaler.is_enabled() and meta.get("scaler"):  # fp16 continues at its loss scale
+        run.scaler.load_state_dict(meta["scaler"])
 
 
 def _batch(run: _Run, step: int) -> dict[str, Any]:
@@ -379,7 +427,7 @@ def _step(run: _Run, step: int, autocast) -> tuple[list[str], torch.Tensor, bool
     """Forward, one all-reduce of the loss terms, backward, clip: (loss keys, global sums with
     the count of non-finite ranks last, whether the step is finite on every rank)."""
     with autocast:
-        losses = run.model.training_loss(_batch(run, step), run.task)
+        losses = run.loss_fn(_batch(run, step), run.task)
     keys = list(losses)
     # The loss terms (→ global means) and the count of ranks whose optimised ``total`` is
     # not finite, so that every rank takes the same decision.
@@ -390,10 +438,15 @@ def _step(run: _Run, step: int, autocast) -> tuple[list[str], torch.Tensor, bool
     run.opt.zero_grad(set_to_none=True)
     finite = bool(stats[-1] == 0)
     if finite:
-        losses["total"].backward()
+        run.scaler.scale(losses["total"]).backward()
         run.ctx.average_gradients(run.params)
+        # Unscaled after the average, so every rank sees the same gradients and overflow; clip
+        # the true gradients.
+        run.scaler.unscale_(run.opt)
         gnorm = torch.nn.utils.clip_grad_norm_(run.params, run.p.grad_clip or float("inf"))
         finite = bool(torch.isfinite(gnorm))  # the same on every rank: same gradients
+        if not finite:
+            run.scaler.update()  # fp16: an overflow, the scale backs off (the step is skipped)
     return keys, stats, finite
 
 
@@ -418,7 +471,9 @@ def _loop(run: _Run) -> None:
     """The optimisation steps from ``run.start`` to ``run.total``."""
     p, ctx = run.p, run.ctx
     val_side = validation_side(p)
-    autocast = torch.autocast(run.dev.type, dtype=torch.bfloat16, enabled=run.bf16)
+    dtype = amp_dtype(run.amp)
+    autocast = torch.autocast(run.dev.type, dtype=dtype or torch.bfloat16,
+                              enabled=dtype is not None)
     bad = 0
     run.t0 = time.perf_counter()
     run.bar = bar = tqdm(range(run.start, run.total), initial=run.start, total=run.total,
@@ -438,7 +493,8 @@ def _loop(run: _Run) -> None:
                 _stop_non_finite(run, step, bad)
             continue
         bad = 0
-        run.opt.step()
+        run.scaler.step(run.opt)  # opt.step(), unless fp16 found an overflow
+        run.scaler.update()
         _record(run, step, keys, stats, val_side)
     bar.close()
     run.wall += time.perf_counter() - run.t0
