@@ -36,6 +36,7 @@ _DESCRIPTION = "bicubic down/up with an unsharp mask (an irnbench method plugin 
 CONVENTIONAL_NOTES: dict[str, str] = {
     "paper": "the published schedule",
     "cpu": "irnbench's CPU budget",
+    "gpu": "irnbench's one-GPU budget (about 1 h: an estimate, not yet measured)",
     "smoke": "a wiring check (seconds)",
 }
 
