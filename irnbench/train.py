@@ -450,6 +450,20 @@ def _step(run: _Run, step: int, autocast) -> tuple[list[str], torch.Tensor, bool
     return keys, stats, finite
 
 
+#: Below this loss scale a non-finite fp16 gradient is not an overflow the scaler can fix: the
+#: gradients themselves are out of fp16's range (or not finite), and the NaN guard counts it.
+MIN_LOSS_SCALE = 1.0
+
+
+def _fp16_overflow(run: _Run, stats: torch.Tensor) -> bool:
+    """A finite loss on every rank whose scaled fp16 gradients overflowed: ``GradScaler`` has
+    halved its scale (``_step``) and the step is skipped, as the scaler intends. IRN's
+    per-sample sums overflow the initial scale (2¹⁶) for several steps in a row, which the NaN
+    guard's ``max_bad_steps`` must not count."""
+    return (run.scaler.is_enabled() and bool(stats[-1] == 0)
+            and run.scaler.get_scale() >= MIN_LOSS_SCALE)
+
+
 def _stop_non_finite(run: _Run, step: int, bad: int) -> None:
     """``max_bad_steps`` non-finite steps in a row: checkpoint the last good state and stop."""
     good = step - bad + 1
@@ -484,6 +498,8 @@ def _loop(run: _Run) -> None:
         for g in run.opt.param_groups:
             g["lr"] = p.lr * lr_factor(step, p)
         keys, stats, finite = _step(run, step, autocast)
+        if not finite and _fp16_overflow(run, stats):
+            continue  # the scaler backed off; not a bad step (the first ones overflow often)
         if not finite:
             bad += 1
             if ctx.is_main:

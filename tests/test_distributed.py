@@ -337,3 +337,24 @@ def test_torchrun_smoke_training_changes_nothing_a_run_resolves(tmp_path):
     assert not list(cache_weights_dir().rglob("*.safetensors"))
     after = create_method("irn", scale=2)
     assert (after.weights_tag, after.weights_sha256) == ("cpu", before.weights_sha256)
+
+
+def test_ddp_fp16_grad_scaler_follows_one_process(ddp_methods, tmp_path):
+    """fp16 autocast with a GradScaler on 2 gloo ranks (stopped and resumed half-way): the
+    gradients are unscaled after the all-reduce, so both ranks take the same steps, and the run
+    follows the one-process fp16 run."""
+    # 24 steps: the first ones overflow the initial loss scale and are skipped
+    kw = dict(name="test-ddp-ae", task="rescale", scale=2, preset="smoke", amp="fp16",
+              iterations=24, datasets="mini-train", device="cpu", progress=False,
+              install=False)
+    single = train_method(**kw, out=tmp_path / "single")
+    ranks = _spawn(tmp_path, "train", {**kw, "out": str(tmp_path / "ddp")})
+    assert ranks[0]["history"] == ranks[1]["history"] and len(single.history) >= 4
+    for a, b in zip(single.history, ranks[0]["history"], strict=True):
+        # fp16 rounds to about 1e-3: the 2-sample halves round otherwise than the 4-sample batch
+        assert b["total"] == pytest.approx(a["total"], rel=1e-3), a["step"]
+    side = json.loads((tmp_path / "ddp" / "checkpoint.json").read_text())
+    assert (side["amp"], side["world_size"]) == ("fp16", 2) and side["scaler"]["scale"] > 0
+    wa, wb = _weights(single.weights), _weights(tmp_path / "ddp" / "weights.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-2)  # fp16 rounding, 24 steps

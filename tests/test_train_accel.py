@@ -121,3 +121,22 @@ def test_compile_trains_like_eager_and_is_recorded(tiny, tmp_path):
     we, wc = load_file(str(eager.weights)), load_file(str(comp.weights))
     assert max(float((we[k] - wc[k]).abs().max()) for k in we) < 1e-4
     assert not any(k.startswith("_orig_mod") for k in wc)  # plain keys: loads without compile
+
+
+class LoudAE(TinyAE):
+    """TinyAE with a loss 10⁴ times larger: its fp16 gradients overflow the initial loss scale."""
+
+    name = "test-loud-ae"
+
+    def training_loss(self, batch, task):
+        return {k: v * 1e4 for k, v in super().training_loss(batch, task).items()}
+
+
+def test_fp16_overflows_back_off_without_tripping_the_nan_guard(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(LoudAE)),
+                    "test-loud")
+    res = train_method("test-loud-ae", "rescale", scale=2, preset="smoke", amp="fp16",
+                       iterations=24, max_bad_steps=2, out=tmp_path, **TINY)
+    scale = json.loads((tmp_path / "checkpoint.json").read_text())["scaler"]["scale"]
+    assert 1.0 <= scale < 65536.0 / 4  # several overflows in a row, each backed off
+    assert res.history and res.history[-1]["step"] == 24  # then real steps
