@@ -54,6 +54,10 @@ def test_amp_modes_resolve():
     cpu = torch.device("cpu")
     assert [resolve_amp(m, cpu) for m in ("off", "bf16", "fp16", "auto")] == [
         "off", "bf16", "fp16", "off"]  # auto: fp32 on CPU
+    for bf16_ok, want in ((True, "bf16"), (False, "fp16")):  # a GPU with bf16, an older one
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch.cuda, "is_bf16_supported", lambda *a, ok=bf16_ok, **k: ok)
+            assert resolve_amp("auto", torch.device("cuda")) == want
     with pytest.raises(InvalidSetting, match="amp must be"):
         resolve_amp("fp8", cpu)
     with pytest.raises(InvalidSetting, match="contradicts"):
