@@ -199,6 +199,7 @@ def cached_tags(method: str, task_key: str) -> list[str]:
 
 
 def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks (weights, archives, dataset files)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
