@@ -19,12 +19,13 @@ import pandas as pd
 
 from irnbench.rd import BDRateUndefined, bd_rate
 from irnbench.report.charts import png_data_uri
+from irnbench.results import METRICS
 
 __all__ = ["codec_methods", "rd_curves", "rd_figure", "quality_matrix_tables"]
 
 #: The metric pair each matrix cell shows: (main, secondary) per kind of table.
 _CELL = {"rd": ("psnr_y", "bpp"), "plain": ("psnr_y", "ssim_y")}
-_DIGITS = {"psnr_y": 2, "psnr_rgb": 2, "ssim_y": 4, "bpp": 3, "psnr": 2, "ssim": 4}
+_DIGITS = {m.key: m.digits for m in METRICS}
 #: Paper rows whose channel is unconfirmed carry ``psnr``/``ssim`` instead of the Y columns.
 _FALLBACK = {"psnr_y": "psnr", "ssim_y": "ssim"}
 
