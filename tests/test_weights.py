@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_plugin
-from test_train import TINY, TinyAE
+from helpers import TINY, TinyAE
 
 import irnbench
 from irnbench.errors import WeightsNotFound
