@@ -13,11 +13,12 @@ import time
 import pytest
 import torch
 from conftest import make_plugin
+from helpers import TINY, TinyAE
 from safetensors.torch import load_file
 
 import irnbench
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Preset
+from irnbench.methods import Preset
 from irnbench.ops.imresize import imresize
 from irnbench.registry import get_method_class
 from irnbench.train import (
@@ -29,37 +30,6 @@ from irnbench.train import (
     validate,
     validation_side,
 )
-
-TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)
-
-
-class TinyAE(Method):
-    """A tiny trainable rescaler (one conv down, one conv up): fast enough for many steps."""
-
-    name = "test-tiny-ae"
-    tasks = ("rescale",)
-    presets = {
-        "smoke": Preset("smoke", iterations=8, batch_size=2, crop=16, lr=1e-2, warmup=2,
-                        milestones=(6,), grad_clip=10.0, val_every=4, checkpoint_every=2),
-    }
-
-    def __init__(self, task, **options):
-        super().__init__(task, **options)
-        s = task.setting["scale"]
-        self.down = torch.nn.Conv2d(3, 3, s, stride=s)
-        self.up = torch.nn.ConvTranspose2d(3, 3, s, stride=s)
-
-    def degrade(self, x):
-        return self.down(x)
-
-    def restore(self, y, **channel_info):
-        return self.up(y)
-
-    def training_loss(self, batch, task):
-        y = self.degrade(batch["hr"])
-        guide = ((y - batch["lr_ref"]) ** 2).mean()
-        rec = (self.restore(task.channel(y, train=True)) - batch["hr"]).abs().mean()
-        return {"total": rec + guide, "rec": rec, "guide": guide}
 
 
 @pytest.fixture
@@ -565,3 +535,23 @@ def test_non_finite_guard_looks_at_total_not_the_first_key(register_plugin, tmp_
     res = train_method("test-nan-aux", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
                        **TINY)
     assert res.iterations == 8 and res.history and res.history[-1]["step"] == 8
+
+
+class NanTotal(TinyAE):
+    """``total`` is NaN by a constant term (so its gradients stay finite) while the first loss
+    key, ``rec``, is finite: only a guard that reads ``total`` sees it."""
+
+    name = "test-nan-total"
+
+    def training_loss(self, batch, task):
+        losses = super().training_loss(batch, task)
+        return {"rec": losses["rec"], "guide": losses["guide"],
+                "total": losses["total"] + torch.tensor(float("nan"))}
+
+
+def test_non_finite_total_is_caught_when_the_first_key_is_finite(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(NanTotal)),
+                    "test-nan-total")
+    with pytest.raises(NonFiniteLoss, match="3 non-finite steps in a row at step 2"):
+        train_method("test-nan-total", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
+                     max_bad_steps=3, **TINY)
