@@ -17,7 +17,7 @@ from torch import nn
 from irnbench.tasks.base import Task
 from irnbench.weights import OfficialCheckpoint, PretrainedCfg
 
-__all__ = ["Method", "Paper", "PaperResult", "Preset"]
+__all__ = ["Method", "Paper", "PaperResult", "Preset", "module_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,15 @@ class Method(nn.Module):
         """HR ``B×C×H×W`` in [0, 1] → degraded float image (before the channel)."""
         raise NotImplementedError
 
+    def degrade_key(self) -> str | None:
+        """An identity of this method's ``degrade``, or ``None`` (the default: never shared).
+
+        Methods that return the same key give the same degraded image for the same input, so
+        the harness runs ``degrade`` once per image for all of them (e.g. ``irn`` and
+        ``irn-crm``, whose forward pass is the same IRN); each row is still charged its seconds.
+        """
+        return None
+
     def restore(self, y: torch.Tensor, **channel_info: Any) -> torch.Tensor:
         """What came through the channel (float k/255) → restored image."""
         raise NotImplementedError
@@ -208,3 +217,15 @@ class Method(nn.Module):
     @classmethod
     def trainable(cls) -> bool:
         return cls.training_loss is not Method.training_loss
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    """sha256 of a module's state (names, dtypes, shapes and values): equal states, equal hash."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

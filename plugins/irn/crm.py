@@ -244,6 +244,10 @@ class IRNCRM(Method):
         """HR → IRN's float LR (the harness rounds it to uint8 and JPEG-codes it)."""
         return self.irn.degrade(x)
 
+    def degrade_key(self) -> str:
+        """The frozen IRN's: with the same IRN weights, ``irn`` and ``irn-crm`` send one LR."""
+        return self.irn.degrade_key()
+
     def restore_lr(self, y: torch.Tensor, quality: int) -> torch.Tensor:
         """JPEG-decoded LR → the CRM's estimate of the clean LR (float, not rounded)."""
         q = torch.full((y.shape[0],), float(quality) / 100.0, device=y.device, dtype=y.dtype)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, Preset
+from irnbench.methods import Method, Paper, Preset, module_fingerprint
 from irnbench.ops.tiling import tiled
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
@@ -298,6 +298,11 @@ class IRN(Method):
             s = self.scale
             return tiled(lambda t: self.net(t)[:, :3], x, tile, TILE_OVERLAP_LR * s, 1 / s, s)
         return self.net(x)[:, :3]
+
+    def degrade_key(self) -> str:
+        """The forward pass is fixed by the scale, the tiling and the network's weights."""
+        tile = self.options.get("tile", 0)
+        return f"irn-forward x{self.scale} tile={tile} {module_fingerprint(self.net)}"
 
     def latent_shape(self, y: torch.Tensor) -> tuple[int, ...]:
         """Shape of z for an LR batch: B×(3s² − 3)×h×w."""
