@@ -577,11 +577,14 @@ def new_plugin(name, out_dir):
 @click.argument("method")
 @_user_errors
 def presets(method):
-    """List a method's training presets (for `irnbench train --preset`) and their settings."""
+    """List a method's training presets (for `irnbench train --preset`) and their settings,
+    and the method's options (for `irnbench run --option KEY=VALUE`)."""
+    from irnbench.options import format_options
     from irnbench.registry import get_method_class
     from irnbench.scaffold import describe_presets
 
-    for line in describe_presets(get_method_class(method)):
+    cls = get_method_class(method)
+    for line in [*describe_presets(cls), *format_options(cls.Options, cls.name)]:
         click.echo(line)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "config_overrides",
     "overridden",
     "describe_options",
+    "format_options",
     "parse_options",
     "parse_pairs",
 ]
@@ -47,8 +48,8 @@ def option(default: Any, help: str, choices: Iterable[str] | None = None) -> Any
 
 def tile_option() -> Any:
     """The ``tile`` option shared by the tiling methods (see ``irnbench.ops.tiling``)."""
-    return option(0, "tile side in pixels for bounded memory: 0 tiles images above "
-                     "AUTO_TILE_PIXELS automatically, > 0 that side, < 0 never")
+    return option(0, "tile side in pixels (bounded memory): 0 automatic above "
+                     "AUTO_TILE_PIXELS, > 0 that side, < 0 never tile")
 
 
 def config_overrides(config_cls: type, base: type[Options], name: str) -> type[Options]:
@@ -163,13 +164,24 @@ def describe_options(cls: type[Options]) -> list[OptionInfo]:
                        f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
 
 
+def format_options(cls: type[Options], owner: str) -> list[str]:
+    """The lines ``irnbench presets METHOD`` prints for a method's options (none: none)."""
+    infos = describe_options(cls)
+    if not infos:
+        return []
+    lines = [f"{owner} options (--option KEY=VALUE):"]
+    lines += [f"  {o.name:<16} {o.type} = {o.default!r}  — {o.help}" for o in infos]
+    return lines
+
+
 def parse_options(cls: type[Options], values: Mapping[str, Any],
                   owner: str) -> tuple[Options, dict[str, Any]]:
     """Validate and convert ``values`` into ``cls``; also return the given ones, converted.
 
     ``owner`` names the method (or preset) in errors. An unknown name, or a value that is not
     of the field's type (strings are parsed: ``"512"`` is an int, ``"true"`` a bool), raises
-    ``InvalidSetting`` naming the option, the expected type and the accepted names.
+    ``InvalidSetting`` naming the option, the expected type and the accepted names; so does a
+    ``ValueError`` of the class's own ``__post_init__`` (range checks).
     """
     hints = _hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -186,7 +198,12 @@ def parse_options(cls: type[Options], values: Mapping[str, Any],
         except (ValueError, OverflowError):
             raise InvalidSetting(f"{owner} option {name!r} expects "
                                  f"{_type_label(f, hints[name])}; got {value!r}") from None
-    return cls(**given), given
+    try:
+        return cls(**given), given
+    except InvalidSetting:
+        raise
+    except ValueError as exc:  # a range check in the class's ``__post_init__``
+        raise InvalidSetting(f"{owner}: {exc}") from None
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:

@@ -167,3 +167,11 @@ def test_car_negative_tile_never_tiles(monkeypatch):
     m.opts = replace(m.opts, tile=8)  # a positive side still tiles
     with pytest.raises(AssertionError, match="tiled although"):
         m.restore(torch.rand(1, 3, 8, 8))
+
+
+def test_presets_command_lists_the_options():
+    from irnbench.cli import cli
+
+    out = CliRunner().invoke(cli, ["presets", "irn"]).output
+    assert "irn options (--option KEY=VALUE):" in out
+    assert "tile             int = 0  — tile side in pixels" in out
