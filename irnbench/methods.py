@@ -7,6 +7,7 @@ through the harness's channel (``restore``). Paper-reported numbers travel with 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from irnbench import options as _options
 from irnbench.tasks.base import Task
 from irnbench.weights import OfficialCheckpoint, PretrainedCfg
 
@@ -114,22 +116,56 @@ class Method(nn.Module):
     #: The authors' published checkpoints this method imports (``irnbench weights import``),
     #: keyed by the task key of the weights they hold (e.g. ``rescale-x4``).
     official_weights: ClassVar[dict[str, OfficialCheckpoint]] = {}
-    #: Constructor options the method accepts; ``None`` accepts anything.
-    option_names: ClassVar[tuple[str, ...] | None] = None
+    #: The method's typed constructor options: a frozen dataclass subclassing
+    #: ``irnbench.options.Options`` whose fields carry a type, a default and a help text
+    #: (``irnbench.options.option``). The base class has no fields: no options accepted.
+    Options: ClassVar[type[_options.Options]] = _options.Options
+    #: The names of ``Options``' fields (derived; declare ``Options`` instead).
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the ``Options`` class and the presets' options when the class is defined."""
+        super().__init_subclass__(**kwargs)
+        if "option_names" in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__}: option_names is replaced by a nested frozen "
+                            "dataclass Options (see irnbench.options)")
+        if not (isinstance(cls.Options, type) and issubclass(cls.Options, _options.Options)
+                and dataclasses.is_dataclass(cls.Options)
+                and cls.Options.__dataclass_params__.frozen):
+            raise TypeError(f"{cls.__qualname__}.Options must be a frozen dataclass "
+                            "subclassing irnbench.options.Options")
+        cls.option_names = tuple(f.name for f in dataclasses.fields(cls.Options))
+        cls._check_declared_options()
+
+    @classmethod
+    def _check_declared_options(cls) -> None:
+        """The ``options`` of the presets and published checkpoints the class declares (in any
+        dict attribute: ``presets`` and per-task preset tables alike) pass ``parse_options``,
+        so a misspelt or mistyped preset option fails when the plugin loads, not mid-training."""
+        label = getattr(cls, "name", cls.__name__)
+        for attr in vars(cls).values():
+            for item in attr.values() if isinstance(attr, dict) else ():
+                if isinstance(item, Preset):
+                    cls.parse_options(item.options, f"preset {item.name!r} of {label!r}")
+                elif isinstance(item, OfficialCheckpoint):
+                    cls.parse_options(item.options, f"official checkpoint of {label!r}")
+
+    @classmethod
+    def parse_options(cls, values: dict[str, Any], owner: str | None = None
+                      ) -> tuple[_options.Options, dict[str, Any]]:
+        """Validate and convert ``values`` (Python values or CLI strings) into ``Options``
+        (``InvalidSetting`` on an unknown name or a bad value); also the given ones, converted."""
+        owner = owner or f"method {getattr(cls, 'name', cls.__name__)!r}"
+        return _options.parse_options(cls.Options, values, owner)
 
     def __init__(self, task: Task, **options: Any):
-        if self.option_names is not None:
-            unknown = set(options) - set(self.option_names)
-            if unknown:
-                from irnbench.errors import InvalidSetting
-
-                raise InvalidSetting(
-                    f"{self.name} takes options {', '.join(self.option_names)}; "
-                    f"got {', '.join(sorted(unknown))}"
-                )
+        opts, given = self.parse_options(options)
         super().__init__()
         self.task = task
-        self.options = options
+        #: The typed options (``self.opts.tile``…): every field, defaults filled in.
+        self.opts = opts
+        #: The options as given, converted to their types (what results and sidecars record).
+        self.options: dict[str, Any] = given
         self._weights_label: str | None = None
         self.weights_source: str | None = None
         #: The name as the user gave it, ``NAME`` or ``NAME.TAG`` (``create_method`` sets it).

@@ -7,6 +7,7 @@ third-party plugin registers them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -417,6 +418,10 @@ def test_visual_crop_is_where_the_methods_differ_most():
 class _CountingDown(_Scaled):
     """Bicubic down that counts its calls; ``degrade_key`` from the option ``key``."""
 
+    @dataclasses.dataclass(frozen=True)
+    class Options(irnbench.Options):
+        key: str = irnbench.option("", "degrade_key; empty: None")
+
     calls: list[str] = []
 
     def degrade(self, x):
@@ -424,7 +429,7 @@ class _CountingDown(_Scaled):
         return imresize(x, 1.0 / self.scale)
 
     def degrade_key(self):
-        return self.options.get("key") or None
+        return self.opts.key or None
 
 
 class CountA(_CountingDown):

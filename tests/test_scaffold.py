@@ -15,6 +15,8 @@ from PIL import Image
 
 import irnbench
 from irnbench.cli import cli
+from irnbench.errors import InvalidSetting
+from irnbench.options import describe_options
 from irnbench.registry import get_method_class
 
 NAME = "demo-sharp"
@@ -92,6 +94,11 @@ def test_generated_plugin_works_without_pip(plugin_module, register_plugin):
         assert torch.allclose(restored, bicubic.restore(bicubic.degrade(x)), atol=1e-6)
         sharp = irnbench.create_method(NAME, scale=2, amount=1.0)
         assert not torch.allclose(sharp.restore(sharp.degrade(x)), restored)
+    assert [o.name for o in describe_options(plugin_module.DemoSharp.Options)] == ["amount"]
+    with pytest.raises(InvalidSetting, match="option 'amount' expects float"):
+        irnbench.create_method(NAME, scale=2, amount="lots")
+    with pytest.raises(InvalidSetting, match="amount must be >= 0"):
+        irnbench.create_method(NAME, scale=2, amount=-1)
 
 
 def test_new_plugin_refuses_an_existing_folder(project):

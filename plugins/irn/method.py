@@ -9,7 +9,7 @@ GAN stage; official issues #14, #16, #20, #22).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, Preset, module_fingerprint
-from irnbench.ops.tiling import tiled
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import option, tile_option
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
@@ -27,10 +29,8 @@ from .official import IRN_OFFICIAL
 
 __all__ = ["IRN", "SCALES", "paper_preset"]
 
-#: Images with more HR pixels than this run tiled (bounded memory; ``tile=`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-#: HR side of a tile, and the context (in LR pixels) kept around each tile.
-AUTO_TILE_HR = 512
+#: Context (in LR pixels) kept around each tile; images with more HR pixels than
+#: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
 TILE_OVERLAP_LR = 32
 
 #: Scales this plugin builds: ×2 [8] and ×4 [8, 8] (ECCV), ×3 [12] (learnable downsampling) and
@@ -251,7 +251,15 @@ class IRN(Method):
     #: The authors' ×2/×3/×4/×8 releases (``irnbench weights import irn IRN_x4.pth ...``).
     official_weights = IRN_OFFICIAL
 
-    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
+    @dataclass(frozen=True)
+    class Options(BaseOptions):
+        """IRN's options: the training loss weights and tiling."""
+
+        lambda_fit: float | None = option(None, "weight of the LR guidance loss (default: s²)")
+        lambda_ce: float = option(1.0, "weight of the latent (Gaussian CE) loss")
+        lambda_rec: float = option(1.0, "weight of the HR reconstruction loss")
+        train_temperature: float = option(1.0, "temperature of z in the training inverse pass")
+        tile: int = tile_option()
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
@@ -262,10 +270,11 @@ class IRN(Method):
             )
         self.scale = int(task.setting["scale"])
         self.net = InvRescaleNet(self.scale)
-        self.lambda_fit = float(options.get("lambda_fit", self.scale**2))
-        self.lambda_ce = float(options.get("lambda_ce", 1.0))
-        self.lambda_rec = float(options.get("lambda_rec", 1.0))
-        self.train_temperature = float(options.get("train_temperature", 1.0))
+        fit = self.opts.lambda_fit
+        self.lambda_fit = float(self.scale**2 if fit is None else fit)
+        self.lambda_ce = self.opts.lambda_ce
+        self.lambda_rec = self.opts.lambda_rec
+        self.train_temperature = self.opts.train_temperature
 
     @classmethod
     def supports(cls, task: Task) -> bool:
@@ -282,14 +291,8 @@ class IRN(Method):
 
     # -- the two halves ----------------------------------------------------------------------
     def _use_tiles(self, hr_pixels: int) -> int:
-        """HR tile side for an image: option ``tile`` (> 0: that side; < 0: never tile; 0, the
-        default: ``AUTO_TILE_HR`` tiles for images above ``AUTO_TILE_PIXELS``)."""
-        tile = int(self.options.get("tile", 0))
-        if tile < 0:
-            return 0
-        if tile == 0 and hr_pixels > AUTO_TILE_PIXELS:
-            return AUTO_TILE_HR
-        return tile
+        """HR tile side for an image (0: untiled); see ``irnbench.ops.tiling.resolve_tile``."""
+        return resolve_tile(self.opts.tile, hr_pixels)
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
         """HR B×3×H×W → float LR B×3×H/s×W/s (first 3 forward channels, not quantised)."""
@@ -301,7 +304,7 @@ class IRN(Method):
 
     def degrade_key(self) -> str:
         """The forward pass is fixed by the scale, the tiling and the network's weights."""
-        tile = self.options.get("tile", 0)
+        tile = self.opts.tile
         return f"irn-forward x{self.scale} tile={tile} {module_fingerprint(self.net)}"
 
     def latent_shape(self, y: torch.Tensor) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, Preset
-from irnbench.ops.tiling import tiled
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import option, tile_option
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
 from irnbench_plugins.irn.method import paper_preset
@@ -33,10 +35,8 @@ from .official import IRN_COLOR_OFFICIAL
 
 __all__ = ["IRNColor"]
 
-#: Images with more pixels than this run tiled (bounded memory; option ``tile`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-#: Side of a tile and the context kept around it, in pixels.
-AUTO_TILE = 512
+#: Context kept around each tile, in pixels; images with more pixels than
+#: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
 TILE_OVERLAP = 32
 
 
@@ -155,10 +155,7 @@ def _cpu_big_preset() -> Preset:
 class IRNColor(Method):
     """IRN-Color: invertible decolorization (grey = forward channel 0) and colorization (inverse).
 
-    Constructor options (all optional): ``lambda_fit`` (3), ``lambda_ce`` (1), ``lambda_rec`` (1),
-    ``temperature`` (0: z = 0 at test, the official default), ``train_temperature`` (0: z = 0 in
-    the training inverse pass), ``blocks`` (8), ``tile`` (0: tile images above
-    ``AUTO_TILE_PIXELS``; > 0: that tile side; < 0: never tile).
+    Constructor options: see ``IRNColor.Options``.
     """
 
     name = "irn-color"
@@ -200,29 +197,33 @@ class IRNColor(Method):
     #: The authors' release (``irnbench weights import irn-color IRN_color.pth ...``).
     official_weights = IRN_COLOR_OFFICIAL
 
-    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
-                    "blocks", "tile")
+    @dataclass(frozen=True)
+    class Options(BaseOptions):
+        """IRN-Color's options: loss weights, z temperatures, depth and tiling."""
+
+        lambda_fit: float = option(3.0, "weight of the grey guidance loss")
+        lambda_ce: float = option(1.0, "weight of the latent (Gaussian CE) loss")
+        lambda_rec: float = option(1.0, "weight of the colour reconstruction loss")
+        temperature: float = option(0.0, "z temperature at test (0: z = 0, the official default)")
+        train_temperature: float = option(0.0, "z temperature in the training inverse pass")
+        blocks: int = option(8, "invertible blocks")
+        tile: int = tile_option()
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(f"irn-color supports the decolorize task; got {task!r}")
-        self.net = InvGreyNet(blocks=int(options.get("blocks", 8)))
-        self.lambda_fit = float(options.get("lambda_fit", 3.0))
-        self.lambda_ce = float(options.get("lambda_ce", 1.0))
-        self.lambda_rec = float(options.get("lambda_rec", 1.0))
-        self.temperature = float(options.get("temperature", 0.0))
-        self.train_temperature = float(options.get("train_temperature", 0.0))
+        self.net = InvGreyNet(blocks=self.opts.blocks)
+        self.lambda_fit = self.opts.lambda_fit
+        self.lambda_ce = self.opts.lambda_ce
+        self.lambda_rec = self.opts.lambda_rec
+        self.temperature = self.opts.temperature
+        self.train_temperature = self.opts.train_temperature
 
     # -- the two halves ----------------------------------------------------------------------
     def _tile(self, pixels: int) -> int:
-        """Tile side for an image of ``pixels`` pixels (0: untiled); see option ``tile``."""
-        tile = int(self.options.get("tile", 0))
-        if tile < 0:
-            return 0
-        if tile == 0 and pixels > AUTO_TILE_PIXELS:
-            return AUTO_TILE
-        return tile
+        """Tile side for an image of ``pixels`` pixels (0: untiled); see ``resolve_tile``."""
+        return resolve_tile(self.opts.tile, pixels)
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
         """RGB B×3×H×W → float grey B×1×H×W (forward channel 0, not quantised)."""
