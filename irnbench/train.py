@@ -131,9 +131,9 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
     centre crops of at most ``max_side``, or the whole images when ``max_side`` is 0.
 
     A whole image scores every region, not one crop. It does not fix a held-out slice whose
-    colours differ from the test photos: irn ×2 ``cpu-ft`` vs ``cpu-ft-color`` rank the same way
-    on the whole muted ``sail`` (29.60 vs 29.22 dB) as on its 64² crop, the other way round from
-    ``mini`` (29.91 vs 31.59).
+    colours differ from the test photos: two irn ×2 fine-tunes, with and without colour
+    augmentation, ranked the same way on the whole muted ``sail`` as on its 64² crop, the other
+    way round from ``mini`` (docs/experiments.md, IRN ``cpu-ft``).
     """
     metric = getattr(task, "validation_metric", "psnr_y")
     if metric not in ("psnr_y", "psnr_rgb"):

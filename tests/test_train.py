@@ -332,6 +332,37 @@ def test_resume_rejects_other_settings(tiny, tmp_path, monkeypatch):
                      resume=True, **TINY)
 
 
+
+def test_resume_reads_the_colour_flags_of_older_checkpoints(tiny, tmp_path, monkeypatch):
+    """Checkpoints from before ``ColorAugment`` record four colour flags and ``init_from``: they
+    resume under the same colour augmentation and are refused under another (the flags are read
+    as ``color``, not skipped as fields of one side only)."""
+    from dataclasses import replace
+
+    from safetensors.torch import save
+
+    colour = replace(TinyAE.presets["smoke"], color=ColorAugment())
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": colour})
+    train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                 iterations=2, **TINY)
+    ckpt = tmp_path / "a" / "checkpoint.safetensors"
+    assert ckpt.exists()
+    meta = json.loads(json.loads(ckpt.read_bytes()[8 : 8 + int.from_bytes(
+        ckpt.read_bytes()[:8], "little")])["__metadata__"]["irnbench"])
+    cfg = {k: v for k, v in meta["preset_config"].items() if k not in ("color", "continues")}
+    meta["preset_config"] = {**cfg, "color_augment": True, "color_clip": False,
+                             "color_cast": False, "color_permute": True, "init_from": ""}
+    ckpt.write_bytes(save(load_file(str(ckpt)), metadata={"irnbench": json.dumps(meta)}))
+    clipped = replace(colour, color=ColorAugment(clip=True))
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": clipped})
+    with pytest.raises(irnbench.errors.IrnbenchError, match="changed since the checkpoint.*color"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                     resume=True, iterations=3, **TINY)
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": colour})
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                       resume=True, iterations=3, **TINY)
+    assert res.iterations == 3
+
 class Poisoned(TinyAE):
     """Its loss turns NaN from the fourth call on."""
 
