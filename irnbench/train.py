@@ -544,8 +544,8 @@ def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
             raise InvalidSetting(
                 f"preset {preset.name!r} of {cls.name!r} fine-tunes {preset.continues!r} "
                 f"weights: pass --init PATH (and --init-sha256 HEX) of the run that trained "
-                "them; a shipped sidecar's `commands` (and those of its `init` records) rebuild "
-                "its chain in order"
+                "them; irnbench.weights.chain_commands(sidecar) lists the commands that rebuild "
+                "a chain, oldest step first (docs/training.md, 'Fine-tune chains')"
             )
         if init_sha256:
             raise InvalidSetting("--init-sha256 checks the file of --init; there is none")
