@@ -115,6 +115,9 @@ def test_validation_scores_whole_held_out_images_or_centre_crops():
         validation_side(Preset("p", 1, 1, crop=32, lr=1.0, val_side=-1))
     fine_tunes = [p for p in get_method_class("irn").presets.values() if p.continues]
     assert fine_tunes and all(p.val_side == 0 for p in fine_tunes)
+    for name in ("irn", "irn-color", "tar", "car", "irn-crm"):  # a chain step names a preset
+        presets = get_method_class(name).presets
+        assert all(p.continues in presets for p in presets.values() if p.continues)
 
 
 def test_color_jitter_commutes_with_the_bicubic_reference():
