@@ -347,7 +347,10 @@ def eval_(**params):
               help="Total steps (overrides the preset, e.g. to continue training longer).")
 @click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (a fine-tune: fresh optimiser, the preset's "
-                   "schedule); the *-ft presets start from the shipped weights without it.")
+                   "schedule); chain-step presets need it. The run records the file's sha256.")
+@click.option("--init-sha256", default=None, metavar="HEX",
+              help="Refuse --init unless its sha256 starts with HEX (12-64 hex digits); "
+                   "recorded commands carry it, so a replayed chain checks every step.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
@@ -361,8 +364,8 @@ def eval_(**params):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_NPROC
 @_user_errors
-def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
-          channels_last, seed, tag, no_install, quiet, nproc):
+def train(method, task, scale, preset, datasets, out, resume, iterations, init, init_sha256,
+          device, bf16, channels_last, seed, tag, no_install, quiet, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -378,7 +381,8 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
-                       progress=not quiet, command=_command_line(), init=init, tag=tag,
+                       progress=not quiet, command=_command_line(), init=init,
+                       init_sha256=init_sha256, tag=tag,
                        **setting)
     if not _is_main_rank():
         return

@@ -8,7 +8,8 @@ through the harness's channel (``restore``). Paper-reported numbers travel with 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,10 +17,12 @@ import torch
 from torch import nn
 
 from irnbench import options as _options
+from irnbench.augment import ColorAugment
 from irnbench.tasks.base import Task
 from irnbench.weights import OfficialCheckpoint, PretrainedCfg
 
-__all__ = ["Method", "Paper", "PaperResult", "Preset", "module_fingerprint"]
+__all__ = ["ColorAugment", "Method", "Paper", "PaperResult", "Preset", "module_fingerprint",
+           "preset_config", "read_preset_config"]
 
 
 @dataclass(frozen=True)
@@ -67,34 +70,33 @@ class Preset:
     val_side: int | None = None
     checkpoint_every: int = 0
     augment: bool = True
-    #: Colour augmentation: random channel order and a saturation gain about the luma, the same
-    #: linear map applied to HR and reference, or the luma guide recomputed (decolorize); see
-    #: ``irnbench.train.color_jitter``. Off by default; on in the ``cpu-ft-color`` /
-    #: irn-color ``cpu-ft`` fine-tunes.
-    color_augment: bool = False
-    #: With ``color_augment``: draw larger saturation gains and clip HR values to [0, 1] instead
-    #: of capping the gain, recomputing the reference from the clipped image (see
-    #: ``TrainingData.sample``), so training sees saturated colours the muted photos lack.
-    color_clip: bool = False
-    #: With ``color_clip``: also add a random offset to each channel (a colour cast) before
-    #: clipping, which makes bright saturated colours (yellows) the gain alone does not.
-    color_cast: bool = False
-    #: With ``color_augment``: reorder the channels at random (the default). ``False`` keeps the
-    #: photo's hues (gains, clipping and casts only), so a method that learns a colour prior
-    #: (colourisation) is not taught that every hue is equally likely.
-    color_permute: bool = True
-    #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
-    #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
-    init_from: str = ""
+    #: Colour augmentation of the training crops (see ``ColorAugment``); ``None``: off.
+    color: ColorAugment | None = None
+    #: A chain step: the preset whose weights this one fine-tunes. Training it needs
+    #: ``--init PATH`` (sha256-checked; never an implicit "current shipped" file), so the
+    #: recorded commands of a chain, run in order, rebuild it. ``""``: it starts from scratch.
+    continues: str = ""
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
-    def __post_init__(self) -> None:
-        if self.color_clip and not self.color_augment:
-            raise ValueError(f"preset {self.name!r}: color_clip only acts with color_augment")
-        if self.color_cast and not self.color_clip:
-            raise ValueError(f"preset {self.name!r}: color_cast only acts with color_clip")
-        if not self.color_permute and not self.color_augment:
-            raise ValueError(f"preset {self.name!r}: color_permute only acts with color_augment")
+
+#: ``Preset`` fields of runs made before ``ColorAugment`` and explicit ``--init``.
+LEGACY_PRESET_KEYS = ("color_augment", "color_clip", "color_cast", "color_permute", "init_from")
+
+
+def preset_config(p: Preset) -> dict[str, Any]:
+    """The JSON record of a preset that runs keep (``preset_config`` in checkpoints/sidecars)."""
+    return json.loads(json.dumps(asdict(p)))
+
+
+def read_preset_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A recorded ``preset_config`` in today's fields: the four colour flags of older runs become
+    ``color`` (as ``asdict`` writes a ``ColorAugment``), their ``init_from`` is dropped."""
+    if not any(k in cfg for k in LEGACY_PRESET_KEYS):
+        return dict(cfg)
+    out = {k: v for k, v in cfg.items() if k not in LEGACY_PRESET_KEYS}
+    color = ColorAugment.from_flags(cfg)
+    out["color"] = None if color is None else asdict(color)
+    return out
 
 
 class Method(nn.Module):

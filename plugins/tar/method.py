@@ -125,17 +125,8 @@ class TAR(Method):
     decolorize_presets = {
         **presets,
         "cpu": replace(presets["cpu"], crop=48),
-        # 2000-step fine-tunes of the shipped ``cpu`` weights with clipped colour augmentation
-        # (2e-4, fresh Adam; NOT the paper's schedule), the check irn-color's ``cpu-sat`` was
-        # held against. Measured on ``mini`` (bf16, one core, 4 min each): ``cpu-cast``
-        # (reordered channels, gains, casts) 19.07 dB RGB; ``cpu-sat`` (gains only, the photo's
-        # hues) 23.09; the shipped ``cpu`` weights 23.33. Neither ships.
-        "cpu-cast": replace(presets["cpu"], name="cpu-cast", crop=48, iterations=2000, lr=2e-4,
-                            warmup=50, milestones=(1200, 1600), color_augment=True,
-                            color_clip=True, color_cast=True, init_from="shipped"),
     }
-    decolorize_presets["cpu-sat"] = replace(decolorize_presets["cpu-cast"], name="cpu-sat",
-                                            color_cast=False, color_permute=False)
+    # Fine-tunes tried on the decolorize weights and not shipped: docs/experiments.md.
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "tar")
 
