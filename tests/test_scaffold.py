@@ -150,7 +150,8 @@ def test_new_plugin_end_to_end_with_pip(project, tmp_path):
 def test_presets_lists_irn_presets():
     res = CliRunner().invoke(cli, ["presets", "irn"])
     assert res.exit_code == 0, res.output
-    lines = {line.split()[0]: line for line in res.output.splitlines()[1:]}
+    section = res.output.split("irn options")[0]  # the presets; the typed options follow
+    lines = {line.split()[0]: line for line in section.splitlines()[1:]}
     cls = get_method_class("irn")
     for name in ("paper", "cpu", "smoke"):
         assert f"{cls.presets[name].iterations} iterations" in lines[name]
