@@ -456,3 +456,18 @@ def test_jpeg_rejects_float_and_reports_version():
         jpeg_encode(torch.rand(3, 8, 8), 90)
     v = libjpeg_version()
     assert isinstance(v, str) and v
+
+
+@pytest.mark.parametrize("strip_rows", [1, 7, 64, 500])
+@pytest.mark.parametrize("shape", [(1, 1, 40, 37), (2, 3, 75, 29)])
+def test_ssim_strips_are_bit_identical_to_one_pass(strip_rows, shape):
+    """The strip-wise SSIM (the default, for speed) gives exactly the one-pass numbers, for
+    strips that do not divide the rows evenly and for a strip taller than the image."""
+    from irnbench.metrics import _ssim_per_channel
+
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(shape, generator=gen, dtype=torch.float64) * 255
+    b = (a + 20 * torch.randn(shape, generator=gen, dtype=torch.float64)).clamp(0, 255)
+    whole = _ssim_per_channel(a, b, strip_rows=0)
+    assert torch.equal(_ssim_per_channel(a, b, strip_rows=strip_rows), whole)
+    assert whole.shape == shape[:2]
