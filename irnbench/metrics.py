@@ -21,7 +21,7 @@ from irnbench.errors import IrnbenchError
 from irnbench.ops.color import rgb_to_y
 from irnbench.protocol import PIXEL_MAX, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
 
-__all__ = ["psnr", "ssim", "prepare_for_metric", "iqa_metric", "IQAUnavailable"]
+__all__ = ["psnr", "ssim", "fidelity", "prepare_for_metric", "iqa_metric", "IQAUnavailable"]
 
 
 def prepare_for_metric(x: torch.Tensor, crop_border: int, y_channel: bool) -> torch.Tensor:
@@ -70,9 +70,13 @@ def psnr(
 ) -> torch.Tensor | float:
     """PSNR in dB per image (tensor of shape ``B``; a float for a single ``C×H×W`` image)."""
     a, b, single = _prepared_pair(x, y, crop_border, y_channel)
-    mse = ((a - b) ** 2).flatten(1).mean(dim=1)
-    out = 20.0 * torch.log10(PIXEL_MAX / torch.sqrt(mse))  # mse = 0 → inf, as BasicSR
+    out = _psnr_prepared(a, b)
     return float(out[0]) if single else out
+
+
+def _psnr_prepared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    mse = ((a - b) ** 2).flatten(1).mean(dim=1)
+    return 20.0 * torch.log10(PIXEL_MAX / torch.sqrt(mse))  # mse = 0 → inf, as BasicSR
 
 
 @lru_cache(maxsize=4)
@@ -141,12 +145,28 @@ def ssim(
 ) -> torch.Tensor | float:
     """SSIM per image (mean over channels), BasicSR/MATLAB ``ssim_index`` protocol."""
     a, b, single = _prepared_pair(x, y, crop_border, y_channel)
+    out = _ssim_prepared(a, b)
+    return float(out[0]) if single else out
+
+
+def _ssim_prepared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(
             f"image too small for SSIM after cropping: {tuple(a.shape[-2:])} < {SSIM_WINDOW}"
         )
-    out = _ssim_per_channel(a, b).mean(dim=1)
-    return float(out[0]) if single else out
+    return _ssim_per_channel(a, b).mean(dim=1)
+
+
+def fidelity(x: torch.Tensor, y: torch.Tensor, crop_border: int = 0) -> dict[str, float]:
+    """``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` of one image pair (the rescaling and
+    compression protocol), each image prepared once per colour space; equal to four calls of
+    ``psnr`` / ``ssim``."""
+    scores = {}
+    for space, y_channel in (("y", True), ("rgb", False)):
+        a, b, _ = _prepared_pair(x, y, crop_border, y_channel)
+        scores[f"psnr_{space}"] = float(_psnr_prepared(a, b)[0])
+        scores[f"ssim_{space}"] = float(_ssim_prepared(a, b)[0])
+    return scores
 
 
 class IQAUnavailable(IrnbenchError):

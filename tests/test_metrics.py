@@ -471,3 +471,16 @@ def test_ssim_strips_are_bit_identical_to_one_pass(strip_rows, shape):
     whole = _ssim_per_channel(a, b, strip_rows=0)
     assert torch.equal(_ssim_per_channel(a, b, strip_rows=strip_rows), whole)
     assert whole.shape == shape[:2]
+
+
+def test_fidelity_equals_the_four_metric_calls():
+    """``fidelity`` prepares each image once per colour space and gives psnr/ssim's numbers."""
+    from irnbench.metrics import fidelity
+
+    gen = torch.Generator().manual_seed(5)
+    hr = torch.rand(1, 3, 40, 44, generator=gen)
+    out = (hr + 0.03 * torch.randn(1, 3, 40, 44, generator=gen)).clamp(0, 1)
+    want = {f"{m}_{space}": float(fn(hr, out, 2, y_channel=space == "y")[0])
+            for space in ("y", "rgb") for m, fn in (("psnr", psnr), ("ssim", ssim))}
+    assert fidelity(hr, out, 2) == want
+    assert list(fidelity(hr, out, 2)) == ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"]

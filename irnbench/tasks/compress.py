@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from irnbench.metrics import psnr, ssim
+from irnbench.metrics import fidelity
 from irnbench.protocol import (
     COMPRESS_CROP,
     COMPRESS_DRAWS,
@@ -76,9 +76,4 @@ class CompressTask(ScaledTask):
     def score(self, hr, restored, transmission, reference) -> dict[str, float]:
         # bpp is added by the harness from the JPEG byte count and the HR size.
         c = self.crop_border
-        return {
-            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
-            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
-            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
-            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
-        }
+        return fidelity(hr, restored, c)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from irnbench.errors import InvalidSetting
-from irnbench.metrics import psnr, ssim
+from irnbench.metrics import fidelity, psnr
 from irnbench.ops.imresize import imresize
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import (
@@ -137,10 +137,7 @@ class RescaleTask(ScaledTask):
         c = self.crop_border
         ref_u8 = to_uint8(reference)
         return {
-            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
-            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
-            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
-            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
+            **fidelity(hr, restored, c),
             "lr_psnr_y": float(psnr(transmission.sent_u8, ref_u8, 0, y_channel=True)[0]),
             "lr_psnr_rgb": float(psnr(transmission.sent_u8, ref_u8, 0, y_channel=False)[0]),
         }
