@@ -193,29 +193,9 @@ def run_benchmark(
     measured = _scrub_rows(pd.concat(frames, ignore_index=True)) if frames else frame([])
     papers = paper_frame(classes, task)
     df = pd.concat([measured, papers], ignore_index=True) if len(papers) else measured
-    meta = run_metadata(
-        command,
-        task=task,
-        settings=[t.setting for t in task_objs],
-        methods=list(methods),
-        # by name and content (sha256, see ``dataset_fingerprint``), never by where they lie
-        datasets=[{"name": d.name, "images": len(d), "fingerprint": d.fingerprint}
-                  for d in eval_sets],
-        device=describe_device(dev),
-        draws=draws,
-        protocol={t.setting_label: _protocol(t, draws) for t in task_objs},
-        notes=notes,  # free text (notes, labels…) is scrubbed of paths by run_metadata
-        trained=trained,
-        weights=resolved,
-        method_options=method_options,
-        methods_info={spec: {"method": c.name, "description": c.description,
-                             "citation": c.paper.citation if c.paper else "",
-                             "stochastic": c.stochastic,
-                             "codec": bool(getattr(c, "codec", False))}
-                      for spec, c in zip(methods, classes, strict=True)},
-        torch_version=torch.__version__,
-        world_size=ctx.world,
-    )
+    meta = _run_meta(command, task, task_objs, methods, classes, eval_sets, dev, draws,
+                     notes=notes, trained=trained, weights=resolved,
+                     method_options=method_options, world_size=ctx.world)
 
     def write() -> Path | None:
         save_run(run_dir, df, meta)
@@ -230,3 +210,28 @@ def run_benchmark(
     if ctx.enabled:
         report_path = ctx.broadcast_object(report_path)
     return RunOutput(run_dir, df, meta, report_path)
+
+
+def _run_meta(command: str | None, task: str, task_objs: Sequence[Task], methods: Sequence[str],
+              classes: Sequence[type], eval_sets: Sequence[Any], dev: torch.device, draws: int,
+              **recorded: Any) -> dict[str, Any]:
+    """The run's metadata: command, settings, datasets (by name and content fingerprint, never
+    by where they lie), device, draws, the protocol per setting and what each method is."""
+    return run_metadata(
+        command,
+        task=task,
+        settings=[t.setting for t in task_objs],
+        methods=list(methods),
+        datasets=[{"name": d.name, "images": len(d), "fingerprint": d.fingerprint}
+                  for d in eval_sets],
+        device=describe_device(dev),
+        draws=draws,
+        protocol={t.setting_label: _protocol(t, draws) for t in task_objs},
+        methods_info={spec: {"method": c.name, "description": c.description,
+                             "citation": c.paper.citation if c.paper else "",
+                             "stochastic": c.stochastic,
+                             "codec": bool(getattr(c, "codec", False))}
+                      for spec, c in zip(methods, classes, strict=True)},
+        torch_version=torch.__version__,
+        **recorded,  # notes (free text is scrubbed of paths by run_metadata), trained, weights…
+    )
