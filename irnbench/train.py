@@ -33,11 +33,10 @@ over the batch): the mean over ranks of the per-rank gradients is then the globa
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,10 @@ from irnbench.augment import (  # noqa: F401 - re-exported: scripts and tests us
 from irnbench.data.loading import resolve_dataset
 from irnbench.distributed import setup
 from irnbench.errors import InvalidSetting, IrnbenchError
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method, Preset, preset_config
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import to_uint8
 from irnbench.registry import (
-    WeightsLocation,
     create_method,
     create_task,
     find_weights,
@@ -92,8 +90,8 @@ from irnbench.weights import (
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
-           "saturate_clipped", "validate", "weights_label", "AMP_MODES", "resolve_amp",
-           "amp_dtype"]
+           "saturate_clipped", "validate", "weights_label", "check_init_sha256",
+           "recorded_command", "AMP_MODES", "resolve_amp", "amp_dtype"]
 
 #: ``--amp`` choices: fp32, bf16 autocast, fp16 autocast with a GradScaler, or the best the
 #: device has (``resolve_amp``).
@@ -156,9 +154,9 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
     centre crops of at most ``max_side``, or the whole images when ``max_side`` is 0.
 
     A whole image scores every region, not one crop. It does not fix a held-out slice whose
-    colours differ from the test photos: irn ×2 ``cpu-ft`` vs ``cpu-ft-color`` rank the same way
-    on the whole muted ``sail`` (29.60 vs 29.22 dB) as on its 64² crop, the other way round from
-    ``mini`` (29.91 vs 31.59).
+    colours differ from the test photos: two irn ×2 fine-tunes, with and without colour
+    augmentation, ranked the same way on the whole muted ``sail`` as on its 64² crop, the other
+    way round from ``mini`` (docs/experiments.md, IRN ``cpu-ft``).
     """
     metric = getattr(task, "validation_metric", "psnr_y")
     if metric not in ("psnr_y", "psnr_rgb"):
@@ -201,6 +199,7 @@ def train_method(
     max_bad_steps: int = 10,
     command: str | None = None,
     init: str | Path | None = None,
+    init_sha256: str | None = None,
     tag: str = DEFAULT_TRAIN_TAG,
     **setting: Any,
 ) -> TrainResult:
@@ -212,9 +211,10 @@ def train_method(
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
     ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
     fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
-    step 0); presets with ``init_from="shipped"`` start from the shipped weights without it. The
-    weights' sha256 and steps are recorded, and the label names every preset of the chain and
-    counts all their steps (``weights_label``). Under
+    step 0), refused unless its sha256 starts with ``init_sha256`` (when given); chain-step
+    presets (``Preset.continues``) need it. The weights' sha256 and steps are recorded (a CLI
+    command with ``--init`` is recorded with ``--init-sha256``), and the label names every
+    preset of the chain and counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
     returns the same result, but only rank 0 writes files.
 
@@ -227,11 +227,13 @@ def train_method(
         raise InvalidSetting(f"bf16=True contradicts amp={amp!r} (--bf16 is --amp bf16)")
     amp = "bf16" if bf16 else (amp or "off")
     run = _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
-                     compile, seed, install, progress, max_bad_steps, init, tag, setting)
+                     compile, seed, install, progress, max_bad_steps, init, init_sha256, tag,
+                     setting)
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did
-    run.commands = [*run.commands, command or f"train_method({name!r}, preset={preset!r})"]
+    command = command or f"train_method({name!r}, preset={preset!r})"
+    run.commands = [*run.commands, recorded_command(command, run.init_meta)]
     _loop(run)
     installed = run.ctx.on_main(lambda: _finish(run), "writing the final weights")
     if run.ctx.enabled:
@@ -320,7 +322,8 @@ def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
 
 
 def _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
-               compile_, seed, install, progress, max_bad_steps, init, tag, setting) -> _Run:
+               compile_, seed, install, progress, max_bad_steps, init, init_sha256, tag,
+               setting) -> _Run:
     """Check the arguments and build the model, optimiser, data and the run's metadata."""
     cls = get_method_class(name)
     _check_train_tag(tag)
@@ -339,13 +342,13 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
         )
     per_rank = p.batch_size // ctx.world
     out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    init_meta = _load_init(model, cls, task_obj, p, init)
+    init_meta = _load_init(model, cls, task_obj, p, init, init_sha256)
+    if ctx.is_main:  # after the checks of --init: a refused run leaves no folder behind
+        out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, eps=p.eps,
@@ -374,7 +377,7 @@ def _meta_base(run: _Run) -> dict[str, Any]:
         "task_key": run.task.key,
         "preset": run.preset,
         # The preset's full settings: its numbers may change under the same name.
-        "preset_config": json.loads(json.dumps(asdict(run.p))),
+        "preset_config": preset_config(run.p),
         "iterations_planned": run.total,
         "seed": run.seed,
         "data": {"name": run.data.name, "fingerprint": run.data.fingerprint,
@@ -408,9 +411,7 @@ def _batch(run: _Run, step: int) -> dict[str, Any]:
     """This rank's share of the global batch of ``step``, on the device."""
     p = run.p
     batch: dict[str, Any] = run.data.batch(step, p.batch_size, run.seed, p.crop, p.augment,
-                                           indices=run.shard, color_augment=p.color_augment,
-                                           color_clip=p.color_clip, color_cast=p.color_cast,
-                                           color_permute=p.color_permute)
+                                           indices=run.shard, color=p.color)
     batch = {k: v.to(run.dev) for k, v in batch.items()}
     if run.channels_last:
         batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
@@ -598,35 +599,66 @@ def _check_train_tag(tag: str) -> None:
 
 
 #: What a fine-tune keeps of the record of the weights it started from.
-INIT_RECORD_KEYS = ("iteration", "wall", "commands", "commit", "machine", "preset_config", "init")
+INIT_RECORD_KEYS = ("iteration", "wall", "commands", "rebuild", "commit", "machine",
+                    "preset_config", "init")
 
 
 def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
-               init: str | Path | None) -> dict[str, Any]:
-    """Load the starting weights of a fine-tune (``init``, or the shipped ones when the preset
-    says so) into ``model``; return what the run records about them ({} for a fresh start)."""
-    if init is None and preset.init_from != "shipped":
-        return {}
+               init: str | Path | None, init_sha256: str | None = None) -> dict[str, Any]:
+    """Load the starting weights of a fine-tune (``init``) into ``model``; return what the run
+    records about them ({} for a fresh start).
+
+    ``init_sha256`` (the full digest or a prefix of at least 12 hex digits) must match the file,
+    or nothing is loaded and nothing written. A chain-step preset (``Preset.continues``) needs
+    ``init``: it never falls back to whatever weights ship today.
+    """
     if init is None:
-        cfg = cls.pretrained_cfgs.get(task.key)
-        path = cls.package_dir() / cfg.file if cfg is not None else None
-        if path is None or not path.exists():
+        if preset.continues:
             raise InvalidSetting(
-                f"preset {preset.name!r} of {cls.name!r} continues the shipped weights for "
-                f"{task.key}, and there are none: pass --init PATH"
+                f"preset {preset.name!r} of {cls.name!r} fine-tunes {preset.continues!r} "
+                f"weights: pass --init PATH (and --init-sha256 HEX) of the run that trained "
+                "them; irnbench.weights.chain_commands(sidecar) lists the commands that rebuild "
+                "a chain, oldest step first (docs/training.md, 'Fine-tune chains')"
             )
-        loc = WeightsLocation(path, cfg.label, "shipped", cfg.sha256)
-    else:
-        loc = find_weights(cls, task, init)
+        if init_sha256:
+            raise InvalidSetting("--init-sha256 checks the file of --init; there is none")
+        return {}
+    loc = find_weights(cls, task, init)
+    digest = check_init_sha256(loc.path, init_sha256)
     side = read_sidecar(loc.path)
     if side.get("task_key") not in (None, task.key):
         raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
     load_weights(model, loc)  # checks the file against its recorded sha256, when there is one
     # The starting weights' own record travels along, so the chain of runs stays on file.
-    return {"file": loc.path.name, "source": loc.source,
-            "sha256": loc.sha256 or sha256_file(loc.path),
+    return {"file": loc.path.name, "source": loc.source, "sha256": digest,
             "label": loc.label, "preset": side.get("preset"),
             "steps_in_all": side.get("steps_in_all", side.get("iteration")),
             **{k: side[k] for k in INIT_RECORD_KEYS if k in side}}
+
+
+def check_init_sha256(path: Path, expected: str | None) -> str:
+    """The sha256 of the ``--init`` file, refused (``InvalidSetting``) unless it starts with
+    ``expected`` (when given; at least 12 hex digits)."""
+    digest = sha256_file(path)
+    if expected is None:
+        return digest
+    want = expected.strip().lower()
+    if len(want) < 12 or len(want) > 64 or any(c not in "0123456789abcdef" for c in want):
+        raise InvalidSetting(f"--init-sha256 {expected!r}: give 12 to 64 hex digits")
+    if not digest.startswith(want):
+        raise InvalidSetting(
+            f"--init {path} has sha256 {digest}, not the expected {want}…: these are not the "
+            "weights the command names (rebuild the previous step of the chain first); "
+            "nothing was trained or written"
+        )
+    return digest
+
+
+def recorded_command(command: str, init_meta: dict[str, Any]) -> str:
+    """The command a run records: a CLI ``--init`` without ``--init-sha256`` gets the digest
+    appended, so replaying the record checks that it starts from the same weights."""
+    if init_meta and command.startswith("irnbench ") and "--init-sha256" not in command:
+        return f"{command} --init-sha256 {init_meta['sha256']}"
+    return command
 
 

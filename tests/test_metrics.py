@@ -456,3 +456,31 @@ def test_jpeg_rejects_float_and_reports_version():
         jpeg_encode(torch.rand(3, 8, 8), 90)
     v = libjpeg_version()
     assert isinstance(v, str) and v
+
+
+@pytest.mark.parametrize("strip_rows", [1, 7, 64, 500])
+@pytest.mark.parametrize("shape", [(1, 1, 40, 37), (2, 3, 75, 29)])
+def test_ssim_strips_are_bit_identical_to_one_pass(strip_rows, shape):
+    """The strip-wise SSIM (the default, for speed) gives exactly the one-pass numbers, for
+    strips that do not divide the rows evenly and for a strip taller than the image."""
+    from irnbench.metrics import _ssim_per_channel
+
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(shape, generator=gen, dtype=torch.float64) * 255
+    b = (a + 20 * torch.randn(shape, generator=gen, dtype=torch.float64)).clamp(0, 255)
+    whole = _ssim_per_channel(a, b, strip_rows=0)
+    assert torch.equal(_ssim_per_channel(a, b, strip_rows=strip_rows), whole)
+    assert whole.shape == shape[:2]
+
+
+def test_fidelity_equals_the_four_metric_calls():
+    """``fidelity`` prepares each image once per colour space and gives psnr/ssim's numbers."""
+    from irnbench.metrics import fidelity
+
+    gen = torch.Generator().manual_seed(5)
+    hr = torch.rand(1, 3, 40, 44, generator=gen)
+    out = (hr + 0.03 * torch.randn(1, 3, 40, 44, generator=gen)).clamp(0, 1)
+    want = {f"{m}_{space}": float(fn(hr, out, 2, y_channel=space == "y")[0])
+            for space in ("y", "rgb") for m, fn in (("psnr", psnr), ("ssim", ssim))}
+    assert fidelity(hr, out, 2) == want
+    assert list(fidelity(hr, out, 2)) == ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"]

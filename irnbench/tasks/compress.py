@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from irnbench.metrics import psnr, ssim
+from irnbench.metrics import fidelity
 from irnbench.protocol import (
     COMPRESS_CROP,
     COMPRESS_DRAWS,
+    COMPRESS_QUALITIES,
     COMPRESS_SCALE,
     JPEG_ANCHOR_QUALITIES,
-    JPEG_QUALITIES,
     PROTOCOL_TEXT,
+    SSIM_WINDOW,
 )
 from irnbench.tasks.rescale import ScaledTask, parse_qualities, parse_scale
 
@@ -50,7 +51,7 @@ class CompressTask(ScaledTask):
         return [{"scale": COMPRESS_SCALE}]
 
     def normalize_setting(self, scale: int = COMPRESS_SCALE, jpeg: Any = None) -> dict[str, Any]:
-        qs = parse_qualities(jpeg) or JPEG_QUALITIES
+        qs = parse_qualities(jpeg) or COMPRESS_QUALITIES
         return {"scale": parse_scale(self.name, scale), "jpeg": tuple(qs)}
 
     def protocol(self) -> str:
@@ -61,8 +62,8 @@ class CompressTask(ScaledTask):
         return COMPRESS_CROP
 
     def min_size(self) -> int:
-        # The SSIM window (11) must fit after the crop, and the LR must be at least 8 px.
-        return max(2 * self.crop_border + 11, 8 * self.scale)
+        # The SSIM window must fit after the crop, and the LR must be at least 8 px.
+        return max(2 * self.crop_border + SSIM_WINDOW, 8 * self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities]
@@ -75,9 +76,4 @@ class CompressTask(ScaledTask):
     def score(self, hr, restored, transmission, reference) -> dict[str, float]:
         # bpp is added by the harness from the JPEG byte count and the HR size.
         c = self.crop_border
-        return {
-            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
-            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
-            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
-            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
-        }
+        return fidelity(hr, restored, c)

@@ -7,11 +7,12 @@ from typing import Any
 import torch
 
 from irnbench.errors import InvalidSetting
-from irnbench.metrics import psnr, ssim
+from irnbench.metrics import fidelity, psnr
 from irnbench.ops.imresize import imresize
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import (
     PROTOCOL_TEXT,
+    SSIM_WINDOW,
     STOCHASTIC_DRAWS,
     modcrop_multiple,
     rescale_crop_border,
@@ -126,8 +127,8 @@ class RescaleTask(ScaledTask):
         return rescale_crop_border(self.scale)
 
     def min_size(self) -> int:
-        # After cropping s px on each side the SSIM window (11) must still fit.
-        return max(2 * self.crop_border + 11, 4 * self.scale)
+        # After cropping s px on each side the SSIM window must still fit.
+        return max(2 * self.crop_border + SSIM_WINDOW, 4 * self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities] or [{}]
@@ -136,10 +137,7 @@ class RescaleTask(ScaledTask):
         c = self.crop_border
         ref_u8 = to_uint8(reference)
         return {
-            "psnr_y": float(psnr(hr, restored, c, y_channel=True)[0]),
-            "ssim_y": float(ssim(hr, restored, c, y_channel=True)[0]),
-            "psnr_rgb": float(psnr(hr, restored, c, y_channel=False)[0]),
-            "ssim_rgb": float(ssim(hr, restored, c, y_channel=False)[0]),
+            **fidelity(hr, restored, c),
             "lr_psnr_y": float(psnr(transmission.sent_u8, ref_u8, 0, y_channel=True)[0]),
             "lr_psnr_rgb": float(psnr(transmission.sent_u8, ref_u8, 0, y_channel=False)[0]),
         }
