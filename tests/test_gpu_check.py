@@ -79,3 +79,15 @@ def test_gpu_check_dry_run(tmp_path):
     assert (out / "runs" / "x4" / "weights.safetensors").exists()
     assert not (out / "home" / "weights").exists()  # --no-install: nothing in the user cache
     assert _digests(shipped) == before
+
+
+def test_gpu_check_without_a_gpu_stops_after_the_device_step(tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([str(SCRIPT), "--skip-install", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "no CUDA device" in summary and "timing" not in summary
+    assert not (tmp_path / "runs" / "x4").exists()
