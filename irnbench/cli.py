@@ -323,10 +323,13 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
               help="Do not install the final weights in the user cache (smoke presets never "
                    "install).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="DataLoader processes that sample crops ahead of the steps (default: 0 on "
+                   "CPU, else up to 2); results do not depend on it.")
 @_NPROC
 @_user_errors
 def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
-          channels_last, seed, tag, no_install, quiet, nproc):
+          channels_last, seed, tag, no_install, quiet, workers, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -343,7 +346,7 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
                        progress=not quiet, command=_command_line(), init=init, tag=tag,
-                       **setting)
+                       workers=workers, **setting)
     if not _is_main_rank():
         return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")

@@ -33,10 +33,13 @@ over the batch): the mean over ranks of the per-rank gradients is then the globa
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,7 @@ from irnbench.registry import (
     load_weights,
 )
 from irnbench.tasks.base import Task
-from irnbench.train_data import SampleNoise, TrainingData
+from irnbench.train_data import BatchSource, SampleNoise, TrainingData
 from irnbench.train_state import (
     CHECKPOINT,
     WEIGHTS,
@@ -92,7 +95,7 @@ from irnbench.weights import (
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
-           "saturate_clipped", "validate", "weights_label"]
+           "saturate_clipped", "validate", "weights_label", "batch_fetcher", "default_workers"]
 
 
 class NonFiniteLoss(IrnbenchError):
@@ -176,6 +179,7 @@ def train_method(
     command: str | None = None,
     init: str | Path | None = None,
     tag: str = DEFAULT_TRAIN_TAG,
+    workers: int | None = None,
     **setting: Any,
 ) -> TrainResult:
     """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache
@@ -190,10 +194,15 @@ def train_method(
     weights' sha256 and steps are recorded, and the label names every preset of the chain and
     counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
-    returns the same result, but only rank 0 writes files.
+    returns the same result, but only rank 0 writes files. ``workers`` DataLoader processes
+    sample the crops ahead of the steps (default ``default_workers``); results do not depend on
+    their number.
     """
     run = _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last,
                      seed, install, progress, max_bad_steps, init, tag, setting)
+    run.workers = default_workers(run.dev) if workers is None else int(workers)
+    if run.workers < 0:
+        raise InvalidSetting(f"workers must be ≥ 0, got {run.workers}")
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did
@@ -240,6 +249,8 @@ class _Run:
     saved_at: int | None = None  #: iteration of the checkpoint on disk that is known good
     t0: float = 0.0
     bar: Any = None
+    workers: int = 0  #: DataLoader worker processes (not recorded: results do not depend on it)
+    source: BatchSource | None = None  #: the loop's data source, opened at the first step
 
     @property
     def ckpt(self) -> Path:
@@ -356,14 +367,32 @@ def _resume(run: _Run) -> None:
     run.saved_at = run.start
 
 
+def default_workers(dev: torch.device) -> int:
+    """DataLoader workers when ``--workers`` is not given: none on a CPU device (the model's
+    threads use every core, and a crop costs far less than a step), else up to 2."""
+    return 0 if dev.type == "cpu" else min(2, os.cpu_count() or 1)
+
+
+def batch_fetcher(data: TrainingData, p: Preset, seed: int,
+                  indices: Sequence[int] | None = None
+                  ) -> Callable[[int], dict[str, torch.Tensor]]:
+    """``step`` → the batch of ``step`` under preset ``p`` (only ``indices`` of it), on the CPU:
+    what the loop's data source (and ``benchmarks/bench_train_data.py``) samples."""
+    return functools.partial(data.batch, size=p.batch_size, seed=seed, crop=p.crop,
+                             augment=p.augment, indices=indices,
+                             color_augment=p.color_augment, color_clip=p.color_clip,
+                             color_cast=p.color_cast, color_permute=p.color_permute)
+
+
 def _batch(run: _Run, step: int) -> dict[str, Any]:
     """This rank's share of the global batch of ``step``, on the device."""
     p = run.p
-    batch: dict[str, Any] = run.data.batch(step, p.batch_size, run.seed, p.crop, p.augment,
-                                           indices=run.shard, color_augment=p.color_augment,
-                                           color_clip=p.color_clip, color_cast=p.color_cast,
-                                           color_permute=p.color_permute)
-    batch = {k: v.to(run.dev) for k, v in batch.items()}
+    if run.source is None:  # the first step of this process: start the workers here
+        run.source = BatchSource(batch_fetcher(run.data, p, run.seed, run.shard),
+                                 range(step, run.total), run.workers,
+                                 pin_memory=run.dev.type == "cuda")
+    batch: dict[str, Any] = run.source.get(step)
+    batch = {k: v.to(run.dev, non_blocking=True) for k, v in batch.items()}
     if run.channels_last:
         batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
                       for k in ("hr", "lr_ref")})
@@ -400,6 +429,7 @@ def _step(run: _Run, step: int, autocast) -> tuple[list[str], torch.Tensor, bool
 def _stop_non_finite(run: _Run, step: int, bad: int) -> None:
     """``max_bad_steps`` non-finite steps in a row: checkpoint the last good state and stop."""
     good = step - bad + 1
+    _close_source(run)
 
     def stop_checkpoint() -> int | None:
         run.checkpoint(good)  # the state after the last good step
@@ -441,9 +471,17 @@ def _loop(run: _Run) -> None:
         run.opt.step()
         _record(run, step, keys, stats, val_side)
     bar.close()
+    _close_source(run)
     run.wall += time.perf_counter() - run.t0
     if run.channels_last:
         run.model = run.model.to(memory_format=torch.contiguous_format)
+
+
+def _close_source(run: _Run) -> None:
+    """Stop the data workers of a finished or stopped loop."""
+    if run.source is not None:
+        run.source.close()
+        run.source = None
 
 
 def _record(run: _Run, step: int, keys: list[str], stats: torch.Tensor, val_side: int) -> None:
