@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from irnbench.allocator import release_free_memory
 from irnbench.augment import (
     COLOR_CAST,
     SATURATION_GAIN,
@@ -65,8 +66,15 @@ def to_float(img: torch.Tensor) -> torch.Tensor:
 def to_uint8_exact(img: torch.Tensor) -> torch.Tensor:
     """``img`` as uint8 when that is lossless (``to_float`` gives it back bit for bit), else
     unchanged: decoded images hold k/255 values, a 4th of the bytes as uint8."""
-    u8 = (img * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return u8 if torch.equal(to_float(u8), img) else img
+    u8 = torch.empty(img.shape, dtype=torch.uint8)
+    rows = 128  # a block of rows at a time: no whole-image float temporaries
+    for c in range(img.shape[0]):
+        for r in range(0, img.shape[1], rows):
+            part = img[c, r : r + rows]
+            u8[c, r : r + rows] = (part * 255.0).round_().clamp_(0, 255)
+            if not torch.equal(to_float(u8[c, r : r + rows]), part):
+                return img
+    return u8
 
 
 class _FloatView(Sequence):
@@ -101,25 +109,29 @@ class TrainingData:
     def __init__(self, dataset: EvalDataset, task: Task, val_images: int | None = None):
         self.name = dataset.name
         self.task = task
-        stored, names = [], []
+        stored, refs, names = [], [], []
         for rec in dataset:
             img = rec.load()
             if img is None or min(img.shape[-2:]) < task.min_size():
                 continue
-            stored.append(to_uint8_exact(task.prepare(img.unsqueeze(0))[0]))
+            hr = task.prepare(img.unsqueeze(0))[0]
+            with torch.no_grad():  # from the float image, exactly as before uint8 storage
+                refs.append(task.reference(hr.unsqueeze(0))[0])
+            stored.append(to_uint8_exact(hr))
             names.append(rec.name)
-            del img
+            del img, hr
+            release_free_memory()  # the float copies' holes: keep RSS to what is held
         if len(stored) < 2:
             raise IrnbenchError(f"training set {dataset.name!r} needs at least 2 usable images")
         n_val = val_images if val_images is not None else max(1, round(0.1 * len(stored)))
-        self.val_names = names[len(names) - n_val:]
-        self.val_stored = stored[len(stored) - n_val:]
-        self.train_names = names[: len(names) - n_val]
-        self.stored = stored[: len(stored) - n_val]
+        n_train = len(stored) - n_val
+        self.val_names, self.val_stored = names[n_train:], stored[n_train:]
+        self.train_names, self.stored = names[:n_train], stored[:n_train]
         self.images: Sequence[torch.Tensor] = _FloatView(self.stored)
         self.val_images: Sequence[torch.Tensor] = _FloatView(self.val_stored)
-        with torch.no_grad():
-            self.refs = [task.reference(to_float(im).unsqueeze(0))[0] for im in self.stored]
+        self.refs = refs[:n_train]  # validation scores whole images: no reference needed
+        del refs
+        release_free_memory()
         self.factor = self.stored[0].shape[-1] // self.refs[0].shape[-1]
         self.fingerprint = dataset_fingerprint(dataset.records)  # as every run records it
 
