@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from irnbench.errors import UnknownNameError, WeightsNotFound  # noqa: E402
 from irnbench.methods import Method, Paper, PaperResult, Preset  # noqa: E402
+from irnbench.options import Options, option  # noqa: E402
 from irnbench.registry import (  # noqa: E402
     create_method,
     create_task,
@@ -18,6 +19,8 @@ from irnbench.tasks.base import Task  # noqa: E402
 __all__ = [
     "__version__",
     "Method",
+    "Options",
+    "option",
     "Paper",
     "PaperResult",
     "Preset",

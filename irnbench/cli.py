@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from irnbench.allocator import keep_freed_memory
 from irnbench.errors import IrnbenchError, cli_errors
 from irnbench.weights_cli import weights
 
-__all__ = ["cli", "main"]
+__all__ = ["RunRequest", "cli", "main"]
 
 
 #: Turn irnbench's user-facing errors into a one-line message and an exit code.
@@ -212,6 +213,9 @@ def _run_options(fn):
                      help="Extra perceptual metrics through pyiqa, e.g. lpips,dists (needs the "
                           "`iqa` extra; weights download on first use)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="A method option, e.g. --option tile=512 (repeatable; every named "
+                          "method must take it; `irnbench presets METHOD` lists them)."),
         _NPROC,
     ]
     for opt in reversed(opts):
@@ -240,26 +244,61 @@ def _check_device(device: str) -> None:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
 
 
-def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            nproc, train_missing, preset, report):
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything ``run`` / ``eval`` were asked for, as the command line gave it (one value
+    for ``_do_run`` instead of fifteen positional arguments that are easy to swap)."""
+
+    task: str = "rescale"
+    plugins: str | None = None  #: comma-separated method specs; None: every one with weights
+    scale: str | None = None  #: comma-separated scales
+    jpeg: str | None = None  #: comma-separated JPEG qualities of the channel
+    datasets: str = "mini"
+    device: str = "auto"
+    draws: int | None = None  #: None (or 0): the task's default
+    weights: str | None = None
+    out: str | None = None
+    iqa: str | None = None
+    quiet: bool = False
+    nproc: int | None = None
+    train_missing: bool = False
+    preset: str = "cpu"
+    report: bool = True
+    options: tuple[str, ...] = ()  #: ``--option KEY=VALUE`` pairs
+
+
+def _method_options(req: RunRequest, methods: list[str]) -> dict[str, str]:
+    """``--option`` pairs, checked against every method before any work (InvalidSetting)."""
+    from irnbench.options import parse_pairs
+    from irnbench.registry import get_method_class
+
+    options = parse_pairs(req.options)
+    for name in methods:
+        get_method_class(name).parse_options(options)
+    return options
+
+
+def _do_run(req: RunRequest):
     from irnbench.runner import run_benchmark
 
     # Bit-identical results, fewer page faults (1.3× faster IRN inference on a 2-core CPU).
     # Evaluation only: `train` keeps glibc's default heap (see irnbench.allocator).
     keep_freed_memory()
-    _check_device(device)
-    _check_task(task)
-    settings = _settings(task, scale, jpeg)
-    methods = _methods_for(task, plugins, settings)
-    if weights and len(methods) != 1:
+    _check_device(req.device)
+    _check_task(req.task)
+    settings = _settings(req.task, req.scale, req.jpeg)
+    methods = _methods_for(req.task, req.plugins, settings)
+    if req.weights and len(methods) != 1:
         raise click.BadParameter("--weights needs exactly one method in --plugins",
                                  param_hint="--weights")
-    _maybe_relaunch(nproc)
-    out_dir = Path(out) if out else _default_out(task)
-    res = run_benchmark(task, methods, settings, _split(datasets), out_dir, device=device,
-                        draws=draws or None, weights=weights,  # None: the task's default
-                        train_missing=train_missing, preset=preset, command=_command_line(),
-                        report=report, progress=not quiet, iqa=_iqa_names(iqa),
+    options = _method_options(req, methods)
+    _maybe_relaunch(req.nproc)
+    out_dir = Path(req.out) if req.out else _default_out(req.task)
+    res = run_benchmark(req.task, methods, settings, _split(req.datasets), out_dir,
+                        device=req.device, draws=req.draws or None,  # None: the task's default
+                        weights=req.weights, train_missing=req.train_missing,
+                        preset=req.preset, command=_command_line(), report=req.report,
+                        progress=not req.quiet, iqa=_iqa_names(req.iqa), options=options,
                         announce=lambda line: click.echo(f"weights: {line}", err=True))
     if not _is_main_rank():
         return res
@@ -277,20 +316,17 @@ def _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, i
 @click.option("--preset", default="cpu", show_default=True,
               help="Training preset used by --train-missing.")
 @_user_errors
-def run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet, nproc,
-        train_missing, preset):
+def run(**params):
     """Evaluate methods on a task, write results + an HTML report, print the leaderboard."""
-    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            nproc, train_missing, preset, report=True)
+    _do_run(RunRequest(**params, report=True))
 
 
 @cli.command(name="eval")
 @_run_options
 @_user_errors
-def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet, nproc):
+def eval_(**params):
     """Evaluate only: like `run`, without training or a report."""
-    _do_run(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa, quiet,
-            nproc, False, "cpu", report=False)
+    _do_run(RunRequest(**params, train_missing=False, report=False))
 
 
 @cli.command()
@@ -311,7 +347,10 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
               help="Total steps (overrides the preset, e.g. to continue training longer).")
 @click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (a fine-tune: fresh optimiser, the preset's "
-                   "schedule); the *-ft presets start from the shipped weights without it.")
+                   "schedule); chain-step presets need it. The run records the file's sha256.")
+@click.option("--init-sha256", default=None, metavar="HEX",
+              help="Refuse --init unless its sha256 starts with HEX (12-64 hex digits); "
+                   "recorded commands carry it, so a replayed chain checks every step.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--bf16", is_flag=True, help="bf16 autocast (faster on recent CPUs and GPUs).")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format.")
@@ -328,8 +367,8 @@ def eval_(task, plugins, scale, jpeg, datasets, device, draws, weights, out, iqa
                    "CPU, else up to 2); results do not depend on it.")
 @_NPROC
 @_user_errors
-def train(method, task, scale, preset, datasets, out, resume, iterations, init, device, bf16,
-          channels_last, seed, tag, no_install, quiet, workers, nproc):
+def train(method, task, scale, preset, datasets, out, resume, iterations, init, init_sha256,
+          device, bf16, channels_last, seed, tag, no_install, quiet, workers, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -345,8 +384,9 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
                        resume=resume, iterations=iterations, bf16=bf16,
                        channels_last=channels_last, seed=seed, install=not no_install,
-                       progress=not quiet, command=_command_line(), init=init, tag=tag,
-                       workers=workers, **setting)
+                       progress=not quiet, command=_command_line(), init=init,
+                       init_sha256=init_sha256, tag=tag, workers=workers,
+                       **setting)
     if not _is_main_rank():
         return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")
@@ -544,11 +584,14 @@ def new_plugin(name, out_dir):
 @click.argument("method")
 @_user_errors
 def presets(method):
-    """List a method's training presets (for `irnbench train --preset`) and their settings."""
+    """List a method's training presets (for `irnbench train --preset`) and their settings,
+    and the method's options (for `irnbench run --option KEY=VALUE`)."""
+    from irnbench.options import format_options
     from irnbench.registry import get_method_class
     from irnbench.scaffold import describe_presets
 
-    for line in describe_presets(get_method_class(method)):
+    cls = get_method_class(method)
+    for line in [*describe_presets(cls), *format_options(cls.Options, cls.name)]:
         click.echo(line)
 
 

@@ -135,16 +135,9 @@ def evaluate(
     """
     ctx, dev = setup(device)
     methods = [m.to(dev).eval() for m in methods]
-    # Everything is keyed by the image's place (dataset, record) so that the pieces of a
-    # sharded run go back into the single-process order.
-    rows: list[tuple[tuple[int, int], dict[str, Any]]] = []
-    visuals: list[tuple[tuple[int, int], Visual]] = []
-    notes: list[tuple[tuple[int, int], str]] = []
-    failures: dict[str, tuple[tuple[int, int], str, str]] = {}  # method → (key, error, note)
-    base = {"source": "measured", "task": task.name, "setting": task.setting_label}
-    conditions = task.conditions()
-    built_failed = dict(failed or {})
-
+    run = _Run(task=task, dev=dev, draws=draws, temperature=temperature,
+               extra_metrics=extra_metrics or {}, built_failed=dict(failed or {}),
+               degrade_keys={m.spec: m.degrade_key() for m in methods})
     n = 0  # running image number over all datasets: rank r takes n ≡ r (mod world)
     for d, ds in enumerate(datasets):
         n_shown = 0  # usable images of this dataset seen by this rank
@@ -154,113 +147,169 @@ def evaluate(
             n += 1
             if (n - 1) % ctx.world != ctx.rank:
                 continue
-            key = (d, r)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DataWarning)
-                img = rec.load()
-            for w in caught:
-                if not issubclass(w.category, DataWarning):
-                    continue
-                notes.append((key, f"{ds.name}: {w.message}"))
-                warnings.warn(f"{ds.name}: {w.message}", DataWarning, stacklevel=2)
-            if img is None:
+            hr, img_base = _load_image(run, ds, rec, (d, r))
+            if hr is None:
                 continue
-            h0, w0 = img.shape[-2:]
-            if min(h0, w0) < task.min_size():
-                msg = (f"{ds.name}: {rec.name}: {w0}x{h0} is smaller than the "
-                       f"{task.min_size()} px this task needs; skipped")
-                notes.append((key, msg))
-                warnings.warn(msg, DataWarning, stacklevel=2)
-                continue
-            hr = task.prepare(img.unsqueeze(0)).to(dev)
-            h, w = hr.shape[-2:]
-            note = ""
-            if (h, w) != (h0, w0):
-                note = f"modcropped {w0}x{h0} → {w}x{h}"
-                notes.append((key, f"{ds.name}: {rec.name}: {note}"))
-            reference = task.reference(hr)
-            hr_u8 = to_uint8(hr)
             # Fewer than ``visual_images`` usable images before this one on this rank: it may be
             # among the dataset's first ``visual_images`` (decided after gathering).
             show = n_shown < visual_images
             n_shown += 1
-            vis = {}
-            if show:  # the box is chosen once every method has run (``place_crops``)
-                for cond in conditions:
-                    v = Visual(ds.name, rec.name, task.setting_label, cond.get("quality"),
-                               (0, 0, 0, 0))
-                    v.full["GT"] = hr_u8[0].cpu()
-                    if task.visual_channel and reference.shape[-2:] == hr.shape[-2:]:
-                        v.channel_label = task.visual_channel
-                        v.channel_full["guide"] = to_uint8(reference)[0].cpu()
-                    vis[cond.get("quality")] = v
-                    visuals.append((key, v))
-            img_base = {**base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
-                        "notes": note}
-            for method in methods:
-                if method.spec in built_failed or method.spec in failures:
-                    continue
-                try:
-                    rows.extend(
-                        (key, row) for row in
-                        _run_method(method, task, hr, reference, task.conditions_for(method),
-                                    draws, temperature,
-                                    dev, img_base, vis, extra_metrics or {})
-                    )
-                except Exception as exc:  # noqa: BLE001 - failure isolation is the point
-                    err = f"{type(exc).__name__}: {exc}"
-                    failures[method.spec] = (key, err, f"{method.spec} failed on {ds.name}/"
-                                             f"{rec.name}: {err}\n"
-                                             + traceback.format_exc(limit=3))
-            for v in vis.values():
-                place_crops(v, visual_crop)
+            _evaluate_image(run, methods, hr, img_base, (d, r), show, visual_crop)
         bar.close()
     if ctx.enabled:
-        parts = ctx.gather_objects((rows, visuals, notes, failures))
-        rows = [x for part in parts for x in part[0]]
-        visuals = [x for part in parts for x in part[1]]
-        notes = [x for part in parts for x in part[2]]
-        failures = {}
-        for part in parts:
-            for name, fail in part[3].items():
-                if name not in failures or fail[0] < failures[name][0]:
-                    failures[name] = fail  # the one a single process meets first
-        # rows of one image come from one rank, in order: a stable sort restores the order
-        rows.sort(key=lambda kv: kv[0])
-        notes.sort(key=lambda kv: kv[0])
-        visuals.sort(key=lambda kv: kv[0])
-        for name, (key, _, _) in failures.items():
-            # a single process stops running a method after its first failure (its rows all go)
-            for vkey, v in visuals:
-                if vkey > key:
-                    v.crops.pop(name, None)
-                    v.channel_crops.pop(name, None)
-        # a rank cannot tell whether other ranks' earlier images were usable: keep the first
-        # ``visual_images`` usable images of each dataset
-        kept, shown = [], {}
-        for key, v in visuals:
-            images = shown.setdefault(key[0], [])
-            if key[1] not in images:
-                images.append(key[1])
-            if len(images) <= visual_images:
-                kept.append((key, v))
-        visuals = kept
+        _gather(run, ctx, visual_images)
+    return _result(run, methods, datasets)
+
+
+@dataclass
+class _Run:
+    """One evaluation's settings and what it has gathered so far, keyed by the image's place
+    (dataset, record) so that the pieces of a sharded run go back into single-process order."""
+
+    task: Task
+    dev: torch.device
+    draws: int
+    temperature: float
+    extra_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    built_failed: dict[str, str]
+    #: Method spec → ``Method.degrade_key()``: methods with one key share one degrade per image.
+    degrade_keys: dict[str, str | None]
+    rows: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)
+    visuals: list[tuple[tuple[int, int], Visual]] = field(default_factory=list)
+    notes: list[tuple[tuple[int, int], str]] = field(default_factory=list)
+    #: method → (key, error, note) of its first failure
+    failures: dict[str, tuple[tuple[int, int], str, str]] = field(default_factory=dict)
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {"source": "measured", "task": self.task.name, "setting": self.task.setting_label}
+
+
+def _load_image(run: _Run, ds: EvalDataset, rec: Any, key: tuple[int, int]
+                ) -> tuple[torch.Tensor | None, dict[str, Any]]:
+    """Decode one record, note data warnings and skips, and prepare the HR (modcrop) on the
+    device; ``None`` when the image is unusable."""
+    task = run.task
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        img = rec.load()
+    for w in caught:
+        if not issubclass(w.category, DataWarning):
+            continue
+        run.notes.append((key, f"{ds.name}: {w.message}"))
+        warnings.warn(f"{ds.name}: {w.message}", DataWarning, stacklevel=3)
+    if img is None:
+        return None, {}
+    h0, w0 = img.shape[-2:]
+    if min(h0, w0) < task.min_size():
+        msg = (f"{ds.name}: {rec.name}: {w0}x{h0} is smaller than the "
+               f"{task.min_size()} px this task needs; skipped")
+        run.notes.append((key, msg))
+        warnings.warn(msg, DataWarning, stacklevel=3)
+        return None, {}
+    hr = task.prepare(img.unsqueeze(0)).to(run.dev)
+    h, w = hr.shape[-2:]
+    note = ""
+    if (h, w) != (h0, w0):
+        note = f"modcropped {w0}x{h0} → {w}x{h}"
+        run.notes.append((key, f"{ds.name}: {rec.name}: {note}"))
+    return hr, {**run.base, "dataset": ds.name, "image": rec.name, "height": h, "width": w,
+                "notes": note}
+
+
+def _evaluate_image(run: _Run, methods: Sequence[Method], hr: torch.Tensor,
+                    img_base: dict[str, Any], key: tuple[int, int], show: bool,
+                    visual_crop: int) -> None:
+    """Run every method on one HR image (a failing method is isolated and dropped)."""
+    task = run.task
+    reference = task.reference(hr)
+    vis: dict[int | None, Visual] = {}
+    if show:  # the box is chosen once every method has run (``place_crops``)
+        vis = _new_visuals(task, hr, reference, img_base)
+        run.visuals.extend((key, v) for v in vis.values())
+    degraded: dict[str, tuple[torch.Tensor, float]] = {}  # degrade key → (y, seconds)
+    for method in methods:
+        if method.spec in run.built_failed or method.spec in run.failures:
+            continue
+        try:
+            rows = _run_method(run, method, hr, reference, img_base, vis, degraded)
+            run.rows.extend((key, row) for row in rows)
+        except Exception as exc:  # noqa: BLE001 - failure isolation is the point
+            err = f"{type(exc).__name__}: {exc}"
+            run.failures[method.spec] = (key, err, f"{method.spec} failed on "
+                                         f"{img_base['dataset']}/{img_base['image']}: {err}\n"
+                                         + traceback.format_exc(limit=3))
+    for v in vis.values():
+        place_crops(v, visual_crop)
+
+
+def _new_visuals(task: Task, hr: torch.Tensor, reference: torch.Tensor,
+                 img_base: dict[str, Any]) -> dict[int | None, Visual]:
+    """One visual per channel condition of a shown image, holding the whole GT (and guide)."""
+    vis = {}
+    for cond in task.conditions():
+        v = Visual(img_base["dataset"], img_base["image"], task.setting_label,
+                   cond.get("quality"), (0, 0, 0, 0))
+        v.full["GT"] = to_uint8(hr)[0].cpu()
+        if task.visual_channel and reference.shape[-2:] == hr.shape[-2:]:
+            v.channel_label = task.visual_channel
+            v.channel_full["guide"] = to_uint8(reference)[0].cpu()
+        vis[cond.get("quality")] = v
+    return vis
+
+
+def _gather(run: _Run, ctx: Any, visual_images: int) -> None:
+    """Merge every rank's rows, visuals, notes and failures back into single-process order."""
+    parts = ctx.gather_objects((run.rows, run.visuals, run.notes, run.failures))
+    run.rows = [x for part in parts for x in part[0]]
+    run.visuals = [x for part in parts for x in part[1]]
+    run.notes = [x for part in parts for x in part[2]]
+    run.failures = {}
+    for part in parts:
+        for name, fail in part[3].items():
+            if name not in run.failures or fail[0] < run.failures[name][0]:
+                run.failures[name] = fail  # the one a single process meets first
+    # rows of one image come from one rank, in order: a stable sort restores the order
+    run.rows.sort(key=lambda kv: kv[0])
+    run.notes.sort(key=lambda kv: kv[0])
+    run.visuals.sort(key=lambda kv: kv[0])
+    for name, (key, _, _) in run.failures.items():
+        # a single process stops running a method after its first failure (its rows all go)
+        for vkey, v in run.visuals:
+            if vkey > key:
+                v.crops.pop(name, None)
+                v.channel_crops.pop(name, None)
+    # a rank cannot tell whether other ranks' earlier images were usable: keep the first
+    # ``visual_images`` usable images of each dataset
+    kept, shown = [], {}
+    for key, v in run.visuals:
+        images = shown.setdefault(key[0], [])
+        if key[1] not in images:
+            images.append(key[1])
+        if len(images) <= visual_images:
+            kept.append((key, v))
+    run.visuals = kept
+
+
+def _result(run: _Run, methods: Sequence[Method], datasets: Sequence[EvalDataset]
+            ) -> EvalResult:
+    """The rows, with a failed method's partial rows replaced by one failed row per dataset."""
     order = {m.spec: i for i, m in enumerate(methods)}
-    first = sorted(failures.items(), key=lambda kv: (kv[1][0], order.get(kv[0], 0)))
-    broken = {**built_failed, **{name: err for name, (_, err, _) in first}}
+    first = sorted(run.failures.items(), key=lambda kv: (kv[1][0], order.get(kv[0], 0)))
+    broken = {**run.built_failed, **{name: err for name, (_, err, _) in first}}
     # a failure's note goes after the data notes of its image (as a single process writes them)
-    notes = sorted([*notes, *((key, note) for _, (key, _, note) in first)],
+    notes = sorted([*run.notes, *((key, note) for _, (key, _, note) in first)],
                    key=lambda kv: kv[0])
-    rows_out = [row for _, row in rows]
+    rows_out = [row for _, row in run.rows]
     for name, err in broken.items():
         # A failed method keeps no partial numbers: a partial mean would mislead.
         rows_out = [r for r in rows_out if r.get("method") != name]
         for ds in datasets:
-            for cond in conditions:
-                rows_out.append({**base, "dataset": ds.name, "method": name, "label": name,
+            for cond in run.task.conditions():
+                rows_out.append({**run.base, "dataset": ds.name, "method": name, "label": name,
                                  "quality": cond.get("quality"), "status": "failed",
                                  "error": err})
-    return EvalResult(frame(rows_out), [v for _, v in visuals], [note for _, note in notes])
+    return EvalResult(frame(rows_out), [v for _, v in run.visuals], [note for _, note in notes])
 
 
 def resolved_spec(method) -> str:
@@ -268,17 +317,33 @@ def resolved_spec(method) -> str:
     return f"{method.name}.{method.weights_tag}" if method.weights_tag else method.name
 
 
-@torch.no_grad()
-def _run_method(method, task, hr, reference, conditions, draws, temperature, dev, img_base, vis,
-                extra_metrics):
-    rows = []
-    _sync(dev)
+def _degrade(run: _Run, method: Method, hr: torch.Tensor,
+             degraded: dict[str, tuple[torch.Tensor, float]]) -> tuple[torch.Tensor, float]:
+    """``method.degrade(hr)`` and its seconds; a method whose ``degrade_key`` another method
+    of this image already ran reuses that output and is charged the same seconds."""
+    key = run.degrade_keys.get(method.spec)
+    if key is not None and key in degraded:
+        return degraded[key]
+    _sync(run.dev)
     t0 = time.perf_counter()
     y = method.degrade(hr)
-    _sync(dev)
-    t_degrade = time.perf_counter() - t0
-    n_draws = draws if method.stochastic else 1
-    for cond in conditions:
+    _sync(run.dev)
+    out = (y, time.perf_counter() - t0)
+    if key is not None:
+        degraded[key] = out
+    return out
+
+
+@torch.no_grad()
+def _run_method(run: _Run, method: Method, hr: torch.Tensor, reference: torch.Tensor,
+                img_base: dict[str, Any], vis: dict[int | None, Visual],
+                degraded: dict[str, tuple[torch.Tensor, float]]) -> list[dict[str, Any]]:
+    """One method on one image: every channel condition × draw → one scored row each."""
+    task, dev = run.task, run.dev
+    rows = []
+    y, t_degrade = _degrade(run, method, hr, degraded)
+    n_draws = run.draws if method.stochastic else 1
+    for cond in task.conditions_for(method):
         t1 = time.perf_counter()
         tr = task.transmit(y, **cond)
         t_channel = time.perf_counter() - t1
@@ -286,7 +351,7 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
             kwargs: dict[str, Any] = dict(tr.info)
             if method.stochastic:
                 gen = torch.Generator(device=dev).manual_seed(DRAW_SEED + d)
-                kwargs.update(temperature=temperature, generator=gen)
+                kwargs.update(temperature=run.temperature, generator=gen)
             _sync(dev)
             t2 = time.perf_counter()
             out = method.restore(tr.y, **kwargs)
@@ -297,11 +362,7 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
                     f"restore returned shape {tuple(out.shape)} for an HR of {tuple(hr.shape)}"
                 )
             restored = to_uint8(out)  # the protocol: clamp and round the output to uint8
-            scores = task.score(hr, restored, tr, reference)
-            for key, fn in extra_metrics.items():
-                scores[key] = float(fn(from_uint8(restored), from_uint8(to_uint8(hr)))[0])
-            if tr.nbytes is not None:
-                scores["bpp"] = tr.nbytes[0] * 8.0 / (hr.shape[-2] * hr.shape[-1])
+            scores = _scores(run, hr, restored, tr, reference)
             rows.append({
                 **img_base,
                 "method": method.spec,
@@ -321,3 +382,14 @@ def _run_method(method, task, hr, reference, conditions, draws, temperature, dev
                 if task.visual_channel and tr.y_u8.shape[-2:] == hr.shape[-2:]:
                     v.channel_full[method.spec] = tr.y_u8[0].cpu()
     return rows
+
+
+def _scores(run: _Run, hr: torch.Tensor, restored: torch.Tensor, tr: Any,
+            reference: torch.Tensor) -> dict[str, float]:
+    """The task's protocol scores of one restoration, the extra metrics, and bpp."""
+    scores = run.task.score(hr, restored, tr, reference)
+    for key, fn in run.extra_metrics.items():
+        scores[key] = float(fn(from_uint8(restored), from_uint8(to_uint8(hr)))[0])
+    if tr.nbytes is not None:
+        scores["bpp"] = tr.nbytes[0] * 8.0 / (hr.shape[-2] * hr.shape[-1])
+    return scores

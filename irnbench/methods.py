@@ -7,17 +7,22 @@ through the harness's channel (``restore``). Paper-reported numbers travel with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from irnbench import options as _options
+from irnbench.augment import ColorAugment
 from irnbench.tasks.base import Task
 from irnbench.weights import OfficialCheckpoint, PretrainedCfg
 
-__all__ = ["Method", "Paper", "PaperResult", "Preset"]
+__all__ = ["ColorAugment", "Method", "Paper", "PaperResult", "Preset", "module_fingerprint",
+           "preset_config", "read_preset_config"]
 
 
 @dataclass(frozen=True)
@@ -65,34 +70,33 @@ class Preset:
     val_side: int | None = None
     checkpoint_every: int = 0
     augment: bool = True
-    #: Colour augmentation: random channel order and a saturation gain about the luma, the same
-    #: linear map applied to HR and reference, or the luma guide recomputed (decolorize); see
-    #: ``irnbench.train.color_jitter``. Off by default; on in the ``cpu-ft-color`` /
-    #: irn-color ``cpu-ft`` fine-tunes.
-    color_augment: bool = False
-    #: With ``color_augment``: draw larger saturation gains and clip HR values to [0, 1] instead
-    #: of capping the gain, recomputing the reference from the clipped image (see
-    #: ``TrainingData.sample``), so training sees saturated colours the muted photos lack.
-    color_clip: bool = False
-    #: With ``color_clip``: also add a random offset to each channel (a colour cast) before
-    #: clipping, which makes bright saturated colours (yellows) the gain alone does not.
-    color_cast: bool = False
-    #: With ``color_augment``: reorder the channels at random (the default). ``False`` keeps the
-    #: photo's hues (gains, clipping and casts only), so a method that learns a colour prior
-    #: (colourisation) is not taught that every hue is equally likely.
-    color_permute: bool = True
-    #: ``"shipped"``: the preset continues the method's shipped weights for the setting (a
-    #: fine-tune), unless ``--init`` names other weights; ``""``: it starts from scratch.
-    init_from: str = ""
+    #: Colour augmentation of the training crops (see ``ColorAugment``); ``None``: off.
+    color: ColorAugment | None = None
+    #: A chain step: the preset whose weights this one fine-tunes. Training it needs
+    #: ``--init PATH`` (sha256-checked; never an implicit "current shipped" file), so the
+    #: recorded commands of a chain, run in order, rebuild it. ``""``: it starts from scratch.
+    continues: str = ""
     options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
 
-    def __post_init__(self) -> None:
-        if self.color_clip and not self.color_augment:
-            raise ValueError(f"preset {self.name!r}: color_clip only acts with color_augment")
-        if self.color_cast and not self.color_clip:
-            raise ValueError(f"preset {self.name!r}: color_cast only acts with color_clip")
-        if not self.color_permute and not self.color_augment:
-            raise ValueError(f"preset {self.name!r}: color_permute only acts with color_augment")
+
+#: ``Preset`` fields of runs made before ``ColorAugment`` and explicit ``--init``.
+LEGACY_PRESET_KEYS = ("color_augment", "color_clip", "color_cast", "color_permute", "init_from")
+
+
+def preset_config(p: Preset) -> dict[str, Any]:
+    """The JSON record of a preset that runs keep (``preset_config`` in checkpoints/sidecars)."""
+    return json.loads(json.dumps(asdict(p)))
+
+
+def read_preset_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A recorded ``preset_config`` in today's fields: the four colour flags of older runs become
+    ``color`` (as ``asdict`` writes a ``ColorAugment``), their ``init_from`` is dropped."""
+    if not any(k in cfg for k in LEGACY_PRESET_KEYS):
+        return dict(cfg)
+    out = {k: v for k, v in cfg.items() if k not in LEGACY_PRESET_KEYS}
+    color = ColorAugment.from_flags(cfg)
+    out["color"] = None if color is None else asdict(color)
+    return out
 
 
 class Method(nn.Module):
@@ -114,22 +118,56 @@ class Method(nn.Module):
     #: The authors' published checkpoints this method imports (``irnbench weights import``),
     #: keyed by the task key of the weights they hold (e.g. ``rescale-x4``).
     official_weights: ClassVar[dict[str, OfficialCheckpoint]] = {}
-    #: Constructor options the method accepts; ``None`` accepts anything.
-    option_names: ClassVar[tuple[str, ...] | None] = None
+    #: The method's typed constructor options: a frozen dataclass subclassing
+    #: ``irnbench.options.Options`` whose fields carry a type, a default and a help text
+    #: (``irnbench.options.option``). The base class has no fields: no options accepted.
+    Options: ClassVar[type[_options.Options]] = _options.Options
+    #: The names of ``Options``' fields (derived; declare ``Options`` instead).
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the ``Options`` class and the presets' options when the class is defined."""
+        super().__init_subclass__(**kwargs)
+        if "option_names" in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__}: option_names is replaced by a nested frozen "
+                            "dataclass Options (see irnbench.options)")
+        if not (isinstance(cls.Options, type) and issubclass(cls.Options, _options.Options)
+                and dataclasses.is_dataclass(cls.Options)
+                and cls.Options.__dataclass_params__.frozen):
+            raise TypeError(f"{cls.__qualname__}.Options must be a frozen dataclass "
+                            "subclassing irnbench.options.Options")
+        cls.option_names = tuple(f.name for f in dataclasses.fields(cls.Options))
+        cls._check_declared_options()
+
+    @classmethod
+    def _check_declared_options(cls) -> None:
+        """The ``options`` of the presets and published checkpoints the class declares (in any
+        dict attribute: ``presets`` and per-task preset tables alike) pass ``parse_options``,
+        so a misspelt or mistyped preset option fails when the plugin loads, not mid-training."""
+        label = getattr(cls, "name", cls.__name__)
+        for attr in vars(cls).values():
+            for item in attr.values() if isinstance(attr, dict) else ():
+                if isinstance(item, Preset):
+                    cls.parse_options(item.options, f"preset {item.name!r} of {label!r}")
+                elif isinstance(item, OfficialCheckpoint):
+                    cls.parse_options(item.options, f"official checkpoint of {label!r}")
+
+    @classmethod
+    def parse_options(cls, values: dict[str, Any], owner: str | None = None
+                      ) -> tuple[_options.Options, dict[str, Any]]:
+        """Validate and convert ``values`` (Python values or CLI strings) into ``Options``
+        (``InvalidSetting`` on an unknown name or a bad value); also the given ones, converted."""
+        owner = owner or f"method {getattr(cls, 'name', cls.__name__)!r}"
+        return _options.parse_options(cls.Options, values, owner)
 
     def __init__(self, task: Task, **options: Any):
-        if self.option_names is not None:
-            unknown = set(options) - set(self.option_names)
-            if unknown:
-                from irnbench.errors import InvalidSetting
-
-                raise InvalidSetting(
-                    f"{self.name} takes options {', '.join(self.option_names)}; "
-                    f"got {', '.join(sorted(unknown))}"
-                )
+        opts, given = self.parse_options(options)
         super().__init__()
         self.task = task
-        self.options = options
+        #: The typed options (``self.opts.tile``…): every field, defaults filled in.
+        self.opts = opts
+        #: The options as given, converted to their types (what results and sidecars record).
+        self.options: dict[str, Any] = given
         self._weights_label: str | None = None
         self.weights_source: str | None = None
         #: The name as the user gave it, ``NAME`` or ``NAME.TAG`` (``create_method`` sets it).
@@ -197,6 +235,15 @@ class Method(nn.Module):
         """HR ``B×C×H×W`` in [0, 1] → degraded float image (before the channel)."""
         raise NotImplementedError
 
+    def degrade_key(self) -> str | None:
+        """An identity of this method's ``degrade``, or ``None`` (the default: never shared).
+
+        Methods that return the same key give the same degraded image for the same input, so
+        the harness runs ``degrade`` once per image for all of them (e.g. ``irn`` and
+        ``irn-crm``, whose forward pass is the same IRN); each row is still charged its seconds.
+        """
+        return None
+
     def restore(self, y: torch.Tensor, **channel_info: Any) -> torch.Tensor:
         """What came through the channel (float k/255) → restored image."""
         raise NotImplementedError
@@ -208,3 +255,15 @@ class Method(nn.Module):
     @classmethod
     def trainable(cls) -> bool:
         return cls.training_loss is not Method.training_loss
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    """sha256 of a module's state (names, dtypes, shapes and values): equal states, equal hash."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

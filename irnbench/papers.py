@@ -7,9 +7,9 @@ the same source string and caveat (IRN's Table 1, ECCV 2020; SAIN's README table
 from __future__ import annotations
 
 from irnbench.methods import PaperResult
-from irnbench.protocol import JPEG_QUALITIES
 
-__all__ = ["IRN_TABLE1", "SAIN_README", "SAIN_PROTOCOL", "table_rows", "sain_rows"]
+__all__ = ["IRN_TABLE1", "SAIN_README", "SAIN_PROTOCOL", "SAIN_QUALITIES", "table_rows",
+           "sain_rows"]
 
 IRN_TABLE1 = "IRN (Xiao et al., ECCV 2020) Table 1"
 SAIN_README = "SAIN (Yang et al., AAAI 2023) README table"
@@ -19,6 +19,8 @@ SAIN_PROTOCOL = (
     "SAIN test.py: LR JPEG-coded with PIL at QF; RGB or Y channel unconfirmed; its "
     "clean-equivalent bicubic numbers exceed IRN's, so the protocol differs from irnbench's"
 )
+#: The JPEG qualities (columns) of SAIN's README table, in its order.
+SAIN_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
 
 
 def table_rows(
@@ -42,5 +44,5 @@ def sain_rows(label: str, rows: dict[int, list[tuple[float, float]]]) -> list[Pa
         PaperResult(label, "rescale", f"x{s}", "div2k-val", {"psnr": p, "ssim": q}, SAIN_README,
                     SAIN_PROTOCOL, quality=qf)
         for s, vals in rows.items()
-        for qf, (p, q) in zip(JPEG_QUALITIES, vals, strict=True)
+        for qf, (p, q) in zip(SAIN_QUALITIES, vals, strict=True)
     ]

@@ -44,8 +44,8 @@ DECOLORIZE_MODCROP: int = 2
 #: crop, as the rescale task's LR fidelity; the IRN-Color test code's crop here is unconfirmed.
 DECOLORIZE_GREY_CROP: int = 0
 COMPRESS_CROP: int = 2
-#: JPEG qualities of the SAIN robustness protocol and the compression task's default sweep.
-JPEG_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
+#: The ``compress`` task's default JPEG qualities (its setting's ``jpeg``).
+COMPRESS_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
 
 # --- compression (IRN-CRM, IJCV 2022, arXiv:2210.04188) --------------------
 #: Scale of the rescaling that precedes JPEG (only ×2 configs ship with the official code).
@@ -76,41 +76,66 @@ def draws_text(draws: int) -> str:
     return "one z draw per image" if draws == 1 else f"mean over {draws} z draws"
 
 
-PROTOCOL_TEXT: dict[str, str] = {
-    "rescale": (
-        "HR modcropped to a multiple of s; reference LR = MATLAB-bicubic imresize(HR, 1/s) "
-        "(float); the method's LR is clamped and rounded to uint8 by the harness before restore; "
-        "output clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 (16 + (65.481R + 128.553G + "
-        "24.966B)/255, float), crop s px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, "
-        f"valid region. Stochastic methods: {draws_text(STOCHASTIC_DRAWS)} (temperature 1), std "
-        "of the set mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 "
-        "bicubic LR, no crop."
-    ),
-    "decolorize": (
-        f"HR modcropped to a multiple of {DECOLORIZE_MODCROP} (IRN-Color test config); guide = "
-        f"{GREY_WEIGHTS[0]}R + {GREY_WEIGHTS[1]}G + {GREY_WEIGHTS[2]}B of the float HR (OpenCV "
-        "BGR2GRAY coefficients, not rounded); the method's 1-channel grey image is clamped and "
-        "rounded to uint8 by the harness before restore; output clamped and rounded to uint8. "
-        "PSNR/SSIM on RGB (SSIM: mean over the channels) and PSNR on Y of BT.601, crop "
-        f"{DECOLORIZE_CROP} px; PSNR per image, mean over the set; SSIM Gaussian 11/1.5, valid "
-        "region. Deterministic methods (IRN-Color restores with z = 0): one row per image; "
-        f"stochastic ones: {draws_text(STOCHASTIC_DRAWS)}. Grey fidelity: PSNR of the method's "
-        "uint8 grey vs the uint8-rounded guide, "
-        + (f"crop {DECOLORIZE_GREY_CROP} px." if DECOLORIZE_GREY_CROP else "no crop.")
-    ),
-    "rescale+jpeg": (
-        "As rescale, but the method's uint8 LR is JPEG-coded with Pillow (4:2:0, optimise off) at "
-        "each quality before restore (SAIN robustness protocol)."
-    ),
-    "compress": (
-        "HR modcropped to a multiple of s; the method's degraded image (×s LR, or the HR itself "
-        "for plain JPEG) is clamped and rounded to uint8 by the harness, really JPEG-encoded with "
-        "Pillow (4:2:0, optimise off, baseline; libjpeg version in the run metadata; the IRN code "
-        "used OpenCV's encoder, so its byte counts may differ) at each quality, decoded and "
-        "restored; output clamped and rounded to uint8. bpp = JPEG file bytes × 8 / (H_HR × "
-        "W_HR), headers included. PSNR/SSIM on Y of BT.601 and on RGB, crop 2 px; per image, mean "
-        f"over the set (bpp too). Stochastic methods: {draws_text(COMPRESS_DRAWS)} (temperature "
-        "1), as the official IRN compression test samples z once. BD-rate: Bjøntegaard, "
-        "cubic fit of log10(bpp) vs set-mean PSNR over the common PSNR range, against plain JPEG."
-    ),
-}
+def _jpeg_channel_text() -> str:
+    """The Pillow JPEG options as the protocol paragraphs state them ("4:2:0, optimise off")."""
+    chroma = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(JPEG_SUBSAMPLING,
+                                                     f"subsampling {JPEG_SUBSAMPLING}")
+    return f"{chroma}, optimise {'on' if JPEG_OPTIMIZE else 'off'}"
+
+
+def _y_text() -> str:
+    """BT.601 Y as the paragraphs state it: "16 + (65.481R + 128.553G + 24.966B)/255"."""
+    r, g, b = Y_WEIGHTS
+    return f"{Y_OFFSET:g} + ({r:g}R + {g:g}G + {b:g}B)/{PIXEL_MAX:g}"
+
+
+def _ssim_text() -> str:
+    """The SSIM window as the paragraphs state it: "Gaussian 11/1.5, valid region"."""
+    return f"SSIM Gaussian {SSIM_WINDOW}/{SSIM_SIGMA:g}, valid region"
+
+
+def protocol_text() -> dict[str, str]:
+    """Each task's protocol paragraph, built from this module's constants as they are now."""
+    grey_crop = f"crop {DECOLORIZE_GREY_CROP} px." if DECOLORIZE_GREY_CROP else "no crop."
+    return {
+        "rescale": (
+            "HR modcropped to a multiple of s; reference LR = MATLAB-bicubic imresize(HR, 1/s) "
+            "(float); the method's LR is clamped and rounded to uint8 by the harness before "
+            f"restore; output clamped and rounded to uint8. PSNR/SSIM on Y of BT.601 ({_y_text()}"
+            f", float), crop s px; PSNR per image, mean over the set; {_ssim_text()}. Stochastic "
+            f"methods: {draws_text(STOCHASTIC_DRAWS)} (temperature {DEFAULT_TEMPERATURE:g}), std "
+            "of the set mean over draws. LR fidelity: Y-PSNR of the method's uint8 LR vs the "
+            "uint8 bicubic LR, no crop."
+        ),
+        "decolorize": (
+            f"HR modcropped to a multiple of {DECOLORIZE_MODCROP} (IRN-Color test config); guide "
+            f"= {GREY_WEIGHTS[0]}R + {GREY_WEIGHTS[1]}G + {GREY_WEIGHTS[2]}B of the float HR "
+            "(OpenCV BGR2GRAY coefficients, not rounded); the method's 1-channel grey image is "
+            "clamped and rounded to uint8 by the harness before restore; output clamped and "
+            "rounded to uint8. PSNR/SSIM on RGB (SSIM: mean over the channels) and PSNR on Y of "
+            f"BT.601, crop {DECOLORIZE_CROP} px; PSNR per image, mean over the set; "
+            f"{_ssim_text()}. Deterministic methods (IRN-Color restores with z = 0): one row per "
+            f"image; stochastic ones: {draws_text(STOCHASTIC_DRAWS)}. Grey fidelity: PSNR of the "
+            f"method's uint8 grey vs the uint8-rounded guide, {grey_crop}"
+        ),
+        "rescale+jpeg": (
+            "As rescale, but the method's uint8 LR is JPEG-coded with Pillow "
+            f"({_jpeg_channel_text()}) at each quality before restore (SAIN robustness protocol)."
+        ),
+        "compress": (
+            "HR modcropped to a multiple of s; the method's degraded image (×s LR, or the HR "
+            "itself for plain JPEG) is clamped and rounded to uint8 by the harness, really "
+            f"JPEG-encoded with Pillow ({_jpeg_channel_text()}, baseline; libjpeg version in the "
+            "run metadata; the IRN code used OpenCV's encoder, so its byte counts may differ) at "
+            "each quality, decoded and restored; output clamped and rounded to uint8. bpp = JPEG "
+            "file bytes × 8 / (H_HR × W_HR), headers included. PSNR/SSIM on Y of BT.601 and on "
+            f"RGB, crop {COMPRESS_CROP} px; per image, mean over the set (bpp too). Stochastic "
+            f"methods: {draws_text(COMPRESS_DRAWS)} (temperature {DEFAULT_TEMPERATURE:g}), as the "
+            "official IRN compression test samples z once. BD-rate: Bjøntegaard, cubic fit of "
+            "log10(bpp) vs set-mean PSNR over the common PSNR range, against plain JPEG."
+        ),
+    }
+
+
+#: The protocol paragraphs of the constants above (``protocol_text()`` rebuilds them).
+PROTOCOL_TEXT: dict[str, str] = protocol_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from irnbench.stats import (
 
 __all__ = [
     "ID_COLUMNS",
+    "METRICS",
     "METRIC_COLUMNS",
+    "MetricSpec",
     "summarize",
     "paper_frame",
     "save_run",
@@ -37,17 +40,46 @@ ID_COLUMNS = [
     "source", "method", "label", "weights", "tag", "task", "setting", "quality", "dataset",
     "image", "draw",
 ]
-#: Every metric column a task may fill (others stay empty).
-METRIC_COLUMNS = [
-    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lr_psnr_y", "lr_psnr_rgb", "grey_psnr", "bpp",
-    "psnr", "ssim", "lpips", "dists",
-]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric column: key, table label, decimals (mean, std), which way is better, title."""
+
+    key: str
+    label: str
+    digits: int
+    std_digits: int
+    better: str | None  #: "higher", "lower" or None (not ranked, e.g. bpp)
+    title: str
+
+
+#: Every metric column a task may fill (others stay empty), in table order: the one list
+#: that the schema, the rankings and the report read.
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("psnr_y", "PSNR-Y", 2, 3, "higher", "PSNR (dB) on Y of BT.601, mean over images"),
+    MetricSpec("ssim_y", "SSIM-Y", 4, 4, "higher", "SSIM on Y of BT.601, mean over images"),
+    MetricSpec("psnr_rgb", "PSNR-RGB", 2, 3, "higher", "PSNR (dB) on RGB, mean over images"),
+    MetricSpec("ssim_rgb", "SSIM-RGB", 4, 4, "higher", "SSIM on RGB, mean over images"),
+    MetricSpec("lr_psnr_y", "LR PSNR-Y", 2, 3, "higher",
+               "LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, no crop"),
+    MetricSpec("lr_psnr_rgb", "LR PSNR-RGB", 2, 3, "higher",
+               "LR fidelity on RGB (sees colour shifts that Y hides): PSNR of the method's "
+               "uint8 LR vs the uint8 bicubic LR, no crop"),
+    MetricSpec("grey_psnr", "Grey PSNR", 2, 3, "higher",
+               "grey fidelity: PSNR of the method's grey image vs the luma guide"),
+    MetricSpec("bpp", "bpp", 3, 4, None, "bits per HR pixel of the JPEG file, headers included"),
+    MetricSpec("psnr", "PSNR†", 2, 3, "higher",
+               "PSNR on a channel the source does not confirm (see the row's protocol note)"),
+    MetricSpec("ssim", "SSIM†", 4, 5, "higher",
+               "SSIM on a channel the source does not confirm (see the row's protocol note)"),
+    MetricSpec("lpips", "LPIPS", 4, 4, "lower", "LPIPS (pyiqa), RGB, uint8-rounded, no crop"),
+    MetricSpec("dists", "DISTS", 4, 4, "lower", "DISTS (pyiqa), RGB, uint8-rounded, no crop"),
+)
+#: The metric columns' keys, in ``METRICS`` order.
+METRIC_COLUMNS = [m.key for m in METRICS]
 #: Which way each metric is better ("higher", "lower"; None: not ranked, e.g. bpp).
-METRIC_BETTER: dict[str, str | None] = {
-    "psnr_y": "higher", "ssim_y": "higher", "psnr_rgb": "higher", "ssim_rgb": "higher",
-    "lr_psnr_y": "higher", "lr_psnr_rgb": "higher", "grey_psnr": "higher", "bpp": None,
-    "psnr": "higher", "ssim": "higher", "lpips": "lower", "dists": "lower",
-}
+METRIC_BETTER: dict[str, str | None] = {m.key: m.better for m in METRICS}
 #: Optional perceptual metrics computed through pyiqa (``--iqa``); lower is better for both.
 IQA_METRICS = ("lpips", "dists")
 OTHER_COLUMNS = ["seconds", "params", "height", "width", "status", "error", "notes", "reference"]

@@ -90,7 +90,8 @@ def describe_weights(method, setting_label: str, info: dict[str, str]) -> str:
             f"sha256 {info['sha256'][:12]}")
 
 
-def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool):
+def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool,
+                   options: dict[str, Any]):
     """``--train-missing``: train under the named tag (default ``local``) and use that."""
     from irnbench.train import train_method  # only when asked
     from irnbench.weights import DEFAULT_TRAIN_TAG, OFFICIAL_TAG, SHIPPED_TAG, parse_spec
@@ -102,8 +103,8 @@ def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool
     tag = tag or DEFAULT_TRAIN_TAG
     res = train_method(base, task_obj, preset=preset, device=device, progress=progress, tag=tag)
     if res.installed is None:  # a smoke preset never installs: use the run's own file
-        return create_method(base, task_obj, weights=res.weights)
-    return create_method(f"{base}.{tag}", task_obj)
+        return create_method(base, task_obj, weights=res.weights, **options)
+    return create_method(f"{base}.{tag}", task_obj, **options)
 
 
 def _protocol(task_obj: Task, draws: int) -> str:
@@ -146,12 +147,16 @@ def run_benchmark(
     progress: bool = True,
     iqa: Sequence[str] = (),
     announce: Callable[[str], None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> RunOutput:
     """Evaluate ``methods`` (names or ``NAME.TAG`` specs) on every task setting and dataset;
     write everything to ``out``. ``draws`` (z draws of stochastic methods) defaults to the
     task's ``default_draws``. ``announce`` gets one line per method and setting saying which
-    weights (tag, label, sha256[:12]) it resolved to. What is written names datasets by name
-    and content fingerprint and quotes no absolute path of this machine."""
+    weights (tag, label, sha256[:12]) it resolved to. ``options`` (typed method options, or
+    their strings from ``--option``) go to every method; the metadata records each method's
+    converted options. What is written names datasets by name and content fingerprint and
+    quotes no absolute path of this machine."""
+    options = dict(options or {})
     run_dir = Path(out)
     task_objs = [create_task(task, **s) for s in settings]  # bad settings fail before any work
     if draws is None:
@@ -163,19 +168,21 @@ def run_benchmark(
     frames, visuals, notes = [], [], []
     trained: list[str] = []
     resolved: dict[str, dict[str, dict[str, str]]] = {}
+    method_options: dict[str, dict[str, Any]] = {}
     for task_obj in task_objs:
         built, failed = [], {}
         for name in methods:
             try:
-                method = create_method(name, task_obj, weights=weights)
+                method = create_method(name, task_obj, weights=weights, **options)
             except WeightsNotFound:
                 if not train_missing:
                     raise
-                method = _train_missing(name, task_obj, preset, device, progress)
+                method = _train_missing(name, task_obj, preset, device, progress, options)
                 trained.append(f"{method.spec} {task_obj.setting_label} ({preset})")
             built.append(method)
             info = weights_info(method)
             resolved.setdefault(method.spec, {})[task_obj.setting_label] = info
+            method_options[method.spec] = method.options
             if announce is not None and ctx.is_main:
                 announce(describe_weights(method, task_obj.setting_label, info))
         res: EvalResult = evaluate(built, task_obj, eval_sets, device=dev, draws=draws,
@@ -200,6 +207,7 @@ def run_benchmark(
         notes=notes,  # free text (notes, labels…) is scrubbed of paths by run_metadata
         trained=trained,
         weights=resolved,
+        method_options=method_options,
         methods_info={spec: {"method": c.name, "description": c.description,
                              "citation": c.paper.citation if c.paper else "",
                              "stochastic": c.stochastic,

@@ -180,11 +180,7 @@ def _milestones(steps: tuple[int, ...]) -> str:
 
 
 def _colour(p: Preset) -> str:
-    flags = [f for f, on in (("augment", p.color_augment), ("clip", p.color_clip),
-                             ("cast", p.color_cast)) if on]
-    if p.color_augment and not p.color_permute:
-        flags.append("no permute")
-    return f"colour {'+'.join(flags)}" if flags else ""
+    return f"colour {p.color.describe()}" if p.color is not None else ""
 
 
 def format_preset(key: str, p: Preset, note: str = "") -> str:
@@ -197,8 +193,8 @@ def format_preset(key: str, p: Preset, note: str = "") -> str:
         parts.append(f"warmup {p.warmup}")
     if p.grad_clip is not None:
         parts.append(f"grad clip {p.grad_clip:g}")
-    if p.init_from:
-        parts.append(f"init from {p.init_from}")
+    if p.continues:
+        parts.append(f"--init: {p.continues} weights")
     if _colour(p):
         parts.append(_colour(p))
     if p.options:

@@ -34,13 +34,12 @@ over the batch): the mean over ranks of the per-rank gradients is then the globa
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +58,10 @@ from irnbench.augment import (  # noqa: F401 - re-exported: scripts and tests us
 from irnbench.data.loading import resolve_dataset
 from irnbench.distributed import setup
 from irnbench.errors import InvalidSetting, IrnbenchError
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method, Preset, preset_config
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import to_uint8
 from irnbench.registry import (
-    WeightsLocation,
     create_method,
     create_task,
     find_weights,
@@ -95,7 +93,8 @@ from irnbench.weights import (
 
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
-           "saturate_clipped", "validate", "weights_label", "batch_fetcher", "default_workers"]
+           "saturate_clipped", "validate", "weights_label", "check_init_sha256",
+           "recorded_command", "batch_fetcher", "default_workers"]
 
 
 class NonFiniteLoss(IrnbenchError):
@@ -135,9 +134,9 @@ def validate(model: Method, task: Task, data: TrainingData, device: torch.device
     centre crops of at most ``max_side``, or the whole images when ``max_side`` is 0.
 
     A whole image scores every region, not one crop. It does not fix a held-out slice whose
-    colours differ from the test photos: irn ×2 ``cpu-ft`` vs ``cpu-ft-color`` rank the same way
-    on the whole muted ``sail`` (29.60 vs 29.22 dB) as on its 64² crop, the other way round from
-    ``mini`` (29.91 vs 31.59).
+    colours differ from the test photos: two irn ×2 fine-tunes, with and without colour
+    augmentation, ranked the same way on the whole muted ``sail`` as on its 64² crop, the other
+    way round from ``mini`` (docs/experiments.md, IRN ``cpu-ft``).
     """
     metric = getattr(task, "validation_metric", "psnr_y")
     if metric not in ("psnr_y", "psnr_rgb"):
@@ -178,6 +177,7 @@ def train_method(
     max_bad_steps: int = 10,
     command: str | None = None,
     init: str | Path | None = None,
+    init_sha256: str | None = None,
     tag: str = DEFAULT_TRAIN_TAG,
     workers: int | None = None,
     **setting: Any,
@@ -190,23 +190,25 @@ def train_method(
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
     ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
     fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
-    step 0); presets with ``init_from="shipped"`` start from the shipped weights without it. The
-    weights' sha256 and steps are recorded, and the label names every preset of the chain and
-    counts all their steps (``weights_label``). Under
+    step 0), refused unless its sha256 starts with ``init_sha256`` (when given); chain-step
+    presets (``Preset.continues``) need it. The weights' sha256 and steps are recorded (a CLI
+    command with ``--init`` is recorded with ``--init-sha256``), and the label names every
+    preset of the chain and counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
     returns the same result, but only rank 0 writes files. ``workers`` DataLoader processes
     sample the crops ahead of the steps (default ``default_workers``); results do not depend on
     their number.
     """
     run = _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last,
-                     seed, install, progress, max_bad_steps, init, tag, setting)
+                     seed, install, progress, max_bad_steps, init, init_sha256, tag, setting)
     run.workers = default_workers(run.dev) if workers is None else int(workers)
     if run.workers < 0:
         raise InvalidSetting(f"workers must be ≥ 0, got {run.workers}")
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did
-    run.commands = [*run.commands, command or f"train_method({name!r}, preset={preset!r})"]
+    command = command or f"train_method({name!r}, preset={preset!r})"
+    run.commands = [*run.commands, recorded_command(command, run.init_meta)]
     _loop(run)
     installed = run.ctx.on_main(lambda: _finish(run), "writing the final weights")
     if run.ctx.enabled:
@@ -293,7 +295,7 @@ def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
 
 
 def _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last, seed,
-               install, progress, max_bad_steps, init, tag, setting) -> _Run:
+               install, progress, max_bad_steps, init, init_sha256, tag, setting) -> _Run:
     """Check the arguments and build the model, optimiser, data and the run's metadata."""
     cls = get_method_class(name)
     _check_train_tag(tag)
@@ -311,13 +313,13 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, bf16, chan
         )
     per_rank = p.batch_size // ctx.world
     out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    init_meta = _load_init(model, cls, task_obj, p, init)
+    init_meta = _load_init(model, cls, task_obj, p, init, init_sha256)
+    if ctx.is_main:  # after the checks of --init: a refused run leaves no folder behind
+        out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=p.lr, betas=p.betas, eps=p.eps,
@@ -341,7 +343,7 @@ def _meta_base(run: _Run) -> dict[str, Any]:
         "task_key": run.task.key,
         "preset": run.preset,
         # The preset's full settings: its numbers may change under the same name.
-        "preset_config": json.loads(json.dumps(asdict(run.p))),
+        "preset_config": preset_config(run.p),
         "iterations_planned": run.total,
         "seed": run.seed,
         "data": {"name": run.data.name, "fingerprint": run.data.fingerprint,
@@ -379,9 +381,7 @@ def batch_fetcher(data: TrainingData, p: Preset, seed: int,
     """``step`` → the batch of ``step`` under preset ``p`` (only ``indices`` of it), on the CPU:
     what the loop's data source (and ``benchmarks/bench_train_data.py``) samples."""
     return functools.partial(data.batch, size=p.batch_size, seed=seed, crop=p.crop,
-                             augment=p.augment, indices=indices,
-                             color_augment=p.color_augment, color_clip=p.color_clip,
-                             color_cast=p.color_cast, color_permute=p.color_permute)
+                             augment=p.augment, indices=indices, color=p.color)
 
 
 def _batch(run: _Run, step: int) -> dict[str, Any]:
@@ -564,35 +564,66 @@ def _check_train_tag(tag: str) -> None:
 
 
 #: What a fine-tune keeps of the record of the weights it started from.
-INIT_RECORD_KEYS = ("iteration", "wall", "commands", "commit", "machine", "preset_config", "init")
+INIT_RECORD_KEYS = ("iteration", "wall", "commands", "rebuild", "commit", "machine",
+                    "preset_config", "init")
 
 
 def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
-               init: str | Path | None) -> dict[str, Any]:
-    """Load the starting weights of a fine-tune (``init``, or the shipped ones when the preset
-    says so) into ``model``; return what the run records about them ({} for a fresh start)."""
-    if init is None and preset.init_from != "shipped":
-        return {}
+               init: str | Path | None, init_sha256: str | None = None) -> dict[str, Any]:
+    """Load the starting weights of a fine-tune (``init``) into ``model``; return what the run
+    records about them ({} for a fresh start).
+
+    ``init_sha256`` (the full digest or a prefix of at least 12 hex digits) must match the file,
+    or nothing is loaded and nothing written. A chain-step preset (``Preset.continues``) needs
+    ``init``: it never falls back to whatever weights ship today.
+    """
     if init is None:
-        cfg = cls.pretrained_cfgs.get(task.key)
-        path = cls.package_dir() / cfg.file if cfg is not None else None
-        if path is None or not path.exists():
+        if preset.continues:
             raise InvalidSetting(
-                f"preset {preset.name!r} of {cls.name!r} continues the shipped weights for "
-                f"{task.key}, and there are none: pass --init PATH"
+                f"preset {preset.name!r} of {cls.name!r} fine-tunes {preset.continues!r} "
+                f"weights: pass --init PATH (and --init-sha256 HEX) of the run that trained "
+                "them; irnbench.weights.chain_commands(sidecar) lists the commands that rebuild "
+                "a chain, oldest step first (docs/training.md, 'Fine-tune chains')"
             )
-        loc = WeightsLocation(path, cfg.label, "shipped", cfg.sha256)
-    else:
-        loc = find_weights(cls, task, init)
+        if init_sha256:
+            raise InvalidSetting("--init-sha256 checks the file of --init; there is none")
+        return {}
+    loc = find_weights(cls, task, init)
+    digest = check_init_sha256(loc.path, init_sha256)
     side = read_sidecar(loc.path)
     if side.get("task_key") not in (None, task.key):
         raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
     load_weights(model, loc)  # checks the file against its recorded sha256, when there is one
     # The starting weights' own record travels along, so the chain of runs stays on file.
-    return {"file": loc.path.name, "source": loc.source,
-            "sha256": loc.sha256 or sha256_file(loc.path),
+    return {"file": loc.path.name, "source": loc.source, "sha256": digest,
             "label": loc.label, "preset": side.get("preset"),
             "steps_in_all": side.get("steps_in_all", side.get("iteration")),
             **{k: side[k] for k in INIT_RECORD_KEYS if k in side}}
+
+
+def check_init_sha256(path: Path, expected: str | None) -> str:
+    """The sha256 of the ``--init`` file, refused (``InvalidSetting``) unless it starts with
+    ``expected`` (when given; at least 12 hex digits)."""
+    digest = sha256_file(path)
+    if expected is None:
+        return digest
+    want = expected.strip().lower()
+    if len(want) < 12 or len(want) > 64 or any(c not in "0123456789abcdef" for c in want):
+        raise InvalidSetting(f"--init-sha256 {expected!r}: give 12 to 64 hex digits")
+    if not digest.startswith(want):
+        raise InvalidSetting(
+            f"--init {path} has sha256 {digest}, not the expected {want}…: these are not the "
+            "weights the command names (rebuild the previous step of the chain first); "
+            "nothing was trained or written"
+        )
+    return digest
+
+
+def recorded_command(command: str, init_meta: dict[str, Any]) -> str:
+    """The command a run records: a CLI ``--init`` without ``--init-sha256`` gets the digest
+    appended, so replaying the record checks that it starts from the same weights."""
+    if init_meta and command.startswith("irnbench ") and "--init-sha256" not in command:
+        return f"{command} --init-sha256 {init_meta['sha256']}"
+    return command
 
 

@@ -18,6 +18,7 @@ from irnbench.augment import (
     COLOR_CAST,
     SATURATION_GAIN,
     SATURATION_GAIN_CLIPPED,
+    ColorAugment,
     color_jitter,
     no_clip_cap,
     saturate_clipped,
@@ -136,13 +137,11 @@ class TrainingData:
         self.fingerprint = dataset_fingerprint(dataset.records)  # as every run records it
 
     def sample(self, index: int, seed: int, crop: int, augment: bool,
-               color_augment: bool = False, color_clip: bool = False,
-               color_cast: bool = False, color_permute: bool = True
-               ) -> tuple[torch.Tensor, ...]:
+               color: ColorAugment | None = None) -> tuple[torch.Tensor, ...]:
         """Training sample number ``index``: a pure function of (seed, index).
 
-        ``color_augment`` draws after the crop and flips, so turning it on leaves those alone.
-        With ``color_clip`` a gain past the no-clip cap (computed on the crop in its original
+        ``color`` draws after the crop and flips, so turning it on leaves those alone.
+        With ``color.clip`` a gain past the no-clip cap (computed on the crop in its original
         channel order, as the shipped ``cpu-sat``/``cpu-cast`` weights were trained; the
         reordered crop's cap can differ, and then ``color_jitter`` caps the gain instead of
         clipping) is applied in full and clipped, and the
@@ -150,9 +149,9 @@ class TrainingData:
         clipped image around it, so it equals the whole-image reference of the clipped image.
         A gain that clips nothing inside the crop takes ``color_jitter``'s exact linear path;
         its reference is that of the unclipped image, which differs (by about 1e-4, at the LR
-        border) where the margin alone would clip. ``color_cast`` (with ``color_clip``) also adds a
+        border) where the margin alone would clip. ``color.cast`` (with ``color.clip``) also adds a
         random offset to each channel and always recomputes the reference that way.
-        ``color_permute=False`` keeps the channel order (the permutation is still drawn, so the
+        ``color.permute=False`` keeps the channel order (the permutation is still drawn, so the
         other draws do not move).
         """
         rng = np.random.default_rng([seed, index])
@@ -167,22 +166,22 @@ class TrainingData:
         hr_c = to_float(hr[:, top : top + c, left : left + c])  # only the crop becomes float
         ref_c = ref[:, top // f : (top + c) // f, left // f : (left + c) // f]
         flips = rng.random(3) < 0.5 if augment else (False, False, False)
-        if color_augment:
+        if color is not None:
             if ref_c.shape[0] not in (1, 3) or hr_c.shape[0] != 3:
                 raise InvalidSetting(
-                    "color_augment needs an RGB HR and a reference computed channel by channel "
+                    "ColorAugment needs an RGB HR and a reference computed channel by channel "
                     f"(rescale, compress) or its luma (decolorize); this task's has "
                     f"{ref_c.shape[0]} channel(s)"
                 )
             perm = rng.permutation(3)
-            if not color_permute:
+            if not color.permute:
                 perm = np.arange(3)
-            gain = float(rng.uniform(*(SATURATION_GAIN_CLIPPED if color_clip
+            gain = float(rng.uniform(*(SATURATION_GAIN_CLIPPED if color.clip
                                        else SATURATION_GAIN)))
             cast = tuple(float(v) for v in rng.uniform(-COLOR_CAST, COLOR_CAST, 3)) \
-                if color_cast else ()
+                if color.cast else ()
             # Both maps act pixel by pixel, so applying them before the flips changes nothing.
-            if color_cast or (color_clip and gain > 1.0 and gain > no_clip_cap(hr_c)):
+            if color.cast or (color.clip and gain > 1.0 and gain > no_clip_cap(hr_c)):
                 hr_c, ref_c = self._clipped_pair(i, top, left, c, perm, gain, cast)
             else:
                 hr_c, ref_c = color_jitter(hr_c, ref_c, perm, gain)
@@ -223,9 +222,7 @@ class TrainingData:
         return hr_c, ref[:, r_t : r_t + c // f, r_l : r_l + c // f]
 
     def batch(self, step: int, size: int, seed: int, crop: int, augment: bool,
-              indices: Sequence[int] | None = None,
-              color_augment: bool = False, color_clip: bool = False,
-              color_cast: bool = False, color_permute: bool = True
+              indices: Sequence[int] | None = None, color: ColorAugment | None = None
               ) -> dict[str, torch.Tensor]:
         """The global batch of ``step`` (or only the given positions of it, for DDP ranks).
 
@@ -233,8 +230,7 @@ class TrainingData:
         """
         positions = range(size) if indices is None else indices
         index = [step * size + p for p in positions]
-        pairs = [self.sample(i, seed, crop, augment, color_augment, color_clip, color_cast,
-                             color_permute) for i in index]
+        pairs = [self.sample(i, seed, crop, augment, color) for i in index]
         return {"hr": torch.stack([p[0] for p in pairs]),
                 "lr_ref": torch.stack([p[1] for p in pairs]),
                 "sample_index": torch.tensor(index, dtype=torch.int64)}

@@ -14,7 +14,7 @@ import torch
 
 from irnbench.distributed import DistContext
 from irnbench.errors import IrnbenchError
-from irnbench.methods import Method
+from irnbench.methods import Method, read_preset_config
 
 __all__ = ["CHECKPOINT", "WEIGHTS", "CheckpointWriteWarning", "save_checkpoint",
            "read_checkpoint_meta", "load_checkpoint", "save_weights", "read_resume_checkpoint"]
@@ -159,6 +159,7 @@ def read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],
                         f"{meta_base[key]!r}"
                     )
             old_cfg = meta.get("preset_config")  # absent in checkpoints from before it
+            old_cfg = read_preset_config(old_cfg) if old_cfg else old_cfg  # old colour flags
             new_cfg = meta_base["preset_config"]
             # Fields on one side only are Preset fields added or removed since: not a change.
             changed = sorted(k for k in (old_cfg or {}).keys() & new_cfg.keys()

@@ -25,6 +25,7 @@ from irnbench.errors import WeightsNotFound
 
 __all__ = [
     "PretrainedCfg",
+    "chain_commands",
     "OfficialFile",
     "OfficialCheckpoint",
     "SHIPPED_TAG",
@@ -199,6 +200,7 @@ def cached_tags(method: str, task_key: str) -> list[str]:
 
 
 def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks (weights, archives, dataset files)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -244,7 +246,7 @@ def shipped_cfgs(package_dir: str | Path, method: str | None = None,
         training = {k: meta[k] for k in ("iteration", "wall", "commands", "data", "seed",
                                           "irnbench_version", "commit", "machine",
                                           "final_val_psnr_y", "final_val_psnr_rgb",
-                                          "preset_config", "init", "steps_in_all")
+                                          "preset_config", "init", "steps_in_all", "rebuild")
                     if k in meta}
         cfgs[meta["task_key"]] = PretrainedCfg(
             file=f"weights/{side.stem}.safetensors",
@@ -265,6 +267,21 @@ def _stages(side: dict[str, Any]) -> list[dict[str, Any]]:
     while isinstance(cur, dict) and cur:
         out.append(cur)
         cur = cur.get("init")
+    return out
+
+
+def chain_commands(side: dict[str, Any]) -> list[str]:
+    """The commands that rebuild a weights file from scratch, oldest step first.
+
+    Each step of a fine-tune chain contributes its ``rebuild`` list when its record has one
+    (shipped steps trained before explicit ``--init``: their command with the starting weights
+    named by path and sha256), else its ``commands`` as recorded (a CLI ``--init`` is recorded
+    with ``--init-sha256``). Run in order in a clean cache they retrace the chain; every step's
+    ``--init-sha256`` refuses a predecessor that came out different.
+    """
+    out: list[str] = []
+    for st in reversed(_stages(side)):
+        out.extend(st.get("rebuild") or st.get("commands") or [])
     return out
 
 

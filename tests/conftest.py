@@ -8,12 +8,26 @@ import pytest
 import torch
 
 
+def _isolate(mp: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hub offline and ``IRNBENCH_HOME`` in a fresh temporary folder."""
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("HF_DATASETS_OFFLINE", "1")
+    mp.setenv("IRNBENCH_HOME", str(tmp_path_factory.mktemp("irnbench_home")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_and_isolated_session(tmp_path_factory):
+    """The same isolation for the whole session, so that module- and session-scoped fixtures
+    (set up before any function-scoped one) cannot reach the hub or the real user cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, tmp_path_factory)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_isolated(monkeypatch, tmp_path_factory):
-    """No test may reach the hub, and none may touch the real user cache."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("IRNBENCH_HOME", str(tmp_path_factory.mktemp("irnbench_home")))
+    """No test may reach the hub, and none may touch the real user cache (a fresh one each)."""
+    _isolate(monkeypatch, tmp_path_factory)
     torch.manual_seed(0)
 
 

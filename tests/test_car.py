@@ -4,6 +4,7 @@ resampler's kernels, output sizes, losses, presets, parameter counts and registr
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -225,7 +226,7 @@ def test_restore_tiled_equals_untiled():
     y = torch.rand(1, 3, 40, 36, generator=_gen(9))
     with torch.no_grad():
         full = m.restore(y)
-        m.options["tile"] = 32  # HR tile side: 16 LR pixels, overlap = EDSR's receptive radius
+        m.opts = replace(m.opts, tile=32)  # HR side 32: 16 LR pixels, overlap = EDSR's radius
         tiled = m.restore(y)
     assert torch.allclose(full, tiled, atol=1e-5)
 

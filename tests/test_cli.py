@@ -344,3 +344,23 @@ def test_default_methods_skip_those_without_weights(runner, folder, tmp_path,
     assert res.exit_code == 0, res.output
     assert "bicubic [measured]" in res.output
     assert "skipping irn" in res.output and "irnbench train --plugin irn" in res.output
+
+
+def test_run_and_eval_pass_one_run_request(runner, monkeypatch):
+    """Every flag lands in its own ``RunRequest`` field (positional arguments could swap)."""
+    import irnbench.cli as cli_mod
+
+    seen = []
+    monkeypatch.setattr(cli_mod, "_do_run", seen.append)
+    flags = ["--task", "compress", "--plugins", "irn", "--scale", "2", "--jpeg", "30",
+             "--datasets", "set5", "--device", "cpu", "--draws", "3", "--weights", "w.st",
+             "--out", "o", "--iqa", "lpips", "--quiet", "--option", "tile=64",
+             "--option", "lambda_ce=2"]
+    assert runner.invoke(cli, ["run", *flags, "--train-missing", "--preset", "smoke"]
+                         ).exit_code == 0
+    assert runner.invoke(cli, ["eval", *flags]).exit_code == 0
+    common = dict(task="compress", plugins="irn", scale="2", jpeg="30", datasets="set5",
+                  device="cpu", draws=3, weights="w.st", out="o", iqa="lpips", quiet=True,
+                  nproc=None, options=("tile=64", "lambda_ce=2"))
+    assert seen == [cli_mod.RunRequest(**common, train_missing=True, preset="smoke"),
+                    cli_mod.RunRequest(**common, report=False)]

@@ -22,7 +22,7 @@ from irnbench.errors import InvalidSetting, WeightsNotFound
 from irnbench.evaluate import evaluate
 from irnbench.ops.jpeg import jpeg_encode
 from irnbench.ops.quantize import to_uint8
-from irnbench.protocol import JPEG_ANCHOR_QUALITIES, JPEG_QUALITIES
+from irnbench.protocol import COMPRESS_QUALITIES, JPEG_ANCHOR_QUALITIES
 from irnbench.rd import BDRateUndefined, bd_rate
 from irnbench.registry import find_weights, get_method_class, train_command
 from irnbench.report.context import build_context, load_runs
@@ -58,9 +58,9 @@ def run_dir(images, tmp_path_factory) -> Path:
 # -- the task ----------------------------------------------------------------------------------
 def test_task_setting_and_conditions():
     t = create_task("compress")
-    assert t.setting == {"scale": 2, "jpeg": JPEG_QUALITIES}
+    assert t.setting == {"scale": 2, "jpeg": COMPRESS_QUALITIES}
     assert t.key == "compress-x2" and t.setting_label == "x2" and t.cli_args() == "--scale 2"
-    assert [c["quality"] for c in t.conditions()] == list(JPEG_QUALITIES)
+    assert [c["quality"] for c in t.conditions()] == list(COMPRESS_QUALITIES)
     t2 = create_task("compress", jpeg="90,30")
     assert t2.qualities == (30, 90)
     with pytest.raises(InvalidSetting):
@@ -291,7 +291,7 @@ def test_report_has_rd_plot_and_bd_rate(run_dir):
     assert "anchor" in jrow.group(1)
     # one column per task quality; the codec's extra sweep points are named below the table
     heads = re.findall(r"<th class=\"num\"[^>]*>JPEG q(\d+)</th>", sec)
-    assert [int(q) for q in heads] == list(JPEG_QUALITIES)
+    assert [int(q) for q in heads] == list(COMPRESS_QUALITIES)
     assert "also has qualities 5, 10" in sec
 
 

@@ -24,6 +24,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import make_plugin
+from helpers import TinyAE
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -37,27 +38,14 @@ LOSS_RTOL = 1e-4
 WEIGHT_ATOL = 1e-5
 
 
-class DdpAE(Method):
-    """A tiny trainable rescaler whose loss draws per-sample noise (``batch["randn"]``)."""
+class DdpAE(TinyAE):
+    """The tiny trainable rescaler, its loss drawing per-sample noise (``batch["randn"]``)."""
 
     name = "test-ddp-ae"
-    tasks = ("rescale",)
     presets = {
         "smoke": Preset("smoke", iterations=6, batch_size=4, crop=16, lr=1e-2, warmup=2,
                         milestones=(4,), grad_clip=0.5, val_every=3, checkpoint_every=2),
     }
-
-    def __init__(self, task, **options):
-        super().__init__(task, **options)
-        s = task.setting["scale"]
-        self.down = torch.nn.Conv2d(3, 3, s, stride=s)
-        self.up = torch.nn.ConvTranspose2d(3, 3, s, stride=s)
-
-    def degrade(self, x):
-        return self.down(x)
-
-    def restore(self, y, **channel_info):
-        return self.up(y)
 
     def training_loss(self, batch, task):
         # per-sample sums averaged over the batch (IRN's convention)

@@ -7,6 +7,7 @@ third-party plugin registers them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -408,3 +409,68 @@ def test_visual_crop_is_where_the_methods_differ_most():
     # a single method: its largest error; no method: the most detailed window
     assert error_crop(gt, [b], 32)[:2] == (top, left)
     assert error_crop(gt, [], 32)[2:] == (32, 32)
+
+
+# ------------------------------------------------------------------------------------------
+# one degrade per image for methods that declare the same forward pass
+
+
+class _CountingDown(_Scaled):
+    """Bicubic down that counts its calls; ``degrade_key`` from the option ``key``."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(irnbench.Options):
+        key: str = irnbench.option("", "degrade_key; empty: None")
+
+    calls: list[str] = []
+
+    def degrade(self, x):
+        type(self).calls.append(self.name)
+        return imresize(x, 1.0 / self.scale)
+
+    def degrade_key(self):
+        return self.opts.key or None
+
+
+class CountA(_CountingDown):
+    name = "test-count-a"
+
+
+class CountB(_CountingDown):
+    name = "test-count-b"
+
+    def restore(self, y, **channel_info):
+        return imresize(y, float(self.scale)) * 0.5 + 0.25  # another restoration of one LR
+
+
+@pytest.mark.parametrize(("key", "degrades_per_image"), [("same", 1), ("", 2)])
+def test_methods_with_one_degrade_key_share_the_forward_pass(dataset, key, degrades_per_image):
+    task = create_task("rescale", scale=2)
+    methods = [CountA(task, key=key), CountB(task, key=key)]
+    for m in methods:
+        m.spec = m.name
+    _CountingDown.calls = []
+    res = evaluate(methods, task, [dataset], device="cpu", progress=False, visual_images=0)
+    assert len(_CountingDown.calls) == degrades_per_image * len(dataset)
+    # the shared LR gives each method the numbers it gives alone
+    alone = evaluate([CountB(task)], task, [dataset], device="cpu", progress=False,
+                     visual_images=0).df
+    b = res.df[res.df["method"] == "test-count-b"]
+    assert b["psnr_y"].tolist() == alone["psnr_y"].tolist()
+    assert (res.df["seconds"] > 0).all()
+
+
+def test_irn_and_irn_crm_share_a_degrade_key_only_with_equal_irn_weights():
+    task = create_task("compress", scale=2)
+    irn = create_method("irn", task=task, pretrained=False)
+    crm = create_method("irn-crm", task=task, pretrained=False, config="smoke")
+    assert irn.degrade_key() != crm.degrade_key()  # two random initialisations
+    crm.irn.load_state_dict(irn.state_dict())
+    assert irn.degrade_key() == crm.degrade_key()
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(irn.degrade(x), crm.degrade(x))
+    with torch.no_grad():
+        next(crm.irn.net.parameters()).add_(1e-3)
+    assert irn.degrade_key() != crm.degrade_key()
+    assert create_method("irn", task=task, pretrained=False, tile=64).degrade_key() \
+        != create_method("irn", task=task, pretrained=False).degrade_key()

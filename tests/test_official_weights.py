@@ -287,7 +287,7 @@ def test_smoke_training_never_installs(tmp_path):
 
 def test_own_training_installs_under_its_tag_used_only_when_named(register_plugin, tmp_path):
     from conftest import make_plugin
-    from test_train import TINY, TinyAE
+    from helpers import TINY, TinyAE
 
     from irnbench.methods import Preset
     from irnbench.train import train_method

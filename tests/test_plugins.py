@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -80,25 +79,54 @@ def test_hook_irnbench_register_datasets(register_plugin, tmp_path):
     assert registered_datasets()["test-set"] is card
 
 
-def test_hook_irnbench_register_commands(register_plugin):
-    from irnbench.cli import cli
+_HELLO_PLUGIN = """
+import click
 
-    def add(cli):
-        @cli.command(name="hello-test")
-        def hello():
-            click.echo("hello from a plugin")
+from irnbench.hookspecs import hookimpl
 
-    register_plugin(make_plugin(irnbench_register_commands=add), "test-cmd-plugin")
-    from irnbench.plugins import pm
 
-    pm.hook.irnbench_register_commands(cli=cli)
+@hookimpl
+def irnbench_register_commands(cli):
+    @cli.command(name="hello-test")
+    @click.argument("who")
+    def hello(who):
+        click.echo(f"hello {who}, from a plugin")
+"""
+
+
+def test_hook_irnbench_register_commands(tmp_path, monkeypatch):
+    """A plugin distribution's command runs from the real ``irnbench`` group: its entry point
+    is loaded by ``load_plugins`` and ``irnbench.cli`` calls the hook when it is imported (the
+    test fails if the CLI stops calling it)."""
+    import importlib
+
+    import irnbench.cli
+    from irnbench import plugins
+
+    (tmp_path / "irnbench_hello_test.py").write_text(_HELLO_PLUGIN)
+    dist = tmp_path / "irnbench_hello_test-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: irnbench-hello-test\n"
+                                   "Version: 0.1\n")
+    (dist / "entry_points.txt").write_text("[irnbench]\nhello-test = irnbench_hello_test\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("IRNBENCH_LOAD_PLUGINS", raising=False)
+    monkeypatch.setattr(plugins, "_loaded", False)  # load entry points again, as a new process
     try:
-        res = CliRunner().invoke(cli, ["hello-test"])
-        assert res.exit_code == 0 and "hello from a plugin" in res.output
+        fresh = importlib.reload(irnbench.cli)  # what `irnbench` runs on start-up
+        res = CliRunner().invoke(fresh.cli, ["hello-test", "world"])
+        assert res.exit_code == 0, res.output
+        assert res.output == "hello world, from a plugin\n"
         info = {i.name: i for i in plugin_infos()}
-        assert info["test-cmd-plugin"].commands == ["hello-test"]
+        assert info["hello-test"].commands == ["hello-test"]
+        assert info["hello-test"].version == "0.1"
     finally:
-        cli.commands.pop("hello-test", None)
+        plugin = plugins.pm.get_plugin("hello-test")
+        if plugin is not None:
+            plugins.pm.unregister(plugin)
+        sys.modules.pop("irnbench_hello_test", None)
+        monkeypatch.setattr(plugins, "_loaded", True)
+        importlib.reload(irnbench.cli)  # the group again without the test's command
 
 
 def test_every_hook_has_a_test():

@@ -15,6 +15,8 @@ from PIL import Image
 
 import irnbench
 from irnbench.cli import cli
+from irnbench.errors import InvalidSetting
+from irnbench.options import describe_options
 from irnbench.registry import get_method_class
 
 NAME = "demo-sharp"
@@ -92,6 +94,11 @@ def test_generated_plugin_works_without_pip(plugin_module, register_plugin):
         assert torch.allclose(restored, bicubic.restore(bicubic.degrade(x)), atol=1e-6)
         sharp = irnbench.create_method(NAME, scale=2, amount=1.0)
         assert not torch.allclose(sharp.restore(sharp.degrade(x)), restored)
+    assert [o.name for o in describe_options(plugin_module.DemoSharp.Options)] == ["amount"]
+    with pytest.raises(InvalidSetting, match="option 'amount' expects float"):
+        irnbench.create_method(NAME, scale=2, amount="lots")
+    with pytest.raises(InvalidSetting, match="amount must be >= 0"):
+        irnbench.create_method(NAME, scale=2, amount=-1)
 
 
 def test_new_plugin_refuses_an_existing_folder(project):
@@ -148,14 +155,28 @@ def test_presets_lists_irn_presets():
     for name in ("paper", "cpu", "smoke"):
         assert f"{cls.presets[name].iterations} iterations" in lines[name]
     assert "500000 iterations" in lines["paper"] and "published schedule" in lines["paper"]
+    # the presets that made shipped weights, and no tries that were not shipped
+    kept = {"paper", "cpu", "cpu-ft-color", "cpu-long", "cpu-sat", "cpu-cast", "cpu-long-plain",
+            "smoke"}
+    assert set(lines) == kept
+    assert "--init: cpu-sat weights" in lines["cpu-cast"]
+    assert "colour augment+clip+cast" in lines["cpu-cast"]
+    assert "colour" not in lines["cpu-long-plain"]
+
+
+def test_presets_list_no_untried_fine_tunes():
+    """Fine-tunes that shipped nothing are text in docs/experiments.md, not presets."""
+    assert set(get_method_class("irn-color").presets) == {"paper", "cpu", "smoke"}
+    out = CliRunner().invoke(cli, ["presets", "tar"]).output
+    assert "cpu-sat" not in out and "cpu-cast" not in out
 
 
 def test_presets_shows_per_task_presets_and_notes(monkeypatch):
     cls = get_method_class("tar")
-    monkeypatch.setattr(cls, "preset_notes", {"cpu-cast": "saturated colours"}, raising=False)
+    monkeypatch.setattr(cls, "preset_notes", {"cpu": "slim configuration"}, raising=False)
     out = CliRunner().invoke(cli, ["presets", "tar"]).output
     assert "tar presets on decolorize" in out
-    assert "cpu-cast" in out and "saturated colours" in out
+    assert "slim configuration" in out
 
 
 def test_presets_of_a_method_without_any():

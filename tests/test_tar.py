@@ -126,7 +126,7 @@ def test_presets():
     assert set(p) >= {"paper", "cpu", "smoke"}
     for pre in p.values():
         assert pre.crop % 4 == 0
-        assert set(pre.options) <= set(TAR.option_names)
+        TAR.parse_options(pre.options)  # typed and known (InvalidSetting otherwise)
     assert p["cpu"].options == {"config": "cpu"} and p["smoke"].iterations <= 10
 
 

@@ -13,11 +13,12 @@ import time
 import pytest
 import torch
 from conftest import make_plugin
+from helpers import TINY, TinyAE
 from safetensors.torch import load_file
 
 import irnbench
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Preset
+from irnbench.methods import ColorAugment, Preset
 from irnbench.ops.imresize import imresize
 from irnbench.registry import get_method_class
 from irnbench.train import (
@@ -29,37 +30,6 @@ from irnbench.train import (
     validate,
     validation_side,
 )
-
-TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)
-
-
-class TinyAE(Method):
-    """A tiny trainable rescaler (one conv down, one conv up): fast enough for many steps."""
-
-    name = "test-tiny-ae"
-    tasks = ("rescale",)
-    presets = {
-        "smoke": Preset("smoke", iterations=8, batch_size=2, crop=16, lr=1e-2, warmup=2,
-                        milestones=(6,), grad_clip=10.0, val_every=4, checkpoint_every=2),
-    }
-
-    def __init__(self, task, **options):
-        super().__init__(task, **options)
-        s = task.setting["scale"]
-        self.down = torch.nn.Conv2d(3, 3, s, stride=s)
-        self.up = torch.nn.ConvTranspose2d(3, 3, s, stride=s)
-
-    def degrade(self, x):
-        return self.down(x)
-
-    def restore(self, y, **channel_info):
-        return self.up(y)
-
-    def training_loss(self, batch, task):
-        y = self.degrade(batch["hr"])
-        guide = ((y - batch["lr_ref"]) ** 2).mean()
-        rec = (self.restore(task.channel(y, train=True)) - batch["hr"]).abs().mean()
-        return {"total": rec + guide, "rec": rec, "guide": guide}
 
 
 @pytest.fixture
@@ -113,10 +83,11 @@ def test_validation_scores_whole_held_out_images_or_centre_crops():
     assert validation_side(Preset("p", 1, 1, crop=32, lr=1.0, val_side=0)) == 0
     with pytest.raises(InvalidSetting, match="val_side"):
         validation_side(Preset("p", 1, 1, crop=32, lr=1.0, val_side=-1))
-    for name in ("irn", "irn-color"):
+    fine_tunes = [p for p in get_method_class("irn").presets.values() if p.continues]
+    assert fine_tunes and all(p.val_side == 0 for p in fine_tunes)
+    for name in ("irn", "irn-color", "tar", "car", "irn-crm"):  # a chain step names a preset
         presets = get_method_class(name).presets
-        fine_tunes = [p for p in presets.values() if p.init_from]
-        assert fine_tunes and all(p.val_side == 0 for p in fine_tunes)
+        assert all(p.continues in presets for p in presets.values() if p.continues)
 
 
 def test_color_jitter_commutes_with_the_bicubic_reference():
@@ -142,8 +113,8 @@ def test_color_jitter_commutes_with_the_bicubic_reference():
 def test_color_augment_is_pure_and_leaves_the_crops_alone():
     task = irnbench.create_task("rescale", scale=2)
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
-    a = data.batch(2, 6, seed=0, crop=32, augment=True, color_augment=True)
-    b = data.batch(2, 6, seed=0, crop=32, augment=True, color_augment=True)
+    a = data.batch(2, 6, seed=0, crop=32, augment=True, color=ColorAugment())
+    b = data.batch(2, 6, seed=0, crop=32, augment=True, color=ColorAugment())
     plain = data.batch(2, 6, seed=0, crop=32, augment=True)
     assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr_ref"], b["lr_ref"])
     assert not torch.equal(a["hr"], plain["hr"])
@@ -163,7 +134,7 @@ def test_color_augment_recomputes_the_decolorize_guide():
     luma = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
     changed = 0
     for i in range(8):
-        hr, ref = data.sample(i, 0, 32, True, color_augment=True)
+        hr, ref = data.sample(i, 0, 32, True, ColorAugment())
         plain_hr, plain_ref = data.sample(i, 0, 32, True)
         assert ref.shape == (1, 32, 32) and 0 <= float(hr.min()) and float(hr.max()) <= 1
         assert torch.allclose(ref, grey.reference(hr[None])[0], atol=1e-5)
@@ -196,8 +167,7 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
     f, c, clipped = data.factor, 32, 0
     for index in range(40):
-        hr, ref = data.sample(index, 0, c, False, color_augment=True, color_clip=True,
-                              color_cast=cast)
+        hr, ref = data.sample(index, 0, c, False, ColorAugment(clip=True, cast=cast))
         assert 0 <= float(hr.min()) and float(hr.max()) <= 1 + 1e-6
         rng = np.random.default_rng([0, index])
         image = data.images[int(rng.integers(len(data.images)))]
@@ -223,8 +193,8 @@ def test_color_clip_makes_the_saturated_colours_the_cap_never_does():
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
 
     def saturated(clip: bool) -> float:
-        hr = data.batch(0, 48, seed=1, crop=32, augment=True, color_augment=True,
-                        color_clip=clip)["hr"]
+        hr = data.batch(0, 48, seed=1, crop=32, augment=True,
+                        color=ColorAugment(clip=clip))["hr"]
         return float(((hr.amax(1) - hr.amin(1)) > 0.9).float().mean())
 
     assert saturated(True) > max(0.05, 2 * saturated(False))
@@ -236,8 +206,8 @@ def test_color_cast_makes_bright_saturated_yellows():
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
 
     def yellow(cast: bool) -> float:
-        hr = data.batch(0, 64, seed=1, crop=32, augment=True, color_augment=True,
-                        color_clip=True, color_cast=cast)["hr"]
+        hr = data.batch(0, 64, seed=1, crop=32, augment=True,
+                        color=ColorAugment(clip=True, cast=cast))["hr"]
         # any channel order: two channels high, the third near 0
         hi = (hr > 0.6).sum(1) == 2
         return float((hi & (hr.amin(1) < 0.2) & (hr.amax(1) > 0.75)).float().mean())
@@ -246,7 +216,7 @@ def test_color_cast_makes_bright_saturated_yellows():
 
 
 def test_color_permute_off_keeps_the_hues_and_the_other_draws():
-    """``color_permute=False``: each sample is the same crop, gain and clipping as with
+    """``ColorAugment(permute=False)``: each sample is the same crop, gain and clipping as with
     permutations on, in the photo's own channel order (a red stays red), replayed by hand."""
     import numpy as np
 
@@ -256,9 +226,8 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
     clipped = reordered = 0
     for index in range(24):
-        hr, ref = data.sample(index, 0, 32, False, color_augment=True, color_clip=True,
-                              color_permute=False)
-        hr_p, _ = data.sample(index, 0, 32, False, color_augment=True, color_clip=True)
+        hr, ref = data.sample(index, 0, 32, False, ColorAugment(permute=False, clip=True))
+        hr_p, _ = data.sample(index, 0, 32, False, ColorAugment(clip=True))
         rng = np.random.default_rng([0, index])
         i = int(rng.integers(len(data.images)))
         image, guide = data.images[i], data.refs[i]
@@ -279,16 +248,27 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
         else:
             reordered += not torch.equal(hr, hr_p)
     assert clipped >= 3 and reordered >= 3
-    with pytest.raises(ValueError, match="color_permute"):
-        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_permute=False)
 
 
-def test_color_clip_needs_color_augment():
-    with pytest.raises(ValueError, match="color_augment"):
-        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_clip=True)
-    with pytest.raises(ValueError, match="color_clip"):
-        Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color_augment=True,
-               color_cast=True)
+def test_color_augment_is_one_frozen_value():
+    """One ``ColorAugment`` replaces the four linked flags: a cast needs clipping, the value
+    cannot change after the preset is built, and the old sidecar flags map onto it."""
+    import dataclasses
+
+    with pytest.raises(ValueError, match="cast only acts with clip"):
+        ColorAugment(cast=True)
+    c = ColorAugment(clip=True, cast=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.clip = False  # type: ignore[misc]
+    assert c.describe() == "augment+clip+cast"
+    assert ColorAugment(permute=False).describe() == "augment+no permute"
+    p = Preset(name="x", iterations=1, batch_size=1, crop=8, lr=1e-3, color=c)
+    assert not any(f.name.startswith("color_") for f in dataclasses.fields(p))
+    assert ColorAugment.from_flags({"color_augment": False, "color_clip": False}) is None
+    assert ColorAugment.from_flags({"color_augment": True, "color_clip": True,
+                                    "color_cast": True}) == c
+    assert ColorAugment.from_flags({"color_augment": True, "color_permute": False}) == \
+        ColorAugment(permute=False)
 
 
 def test_resume_equals_uninterrupted(tiny, tmp_path):
@@ -324,6 +304,37 @@ def test_resume_rejects_other_settings(tiny, tmp_path, monkeypatch):
         train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
                      resume=True, **TINY)
 
+
+
+def test_resume_reads_the_colour_flags_of_older_checkpoints(tiny, tmp_path, monkeypatch):
+    """Checkpoints from before ``ColorAugment`` record four colour flags and ``init_from``: they
+    resume under the same colour augmentation and are refused under another (the flags are read
+    as ``color``, not skipped as fields of one side only)."""
+    from dataclasses import replace
+
+    from safetensors.torch import save
+
+    colour = replace(TinyAE.presets["smoke"], color=ColorAugment())
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": colour})
+    train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                 iterations=2, **TINY)
+    ckpt = tmp_path / "a" / "checkpoint.safetensors"
+    assert ckpt.exists()
+    meta = json.loads(json.loads(ckpt.read_bytes()[8 : 8 + int.from_bytes(
+        ckpt.read_bytes()[:8], "little")])["__metadata__"]["irnbench"])
+    cfg = {k: v for k, v in meta["preset_config"].items() if k not in ("color", "continues")}
+    meta["preset_config"] = {**cfg, "color_augment": True, "color_clip": False,
+                             "color_cast": False, "color_permute": True, "init_from": ""}
+    ckpt.write_bytes(save(load_file(str(ckpt)), metadata={"irnbench": json.dumps(meta)}))
+    clipped = replace(colour, color=ColorAugment(clip=True))
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": clipped})
+    with pytest.raises(irnbench.errors.IrnbenchError, match="changed since the checkpoint.*color"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                     resume=True, iterations=3, **TINY)
+    monkeypatch.setattr(TinyAE, "presets", {"smoke": colour})
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                       resume=True, iterations=3, **TINY)
+    assert res.iterations == 3
 
 class Poisoned(TinyAE):
     """Its loss turns NaN from the fourth call on."""
@@ -458,27 +469,60 @@ def test_init_fine_tunes_from_weights_and_records_them(tiny, tmp_path, monkeypat
     with pytest.raises(irnbench.errors.WeightsNotFound, match="does not fit.*size mismatch"):
         train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",
                      init=bare, iterations=1, **TINY)
-    # a preset that continues the shipped weights says so when there are none
+    # a chain-step preset names its predecessor and needs --init: no implicit starting weights
     presets = {**TinyAE.presets, "ft": Preset("ft", iterations=2, batch_size=2, crop=16,
-                                              lr=1e-3, init_from="shipped")}
+                                              lr=1e-3, continues="smoke")}
     monkeypatch.setattr(TinyAE, "presets", presets)
-    with pytest.raises(InvalidSetting, match="continues the shipped weights.*--init"):
+    with pytest.raises(InvalidSetting, match="fine-tunes 'smoke' weights.*--init"):
         train_method("test-tiny-ae", "rescale", scale=2, preset="ft", out=tmp_path / "e", **TINY)
+    assert not (tmp_path / "e").exists()
 
 
-def test_cpu_ft_presets_start_from_the_shipped_weights(tmp_path):
-    """irn's cpu-ft continues the shipped ×4 weights: zero steps give them back bit for bit."""
+def test_init_sha256_refuses_other_weights(tiny, tmp_path):
+    """``--init-sha256`` names the starting weights: another file is refused before anything is
+    trained or written; the recorded command of a CLI run always carries the digest."""
+    base = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "a",
+                        iterations=2, **TINY)
+    digest = json.loads(base.weights.with_suffix(".json").read_text())["sha256"]
+    other = "0" * 64 if digest[0] != "0" else "1" * 64
+    for wrong in (other, other[:12]):
+        with pytest.raises(InvalidSetting, match="not the expected"):
+            train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", iterations=1,
+                         out=tmp_path / "b", init=base.weights, init_sha256=wrong, **TINY)
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(InvalidSetting, match="12 to 64 hex"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", iterations=1,
+                     out=tmp_path / "b", init=base.weights, init_sha256=digest[:6], **TINY)
+    with pytest.raises(InvalidSetting, match="--init-sha256 checks"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", iterations=1,
+                     out=tmp_path / "b", init_sha256=digest, **TINY)
+    cmd = f"irnbench train --plugin test-tiny-ae --init {base.weights}"
+    ok = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", iterations=1,
+                      out=tmp_path / "c", init=base.weights, init_sha256=digest[:12].upper(),
+                      command=cmd, **TINY)
+    side = json.loads(ok.weights.with_suffix(".json").read_text())
+    assert side["init"]["sha256"] == digest
+    assert side["commands"] == [f"{cmd} --init-sha256 {digest}"]
+
+
+def test_chain_steps_need_an_explicit_init(tmp_path):
+    """irn's ``cpu-long-plain`` continued the ×4 ``cpu`` weights. It once started from whatever
+    ×4 file shipped, which is now its own output: without ``--init`` it is refused."""
     from irnbench.registry import get_method_class
 
-    assert get_method_class("irn-color").presets["cpu-ft"].color_augment
-    res = train_method("irn", "rescale", scale=4, preset="cpu-ft", out=tmp_path / "ft",
-                       iterations=0, **TINY)
-    shipped = irnbench.create_method("irn", scale=4)
-    got = load_file(str(res.weights))
-    assert all(torch.equal(got[k], v) for k, v in shipped.state_dict().items())
+    cls = get_method_class("irn")
+    with pytest.raises(InvalidSetting, match="fine-tunes 'cpu' weights.*--init"):
+        train_method("irn", "rescale", scale=4, preset="cpu-long-plain", out=tmp_path / "ft",
+                     iterations=0, **TINY)
+    shipped = cls.package_dir() / cls.pretrained_cfgs["rescale-x4"].file
+    sha = cls.pretrained_cfgs["rescale-x4"].sha256
+    res = train_method("irn", "rescale", scale=4, preset="cpu-long-plain", out=tmp_path / "ft",
+                       iterations=0, init=shipped, init_sha256=sha[:16], **TINY)
+    got, want = load_file(str(res.weights)), load_file(str(shipped))
+    assert all(torch.equal(got[k], want[k]) for k in want)
     side = json.loads(res.weights.with_suffix(".json").read_text())
-    assert side["init"]["source"] == "shipped"
-    assert side["init"]["sha256"] == shipped.pretrained_cfgs["rescale-x4"].sha256
+    assert side["init"]["source"] == "explicit" and side["init"]["sha256"] == sha
+    assert side["preset_config"]["continues"] == "cpu" and side["preset_config"]["color"] is None
 
 
 def test_unknown_preset_and_untrainable(tiny):
@@ -568,3 +612,71 @@ def test_non_finite_guard_looks_at_total_not_the_first_key(register_plugin, tmp_
     res = train_method("test-nan-aux", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
                        **TINY)
     assert res.iterations == 8 and res.history and res.history[-1]["step"] == 8
+
+
+class NanTotal(TinyAE):
+    """``total`` is NaN by a constant term (so its gradients stay finite) while the first loss
+    key, ``rec``, is finite: only a guard that reads ``total`` sees it."""
+
+    name = "test-nan-total"
+
+    def training_loss(self, batch, task):
+        losses = super().training_loss(batch, task)
+        return {"rec": losses["rec"], "guide": losses["guide"],
+                "total": losses["total"] + torch.tensor(float("nan"))}
+
+
+def test_non_finite_total_is_caught_when_the_first_key_is_finite(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(NanTotal)),
+                    "test-nan-total")
+    with pytest.raises(NonFiniteLoss, match="3 non-finite steps in a row at step 2"):
+        train_method("test-nan-total", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
+                     max_bad_steps=3, **TINY)
+
+
+@pytest.mark.parametrize("plugin", ["test-tiny-ae", pytest.param("irn", marks=pytest.mark.slow)])
+def test_smoke_chain_rebuilds_from_its_recorded_commands(plugin, tiny, tmp_path, monkeypatch):
+    """A two-step ``smoke`` chain (train, then an ``--init`` fine-tune) rerun from the commands
+    its sidecar records, in a clean cache, gives the same sha256 (one intra-op thread); a
+    replayed step whose predecessor differs is refused and leaves the earlier output alone.
+    The tiny model keeps it fast; the real IRN (exp couplings) runs with the slow tests."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from irnbench.cli import cli
+    from irnbench.weights import chain_commands, sha256_file
+
+    def irnbench_cli(cmd: str) -> str:
+        args = shlex.split(cmd)[1:]
+        monkeypatch.setattr(sys, "argv", ["irnbench", *args])  # what the run records
+        res = CliRunner().invoke(cli, args)
+        return f"{res.exit_code}: {res.output}"
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setenv("IRNBENCH_HOME", str(tmp_path / "home1"))
+        a, b = tmp_path / "chain" / "a", tmp_path / "chain" / "b"
+        base = (f"irnbench train --plugin {plugin} --scale 2 --preset smoke --iterations 3 "
+                "--device cpu --quiet")
+        assert irnbench_cli(f"{base} --out {a}").startswith("0:")
+        assert irnbench_cli(f"{base} --out {b} --init {a}/weights.safetensors").startswith("0:")
+        side = json.loads((b / "weights.json").read_text())
+        cmds = chain_commands(side)
+        assert cmds == [f"{base} --out {a}", f"{base} --out {b} --init {a}/weights.safetensors "
+                        f"--init-sha256 {side['init']['sha256']}"]
+        (tmp_path / "chain").rename(tmp_path / "first")
+        monkeypatch.setenv("IRNBENCH_HOME", str(tmp_path / "home2"))  # a clean cache
+        for cmd in cmds:
+            assert irnbench_cli(cmd).startswith("0:")
+        assert sha256_file(b / "weights.safetensors") == side["sha256"]
+        assert json.loads((b / "weights.json").read_text())["sha256"] == side["sha256"]
+        # the same replay from other starting weights: refused, the step's output untouched
+        wrong = cmds[1].replace(side["init"]["sha256"], "0" * 64)
+        before = (b / "weights.safetensors").read_bytes()
+        out = irnbench_cli(wrong)
+        assert not out.startswith("0:") and "not the expected" in out
+        assert (b / "weights.safetensors").read_bytes() == before
+    finally:
+        torch.set_num_threads(threads)

@@ -8,14 +8,24 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import make_plugin
+from helpers import TINY, TinyAE
 from safetensors.torch import load_file
-from test_train import TINY, tiny  # noqa: F401 - the fixture registers the tiny method
 
 import irnbench
+from irnbench.augment import ColorAugment
 from irnbench.cli import cli
 from irnbench.errors import InvalidSetting
 from irnbench.train import TrainingData, batch_fetcher, train_method
 from irnbench.train_data import BatchSource, to_float, to_uint8_exact
+
+
+@pytest.fixture
+def tiny(register_plugin):
+    """The tiny trainable rescaler of ``helpers``, registered for one test."""
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
+                    "test-tiny")
+    return TinyAE
 
 
 @pytest.fixture
@@ -48,19 +58,18 @@ def test_images_are_held_as_uint8_and_give_the_decoded_floats_back():
 
 
 @pytest.mark.parametrize("colour", [
-    {}, {"color_augment": True}, {"color_augment": True, "color_clip": True},
-    {"color_augment": True, "color_clip": True, "color_cast": True}])
+    None, ColorAugment(), ColorAugment(clip=True), ColorAugment(clip=True, cast=True)])
 def test_uint8_storage_samples_what_float_storage_did(colour):
     """Every crop and reference (flips, colour draws, clipped margins) is bit-identical to the
     same sample drawn from float32 images, and is a crop of the whole-image reference."""
     task = irnbench.create_task("rescale", scale=2)
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
     twin = _float_twin(data)
-    a = data.batch(1, 12, seed=3, crop=32, augment=True, **colour)
-    b = twin.batch(1, 12, seed=3, crop=32, augment=True, **colour)
+    a = data.batch(1, 12, seed=3, crop=32, augment=True, color=colour)
+    b = twin.batch(1, 12, seed=3, crop=32, augment=True, color=colour)
     assert a["hr"].dtype == torch.float32
     assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr_ref"], b["lr_ref"])
-    if not colour:  # replay sample 0 by hand: an aligned crop of the whole-image reference
+    if colour is None:  # replay sample 0 by hand: an aligned crop of the whole-image reference
         hr, ref = data.sample(0, 5, 32, augment=False)
         rng = np.random.default_rng([5, 0])
         i = int(rng.integers(len(data.stored)))
@@ -106,7 +115,7 @@ def test_batch_source_serves_steps_in_order_and_leaves_the_global_rng_alone():
         BatchSource(fetch, range(4), workers=-1)
 
 
-def test_workers_do_not_change_the_weights_or_the_resume(tiny, tmp_path, one_thread):  # noqa: F811
+def test_workers_do_not_change_the_weights_or_the_resume(tiny, tmp_path, one_thread):
     """20 smoke steps with 0, 1 and 2 workers: bit-identical weights; a run stopped with 2
     workers and resumed with 1 ends there too. The sidecar does not record the count."""
     kw = dict(scale=2, preset="smoke", iterations=20, **TINY)
@@ -135,7 +144,7 @@ def test_irn_smoke_weights_do_not_depend_on_the_workers(tmp_path, one_thread):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_cli_train_takes_workers(tiny, tmp_path):  # noqa: F811
+def test_cli_train_takes_workers(tiny, tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["train", "--help"])
     assert "--workers" in res.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_plugin
-from test_train import TINY, TinyAE
+from helpers import TINY, TinyAE
 
 import irnbench
 from irnbench.errors import WeightsNotFound
@@ -115,10 +115,69 @@ def test_shipped_weights_load_and_are_labelled(method, task, setting):
     assert cfg.training["data"]["name"] == "mini-train"
     assert cfg.training["commands"] and cfg.training["iteration"] > 0
     init = cfg.training.get("init")
-    if cls.presets[cfg.preset].init_from:  # a fine-tune: the run it started from is on record too
+    if cls.presets[cfg.preset].continues:  # a chain step: the run it started from is on record
         assert init["commands"] and init["sha256"] and init["iteration"] > 0
         assert cfg.training["steps_in_all"] == cfg.training["iteration"] + init["steps_in_all"]
         assert f"{cfg.training['steps_in_all']} steps in all" in cfg.label
     m = irnbench.create_method(method, task=task, **setting)
     assert m.weights_label == cfg.label
     assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def _chain(side: dict) -> list[dict]:
+    out = []
+    while side:
+        out.append(side)
+        side = side.get("init")
+    return out[::-1]  # oldest first
+
+
+@pytest.mark.parametrize("method,task,setting", SHIPPED,
+                         ids=[f"{m}-{create_task(t, **s).key}" for m, t, s in SHIPPED])
+def test_shipped_chains_name_every_init_by_sha256(method, task, setting):
+    """Replaying a shipped sidecar's commands oldest first rebuilds its chain: every step names
+    the file it starts from (the previous step's output) and its sha256, and the presets of the
+    chain are the ones that trained it (old colour flags read as ``ColorAugment``)."""
+    import shlex
+    from dataclasses import asdict
+
+    from irnbench.methods import preset_config, read_preset_config
+    from irnbench.weights import chain_commands
+
+    cls = get_method_class(method)
+    key = create_task(task, **setting).key
+    path = cls.package_dir() / cls.pretrained_cfgs[key].file
+    side = json.loads(path.with_suffix(".json").read_text())
+    steps = _chain(side)
+    cmds = [shlex.split(c) for c in chain_commands(side)]
+    task_obj = cls.weights_task(create_task(task, **setting))
+    prev_out = None
+    for step in steps:
+        # this step's commands: one run, then resumes of the same folder that only lengthen it
+        run = [cmds.pop(0)]
+        while cmds and "--resume" in cmds[0]:
+            run.append(cmds.pop(0))
+        args = run[0]
+        assert args[args.index("--preset") + 1] == step["preset"] and "--resume" not in args
+        preset = cls.presets_for(task_obj)[step["preset"]]
+        total = 0
+        for a in run:
+            assert a[a.index("--out") + 1] == args[args.index("--out") + 1]
+            n = int(a[a.index("--iterations") + 1]) if "--iterations" in a else preset.iterations
+            assert n >= total  # a resume to a shorter total would not stop at the earlier step
+            total = n
+        assert total == step["iteration"]
+        if step.get("init"):
+            assert args[args.index("--init") + 1] == f"{prev_out}/weights.safetensors"
+            assert args[args.index("--init-sha256") + 1] == step["init"]["sha256"]
+            assert preset.continues == step["init"]["preset"]
+        else:
+            assert "--init" not in args and not preset.continues
+        if "preset_config" in step:  # runs made before it was recorded have none
+            now = preset_config(preset)
+            rec = read_preset_config(step["preset_config"])
+            assert {k: v for k, v in rec.items() if k in now} == {
+                k: v for k, v in now.items() if k in rec}
+            assert rec["color"] == (asdict(preset.color) if preset.color else None)
+        prev_out = args[args.index("--out") + 1]
+    assert not cmds

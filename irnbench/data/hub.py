@@ -27,7 +27,6 @@ searched by every fetch) or ``--datasets DIR/Set5_HR.tar.gz`` (an archive, or a 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from typing import Any
 
 from irnbench.data.cards import DatasetCard, list_image_files
 from irnbench.errors import DatasetUnavailable
+from irnbench.weights import sha256_file
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
@@ -331,14 +331,6 @@ def _blob_digest(path: Path) -> str | None:
 # verify and extract
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _extract(archive: Path, dest: Path) -> None:
     name = archive.name.lower()
     if name.endswith(".zip"):
@@ -396,7 +388,7 @@ def install_archive(
     """
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    got = _sha256(archive)
+    got = sha256_file(archive)
     pinned = card.extra.get("sha256")
     expected = pinned or published_sha256
     if expected and got != expected:

@@ -13,7 +13,24 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["tiled"]
+__all__ = ["AUTO_TILE_PIXELS", "AUTO_TILE_SIDE", "resolve_tile", "tiled"]
+
+#: Images with more pixels than this run tiled unless the ``tile`` option says otherwise
+#: (bounded memory on large images; each method says which pixels it counts, HR or LR).
+AUTO_TILE_PIXELS = 1024 * 1024
+#: The tile side chosen automatically above ``AUTO_TILE_PIXELS``.
+AUTO_TILE_SIDE = 512
+
+
+def resolve_tile(tile: int, pixels: int, auto_side: int = AUTO_TILE_SIDE) -> int:
+    """The tile side to use for an image of ``pixels`` pixels under option ``tile``: ``0``
+    (untiled) for ``tile < 0``; ``auto_side`` for ``tile == 0`` above ``AUTO_TILE_PIXELS``
+    (else ``0``); ``tile`` itself when positive. One rule for every tiling method."""
+    if tile < 0:
+        return 0
+    if tile == 0 and pixels > AUTO_TILE_PIXELS:
+        return auto_side
+    return tile
 
 
 def tiled(

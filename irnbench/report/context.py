@@ -27,7 +27,15 @@ from irnbench.compare import compare
 from irnbench.report.charts import cost_figure, difference_figure
 from irnbench.report.pivot import measured_pivots, published_pivots
 from irnbench.report.quality import quality_matrix_tables
-from irnbench.results import BOOTSTRAP, GROUP_KEYS, frame, load_run, summarize
+from irnbench.results import (
+    BOOTSTRAP,
+    GROUP_KEYS,
+    METRICS,
+    MetricSpec,
+    frame,
+    load_run,
+    summarize,
+)
 
 __all__ = [
     "RunData",
@@ -46,38 +54,8 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# metric columns: label, decimals, which way is better
+# columns besides the metrics (``MetricSpec``/``METRICS``: irnbench.results)
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MetricSpec:
-    key: str
-    label: str
-    digits: int
-    std_digits: int
-    better: str | None  #: "higher", "lower" or None (not ranked, e.g. bpp)
-    title: str
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("psnr_y", "PSNR-Y", 2, 3, "higher", "PSNR (dB) on Y of BT.601, mean over images"),
-    MetricSpec("ssim_y", "SSIM-Y", 4, 4, "higher", "SSIM on Y of BT.601, mean over images"),
-    MetricSpec("psnr_rgb", "PSNR-RGB", 2, 3, "higher", "PSNR (dB) on RGB, mean over images"),
-    MetricSpec("ssim_rgb", "SSIM-RGB", 4, 4, "higher", "SSIM on RGB, mean over images"),
-    MetricSpec("lr_psnr_y", "LR PSNR-Y", 2, 3, "higher",
-               "LR fidelity: Y-PSNR of the method's uint8 LR vs the uint8 bicubic LR, no crop"),
-    MetricSpec("lr_psnr_rgb", "LR PSNR-RGB", 2, 3, "higher",
-               "LR fidelity on RGB (sees colour shifts that Y hides): PSNR of the method's "
-               "uint8 LR vs the uint8 bicubic LR, no crop"),
-    MetricSpec("grey_psnr", "Grey PSNR", 2, 3, "higher",
-               "grey fidelity: PSNR of the method's grey image vs the luma guide"),
-    MetricSpec("bpp", "bpp", 3, 4, None, "bits per HR pixel of the JPEG file, headers included"),
-    MetricSpec("psnr", "PSNR†", 2, 3, "higher",
-               "PSNR on a channel the source does not confirm (see the row's protocol note)"),
-    MetricSpec("ssim", "SSIM†", 4, 5, "higher",
-               "SSIM on a channel the source does not confirm (see the row's protocol note)"),
-    MetricSpec("lpips", "LPIPS", 4, 4, "lower", "LPIPS (pyiqa), RGB, uint8-rounded, no crop"),
-    MetricSpec("dists", "DISTS", 4, 4, "lower", "DISTS (pyiqa), RGB, uint8-rounded, no crop"),
-)
 #: Columns of a measured row besides the metrics.
 _MEASURED_EXTRA = ("delta", "budget", "images", "draws", "params", "seconds")
 

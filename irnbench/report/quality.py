@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from irnbench.rd import BDRateUndefined, bd_rate
 from irnbench.report.charts import png_data_uri
+from irnbench.results import METRICS
 
 __all__ = ["codec_methods", "rd_curves", "rd_figure", "quality_matrix_tables"]
 
 #: The metric pair each matrix cell shows: (main, secondary) per kind of table.
 _CELL = {"rd": ("psnr_y", "bpp"), "plain": ("psnr_y", "ssim_y")}
-_DIGITS = {"psnr_y": 2, "psnr_rgb": 2, "ssim_y": 4, "bpp": 3, "psnr": 2, "ssim": 4}
+_DIGITS = {m.key: m.digits for m in METRICS}
 #: Paper rows whose channel is unconfirmed carry ``psnr``/``ssim`` instead of the Y columns.
 _FALLBACK = {"psnr_y": "psnr", "ssim_y": "ssim"}
 
@@ -126,6 +128,189 @@ def _bd_cell(anchor: list[dict], test: list[dict], key: str) -> dict[str, Any]:
             "reason": "", "value": v}
 
 
+def _footnote(footnotes: list[str], note: str) -> int:
+    """The 1-based number of ``note`` among the table's footnotes (appended when new)."""
+    if note not in footnotes:
+        footnotes.append(note)
+    return footnotes.index(note) + 1
+
+
+def _method_names(summary: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """Each measured method's display label and weights (first row of the method wins)."""
+    labels: dict[str, str] = {}
+    weights: dict[str, str] = {}
+    if len(summary):
+        for rec in summary.to_dict(orient="records"):
+            labels.setdefault(str(rec["method"]), str(rec.get("label") or rec["method"]))
+            w = rec.get("weights")
+            weights.setdefault(str(rec["method"]), w if isinstance(w, str) else "")
+    return labels, weights
+
+
+@dataclass
+class _Matrix:
+    """One method × quality matrix being built: its key, curves and column layout."""
+
+    task: str
+    setting: str
+    dataset: str
+    methods: dict[str, list[dict[str, Any]]]  #: method → points sorted by quality
+    codecs: set[str]
+    labels: dict[str, str]
+    weights: dict[str, str]
+    qualities: list[int]  #: every quality measured
+    cols: list[int] = field(default_factory=list)  #: the qualities shown as columns
+    anchor: str | None = None  #: the codec curve BD-rates are measured against
+    footnotes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "rd" if self.anchor is not None else "plain"
+
+    @property
+    def main(self) -> str:
+        return _CELL[self.kind][0]
+
+    @property
+    def second(self) -> str:
+        return _CELL[self.kind][1]
+
+
+def _matrix(key: tuple, methods: dict[str, list[dict[str, Any]]], codecs: set[str],
+            labels: dict[str, str], weights: dict[str, str]) -> _Matrix | None:
+    """The matrix of one (task, setting, dataset); ``None`` under two qualities."""
+    qualities = sorted({p["quality"] for pts in methods.values() for p in pts})
+    if len(qualities) < 2:
+        return None
+    mx = _Matrix(*key, methods, codecs, labels, weights, qualities)
+    mx.anchor = next((m for m in methods if m in codecs), None)
+    # Columns: the qualities the non-codec methods share with others (a codec's extra sweep
+    # points are in the plot); all of them when only codecs were measured.
+    others = [m for m in methods if m not in codecs]
+    mx.cols = sorted({p["quality"] for m in others for p in methods[m]}) if others else qualities
+    return mx
+
+
+def _best_per_column(mx: _Matrix) -> dict[int, float | None]:
+    """The best main-metric value per column among measured rows (``None``: fewer than two)."""
+    best = {}
+    for q in mx.cols:
+        vals = [p[mx.main] for pts in mx.methods.values() for p in pts
+                if p["quality"] == q and p[mx.main] is not None]
+        best[q] = max(vals) if len(vals) > 1 else None
+    return best
+
+
+def _bd_cells(mx: _Matrix, m: str, pts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A measured row's BD-rate cells (Y and RGB PSNR) against the anchor, reasons footnoted."""
+    if m == mx.anchor:
+        return [{"text": "anchor", "cls": "num", "reason": ""}] * 2
+    cells = [_bd_cell(mx.methods[mx.anchor], pts, k) for k in ("psnr_y", "psnr_rgb")]
+    for c in cells:
+        if c["reason"]:
+            c["fn"] = _footnote(mx.footnotes,
+                                f"{mx.labels.get(m, m)}: BD-rate n/a — {c['reason']}")
+    return cells
+
+
+def _measured_rows(mx: _Matrix) -> list[dict[str, Any]]:
+    """One row per measured method, strongest first (see ``_strength``)."""
+    best = _best_per_column(mx)
+    main, second = mx.main, mx.second
+    rows = []
+    for m, pts in mx.methods.items():
+        by_q = {p["quality"]: p for p in pts}
+        cells = []
+        for q in mx.cols:
+            p = by_q.get(q)
+            v = None if p is None else p[main]
+            cells.append({"text": _fmt(v, main),
+                          "sub": "" if p is None else _fmt(p[second], second),
+                          "bold": v is not None and best[q] is not None and v == best[q],
+                          "cls": "num"})
+        rows.append({"kind": "measured", "method": m, "label": mx.labels.get(m, m),
+                     "weights": mx.weights.get(m, ""), "codec": m in mx.codecs,
+                     "cells": cells, "bd": _bd_cells(mx, m, pts) if mx.kind == "rd" else []})
+    rows.sort(key=_strength)
+    return rows
+
+
+def _strength(r: dict[str, Any]) -> tuple:
+    """Sort key, strongest first: BD-rate (lower better) where defined, else the mean of the
+    main metric; codec rows last."""
+    bd = r["bd"][0].get("value") if r["bd"] else None
+    vals = [_num(c["text"]) for c in r["cells"] if c["text"]]
+    mean = sum(vals) / len(vals) if vals else -math.inf
+    return (r["codec"], bd is None, bd if bd is not None else -mean)
+
+
+def _paper_cells(mx: _Matrix, by_q: dict[int, dict]) -> tuple[list[dict[str, Any]], bool]:
+    """A paper row's cells, and whether one fell back to an unconfirmed channel (†)."""
+    main, second = mx.main, mx.second
+    cells, dagger = [], False
+    for q in mx.cols:
+        rec = by_q.get(q, {})
+        v, k = _num(rec.get(main)), main
+        if v is None and main in _FALLBACK:
+            k = _FALLBACK[main]
+            v = _num(rec.get(k))
+            dagger = dagger or v is not None
+        s_key = second if _num(rec.get(second)) is not None else _FALLBACK.get(second, second)
+        cells.append({"text": _fmt(v, k) + ("†" if v is not None and k != main else ""),
+                      "sub": _fmt(_num(rec.get(s_key)), s_key), "cls": "num", "bold": False})
+    return cells, dagger
+
+
+def _paper_rows(mx: _Matrix, paper: pd.DataFrame) -> list[dict[str, Any]]:
+    """The paper-reported rows of the matrix's task, setting and dataset (case-insensitive)."""
+    if not len(paper):
+        return []
+    sel = paper[(paper["task"].astype(str) == mx.task)
+                & (paper["setting"].astype(str) == mx.setting)
+                & (paper["dataset"].astype(str).str.lower() == mx.dataset.lower())]
+    groups: dict[tuple, dict[int, dict]] = {}
+    for rec in sel.to_dict(orient="records"):
+        q = _q(rec.get("quality"))
+        if q is None:
+            continue
+        groups.setdefault((str(rec.get("method")), str(rec.get("label")),
+                           str(rec.get("reference") or ""), str(rec.get("notes") or "")),
+                          {})[q] = rec
+    rows = []
+    for (m, label, ref, note), by_q in groups.items():
+        fn = _footnote(mx.footnotes, note) if note else None
+        cells, dagger = _paper_cells(mx, by_q)
+        rows.append({"kind": "paper", "method": m, "label": label, "weights": "as published",
+                     "ref": ref, "fn": fn, "codec": False, "cells": cells, "dagger": dagger,
+                     "bd": [{"text": "", "cls": "num", "reason": ""}] * 2
+                     if mx.kind == "rd" else []})
+    return rows
+
+
+def _table(mx: _Matrix, rows: list[dict[str, Any]], plots: bool, index: int) -> dict[str, Any]:
+    """The template's dict of one matrix (with its RD figure when asked for and bpp exists)."""
+    has_bpp = any(p["bpp"] is not None for pts in mx.methods.values() for p in pts)
+    figure = None
+    if plots and has_bpp:
+        figure = rd_figure(mx.methods, mx.codecs, f"{mx.task} {mx.setting} · {mx.dataset}")
+    main_label = {"psnr_y": "PSNR-Y"}[mx.main]
+    second_label = {"bpp": "bpp", "ssim_y": "SSIM-Y"}[mx.second]
+    return {
+        "task": mx.task, "setting": mx.setting, "dataset": mx.dataset,
+        "title": f"{mx.task} · {mx.setting} · {mx.dataset}: method × JPEG quality",
+        "kind": mx.kind,
+        "qualities": mx.cols,
+        "cell_label": f"{main_label} (dB), {second_label} below",
+        "anchor": mx.labels.get(mx.anchor, mx.anchor) if mx.anchor else None,
+        "rows": rows,
+        "footnotes": mx.footnotes,
+        "dagger": any(r.get("dagger") for r in rows),
+        "figure": figure,
+        "extra_points": sorted(set(mx.qualities) - set(mx.cols)),
+        "id": f"q-{index}",
+    }
+
+
 def quality_matrix_tables(
     df: pd.DataFrame,
     summary: pd.DataFrame,
@@ -137,126 +322,14 @@ def quality_matrix_tables(
     ``df`` is the merged frame (paper-reported rows are read from it), ``summary`` the set-level
     table of its measured rows.
     """
-    curves = rd_curves(summary)
     codecs = codec_methods(metas) or {"jpeg"}
     paper = df[df["source"] != "measured"] if len(df) else df
-    labels: dict[str, str] = {}
-    weights: dict[str, str] = {}
-    if len(summary):
-        for rec in summary.to_dict(orient="records"):
-            labels.setdefault(str(rec["method"]), str(rec.get("label") or rec["method"]))
-            w = rec.get("weights")
-            weights.setdefault(str(rec["method"]), w if isinstance(w, str) else "")
+    labels, weights = _method_names(summary)
     tables = []
-    for (task, setting, ds), methods in curves.items():
-        qualities = sorted({p["quality"] for pts in methods.values() for p in pts})
-        if len(qualities) < 2:
+    for key, methods in rd_curves(summary).items():
+        mx = _matrix(key, methods, codecs, labels, weights)
+        if mx is None:
             continue
-        has_bpp = any(p["bpp"] is not None for pts in methods.values() for p in pts)
-        anchor = next((m for m in methods if m in codecs), None)
-        kind = "rd" if anchor is not None else "plain"
-        main, second = _CELL[kind]
-        # Columns: the qualities the non-codec methods share with others (a codec's extra sweep
-        # points are in the plot); all of them when only codecs were measured.
-        others = [m for m in methods if m not in codecs]
-        cols = sorted({p["quality"] for m in others for p in methods[m]}) if others else qualities
-        # best per column among measured rows
-        best = {}
-        for q in cols:
-            vals = [p[main] for pts in methods.values() for p in pts
-                    if p["quality"] == q and p[main] is not None]
-            best[q] = max(vals) if len(vals) > 1 else None
-        footnotes: list[str] = []
-        rows = []
-        for m, pts in methods.items():
-            by_q = {p["quality"]: p for p in pts}
-            cells = []
-            for q in cols:
-                p = by_q.get(q)
-                v = None if p is None else p[main]
-                cells.append({"text": _fmt(v, main),
-                              "sub": "" if p is None else _fmt(p[second], second),
-                              "bold": v is not None and best[q] is not None and v == best[q],
-                              "cls": "num"})
-            row = {"kind": "measured", "method": m, "label": labels.get(m, m),
-                   "weights": weights.get(m, ""), "codec": m in codecs, "cells": cells,
-                   "bd": []}
-            if kind == "rd":
-                if m == anchor:
-                    row["bd"] = [{"text": "anchor", "cls": "num", "reason": ""}] * 2
-                else:
-                    row["bd"] = [_bd_cell(methods[anchor], pts, k)
-                                 for k in ("psnr_y", "psnr_rgb")]
-                    for c in row["bd"]:
-                        if c["reason"]:
-                            note = f"{labels.get(m, m)}: BD-rate n/a — {c['reason']}"
-                            if note not in footnotes:
-                                footnotes.append(note)
-                            c["fn"] = footnotes.index(note) + 1
-            rows.append(row)
-        # strongest first: BD-rate (lower better) where defined, else mean of the main metric
-        def strength(r, _cols=cols):
-            bd = r["bd"][0].get("value") if r["bd"] else None
-            vals = [_num(c["text"]) for c in r["cells"] if c["text"]]
-            mean = sum(vals) / len(vals) if vals else -math.inf
-            return (r["codec"], bd is None, bd if bd is not None else -mean)
-
-        rows.sort(key=strength)
-        # paper-reported rows of the same task, setting and dataset
-        if len(paper):
-            sel = paper[(paper["task"].astype(str) == task)
-                        & (paper["setting"].astype(str) == setting)
-                        & (paper["dataset"].astype(str).str.lower() == ds.lower())]
-            groups: dict[tuple, dict[int, dict]] = {}
-            for rec in sel.to_dict(orient="records"):
-                q = _q(rec.get("quality"))
-                if q is None:
-                    continue
-                groups.setdefault((str(rec.get("method")), str(rec.get("label")),
-                                   str(rec.get("reference") or ""), str(rec.get("notes") or "")),
-                                  {})[q] = rec
-            for (m, label, ref, note), by_q in groups.items():
-                fn = None
-                if note:
-                    if note not in footnotes:
-                        footnotes.append(note)
-                    fn = footnotes.index(note) + 1
-                cells, dagger = [], False
-                for q in cols:
-                    rec = by_q.get(q, {})
-                    v, k = _num(rec.get(main)), main
-                    if v is None and main in _FALLBACK:
-                        k = _FALLBACK[main]
-                        v = _num(rec.get(k))
-                        dagger = dagger or v is not None
-                    s_key = second if _num(rec.get(second)) is not None else _FALLBACK.get(second,
-                                                                                          second)
-                    cells.append({"text": _fmt(v, k) + ("†" if v is not None and k != main
-                                                        else ""),
-                                  "sub": _fmt(_num(rec.get(s_key)), s_key), "cls": "num",
-                                  "bold": False})
-                rows.append({"kind": "paper", "method": m, "label": label, "weights":
-                             "as published", "ref": ref, "fn": fn, "codec": False,
-                             "cells": cells, "dagger": dagger,
-                             "bd": [{"text": "", "cls": "num", "reason": ""}] * 2
-                             if kind == "rd" else []})
-        figure = None
-        if plots and has_bpp:
-            figure = rd_figure(methods, codecs, f"{task} {setting} · {ds}")
-        main_label = {"psnr_y": "PSNR-Y"}[main]
-        second_label = {"bpp": "bpp", "ssim_y": "SSIM-Y"}[second]
-        tables.append({
-            "task": task, "setting": setting, "dataset": ds,
-            "title": f"{task} · {setting} · {ds}: method × JPEG quality",
-            "kind": kind,
-            "qualities": cols,
-            "cell_label": f"{main_label} (dB), {second_label} below",
-            "anchor": labels.get(anchor, anchor) if anchor else None,
-            "rows": rows,
-            "footnotes": footnotes,
-            "dagger": any(r.get("dagger") for r in rows),
-            "figure": figure,
-            "extra_points": sorted(set(qualities) - set(cols)),
-            "id": f"q-{len(tables)}",
-        })
+        rows = _measured_rows(mx) + _paper_rows(mx, paper)
+        tables.append(_table(mx, rows, plots, len(tables)))
     return tables

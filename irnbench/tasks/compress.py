@@ -15,10 +15,11 @@ from irnbench.metrics import psnr, ssim
 from irnbench.protocol import (
     COMPRESS_CROP,
     COMPRESS_DRAWS,
+    COMPRESS_QUALITIES,
     COMPRESS_SCALE,
     JPEG_ANCHOR_QUALITIES,
-    JPEG_QUALITIES,
     PROTOCOL_TEXT,
+    SSIM_WINDOW,
 )
 from irnbench.tasks.rescale import ScaledTask, parse_qualities, parse_scale
 
@@ -50,7 +51,7 @@ class CompressTask(ScaledTask):
         return [{"scale": COMPRESS_SCALE}]
 
     def normalize_setting(self, scale: int = COMPRESS_SCALE, jpeg: Any = None) -> dict[str, Any]:
-        qs = parse_qualities(jpeg) or JPEG_QUALITIES
+        qs = parse_qualities(jpeg) or COMPRESS_QUALITIES
         return {"scale": parse_scale(self.name, scale), "jpeg": tuple(qs)}
 
     def protocol(self) -> str:
@@ -61,8 +62,8 @@ class CompressTask(ScaledTask):
         return COMPRESS_CROP
 
     def min_size(self) -> int:
-        # The SSIM window (11) must fit after the crop, and the LR must be at least 8 px.
-        return max(2 * self.crop_border + 11, 8 * self.scale)
+        # The SSIM window must fit after the crop, and the LR must be at least 8 px.
+        return max(2 * self.crop_border + SSIM_WINDOW, 8 * self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities]

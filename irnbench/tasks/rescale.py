@@ -12,6 +12,7 @@ from irnbench.ops.imresize import imresize
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import (
     PROTOCOL_TEXT,
+    SSIM_WINDOW,
     STOCHASTIC_DRAWS,
     modcrop_multiple,
     rescale_crop_border,
@@ -126,8 +127,8 @@ class RescaleTask(ScaledTask):
         return rescale_crop_border(self.scale)
 
     def min_size(self) -> int:
-        # After cropping s px on each side the SSIM window (11) must still fit.
-        return max(2 * self.crop_border + 11, 4 * self.scale)
+        # After cropping s px on each side the SSIM window must still fit.
+        return max(2 * self.crop_border + SSIM_WINDOW, 4 * self.scale)
 
     def conditions(self) -> list[dict[str, Any]]:
         return [{"quality": q} for q in self.qualities] or [{}]

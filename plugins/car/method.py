@@ -54,7 +54,7 @@ the slim ``cpu`` configuration (not the paper's model) within about an hour on t
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,9 @@ import torch.nn.functional as F
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, Preset
-from irnbench.ops.tiling import tiled
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import config_overrides, option, overridden, tile_option
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
@@ -75,9 +77,6 @@ from .sampler import adaptive_grid_sample
 __all__ = ["CAR", "SCALES", "offset_loss", "tv_loss"]
 
 SCALES = (2, 4)
-#: Restorations with more HR pixels than this run tiled (bounded memory; ``tile=`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-AUTO_TILE_HR = 512
 
 CAR_SOURCE = f"CAR paper as quoted by {IRN_TABLE1}"
 
@@ -119,6 +118,18 @@ def _paper_preset(name: str, iterations: int, batch: int, crop: int) -> Preset:
         gamma=_DECADE_GAMMA, val_every=1000, checkpoint_every=1000,
         options={"config": "paper"},
     )
+
+
+@dataclass(frozen=True)
+class _CAROptions(BaseOptions):
+    """CAR's options: the configuration (and overrides of its fields), the loss weights, the
+    sampler's chunking and ``restore``'s tiling (HR tile side)."""
+
+    config: str = option("paper", "model size", choices=CONFIGS)
+    lambda_tv: float = option(0.005, "weight of the offsets' total variation loss")
+    lambda_offset: float = option(0.001, "weight of the offset magnitude loss")
+    chunk_taps: int | None = option(None, "sampler taps per chunk (none or 0: automatic)")
+    tile: int = tile_option()
 
 
 def offset_loss(offsets_h: torch.Tensor, offsets_v: torch.Tensor) -> torch.Tensor:
@@ -186,24 +197,17 @@ class CAR(Method):
     #: The authors' ×2 / ×4 releases (``irnbench weights import car kgn.pth usn.pth ...``).
     official_weights = CAR_OFFICIAL
 
-    _FIELDS = tuple(f.name for f in fields(CARConfig))
-    option_names = ("config", "lambda_tv", "lambda_offset", "chunk_taps", "tile", *_FIELDS)
+    Options = config_overrides(CARConfig, _CAROptions, "Options")
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(f"car supports rescale ×2 and ×4; got {task!r}")
         self.scale = int(task.setting["scale"])
-        config = options.get("config", "paper")
-        if config not in CONFIGS:
-            raise InvalidSetting(f"car config must be one of {', '.join(CONFIGS)}; got {config!r}")
-        cfg = replace(CONFIGS[config], **{k: int(options[k]) for k in self._FIELDS
-                                          if k in options})
-        self.lambda_tv = float(options.get("lambda_tv", 0.005))
-        self.lambda_offset = float(options.get("lambda_offset", 0.001))
-        chunk = options.get("chunk_taps")
-        self.chunk_taps = int(chunk) if chunk else None
-        self._build(cfg)
+        self.lambda_tv = self.opts.lambda_tv
+        self.lambda_offset = self.opts.lambda_offset
+        self.chunk_taps = self.opts.chunk_taps or None
+        self._build(replace(CONFIGS[self.opts.config], **overridden(self.opts, CARConfig)))
 
     def _build(self, cfg: CARConfig) -> None:
         """(Re)create the networks for ``cfg`` on the current device and dtype."""
@@ -260,9 +264,7 @@ class CAR(Method):
 
     def restore(self, y: torch.Tensor, **channel_info: Any) -> torch.Tensor:
         """Quantised LR → HR via EDSR (``channel_info`` is ignored)."""
-        tile = int(self.options.get("tile", 0))
-        if tile == 0 and y.shape[-2] * y.shape[-1] * self.scale**2 > AUTO_TILE_PIXELS:
-            tile = AUTO_TILE_HR
+        tile = resolve_tile(self.opts.tile, y.shape[-2] * y.shape[-1] * self.scale**2)
         if tile:
             s = self.scale
             return tiled(self.upscaler, y, max(1, tile // s), self._tile_overlap_lr(), s)

@@ -28,7 +28,7 @@ Written from the IJCV 2022 paper, "Compression" (official code: ``IRN_model_CRM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ from torch import nn
 from irnbench.errors import InvalidSetting, WeightsNotFound
 from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.quantize import quantize
-from irnbench.ops.tiling import tiled
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import config_overrides, option, overridden, tile_option
 from irnbench.tasks.base import Task
 from irnbench.tasks.rescale import RescaleTask
 from irnbench.weights import PretrainedCfg, shipped_cfgs
@@ -52,10 +54,6 @@ __all__ = ["IRNCRM", "CRMNet", "CRMConfig", "RRDB", "CONFIGS"]
 
 #: ESRGAN's residual scaling inside and around each RRDB.
 RES_SCALE = 0.2
-#: LR images with more pixels than this run the CRM tiled (bounded memory; ``tile=`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-AUTO_TILE_LR = 512
-
 
 @dataclass(frozen=True)
 class CRMConfig:
@@ -135,6 +133,17 @@ class CRMNet(nn.Module):
         return y + out if self.cfg.residual else out
 
 
+@dataclass(frozen=True)
+class _CRMOptions(BaseOptions):
+    """irn-crm's options: the CRM configuration (and overrides of its fields), the frozen IRN,
+    tiling (IRN's, and the CRM's on LR images above ``AUTO_TILE_PIXELS``)."""
+
+    config: str = option("paper", "CRM size", choices=CONFIGS)
+    irn_weights: str = option("", "frozen IRN: '' a fresh one, 'auto' the usual lookup "
+                                  "for rescale ×s, or a weights path")
+    tile: int = tile_option()
+
+
 def _preset(name: str, config: str, irn_weights: str, **kw: Any) -> Preset:
     return Preset(name=name, options={"config": config, "irn_weights": irn_weights}, **kw)
 
@@ -178,8 +187,7 @@ class IRNCRM(Method):
     #: CRM_x2_q90.pth --task compress --scale 2``).
     official_weights = IRN_CRM_OFFICIAL
 
-    _FIELDS = tuple(f.name for f in fields(CRMConfig))
-    option_names = ("config", "irn_weights", "tile", *_FIELDS)
+    Options = config_overrides(CRMConfig, _CRMOptions, "Options")
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
@@ -188,19 +196,11 @@ class IRNCRM(Method):
                 f"irn-crm supports compress ×{', ×'.join(map(str, SCALES))}; got {task!r}"
             )
         self.scale = int(task.setting["scale"])
-        irn_opts = {"tile": options["tile"]} if "tile" in options else {}
-        self.irn = IRN(RescaleTask(scale=self.scale), **irn_opts)
+        self.irn = IRN(RescaleTask(scale=self.scale), tile=self.opts.tile)
         self.irn.requires_grad_(False)
-        config = options.get("config", "paper")
-        if config not in CONFIGS:
-            raise InvalidSetting(
-                f"irn-crm config must be one of {', '.join(CONFIGS)}; got {config!r}"
-            )
-        self._build(replace(CONFIGS[config], **{k: int(options[k]) for k in self._FIELDS
-                                                 if k in options}))
-        src = str(options.get("irn_weights") or "")
-        if src:
-            self._load_irn(src)
+        self._build(replace(CONFIGS[self.opts.config], **overridden(self.opts, CRMConfig)))
+        if self.opts.irn_weights:
+            self._load_irn(self.opts.irn_weights)
 
     @classmethod
     def supports(cls, task: Task) -> bool:
@@ -244,13 +244,15 @@ class IRNCRM(Method):
         """HR → IRN's float LR (the harness rounds it to uint8 and JPEG-codes it)."""
         return self.irn.degrade(x)
 
+    def degrade_key(self) -> str:
+        """The frozen IRN's: with the same IRN weights, ``irn`` and ``irn-crm`` send one LR."""
+        return self.irn.degrade_key()
+
     def restore_lr(self, y: torch.Tensor, quality: int) -> torch.Tensor:
         """JPEG-decoded LR → the CRM's estimate of the clean LR (float, not rounded)."""
         q = torch.full((y.shape[0],), float(quality) / 100.0, device=y.device, dtype=y.dtype)
-        tile = int(self.options.get("tile", 0))
-        if tile == 0 and y.shape[-2] * y.shape[-1] > AUTO_TILE_PIXELS:
-            tile = AUTO_TILE_LR
-        if tile > 0:
+        tile = resolve_tile(self.opts.tile, y.shape[-2] * y.shape[-1])
+        if tile:
             return tiled(lambda t: self.crm(t, q), y, tile, self.crm.radius, 1.0)
         return self.crm(y, q)
 

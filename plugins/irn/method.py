@@ -9,15 +9,17 @@ GAN stage; official issues #14, #16, #20, #22).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, Preset
-from irnbench.ops.tiling import tiled
+from irnbench.methods import ColorAugment, Method, Paper, Preset, module_fingerprint
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import option, tile_option
 from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
@@ -27,10 +29,8 @@ from .official import IRN_OFFICIAL
 
 __all__ = ["IRN", "SCALES", "paper_preset"]
 
-#: Images with more HR pixels than this run tiled (bounded memory; ``tile=`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-#: HR side of a tile, and the context (in LR pixels) kept around each tile.
-AUTO_TILE_HR = 512
+#: Context (in LR pixels) kept around each tile; images with more HR pixels than
+#: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
 TILE_OVERLAP_LR = 32
 
 #: Scales this plugin builds: ×2 [8] and ×4 [8, 8] (ECCV), ×3 [12] (learnable downsampling) and
@@ -82,7 +82,8 @@ def _cpu_preset() -> Preset:
     The higher learning rate (8e-4, linear warm-up over 100 steps, halved at 60 % and 80 %) trades
     the paper's 500k-step stability for progress within a few CPU hours; grad-norm clipping at 10
     is kept because the stacked exp() couplings explode without it (official issues #24, #35).
-    Weights trained with it are labelled as such in every table.
+    Weights trained with it are labelled as such in every table. The shipped ×2 and ×4 chains
+    start from it stopped at step 1000 (``--iterations 1000``; milestones stay at 900, 1200).
     """
     return Preset(
         name="cpu",
@@ -101,96 +102,44 @@ def _cpu_preset() -> Preset:
     )
 
 
-def _cpu_ft_preset() -> Preset:
-    """irnbench's CPU fine-tune (NOT the paper's schedule): 500 steps from the shipped ``cpu``
-    weights, the rest of the ``cpu`` schedule for weights stopped at its step 1000.
+#: The fine-tunes' shared schedule: the ``cpu`` batch and crops, fresh Adam after a 50-step
+#: warm-up, the whole held-out photo validated (``val_side=0``).
+_FT = dict(batch_size=16, crop=32, betas=(0.9, 0.999), weight_decay=1e-5, gamma=0.5, warmup=50,
+           grad_clip=10.0, val_side=0)
 
-    The ``cpu`` weights were stopped at step 1000 of 1500 for lack of CPU time (lr 4e-4 there);
-    their optimiser state was not kept, so this restarts Adam (50-step warm-up) at 4e-4 for 200
-    steps, then 2e-4 for 300, as steps 1000–1500 of ``cpu`` would have run. Measured on ``mini``
-    (not shipped): ×2 29.91 dB Y (1 z draw; the cpu weights: 29.89), ×4 28.60 (cpu: 29.49), the
-    saturated photos getting worse while the held-out (muted) validation photo improved.
-    ``cpu-ft-color`` (the same with colour augmentation) is what ships at ×2. Those runs
-    validated a 64² crop of the held-out photo, which ranked them the other way round from
-    ``mini``. The fine-tunes now validate the whole held-out photo (``val_side=0``); measured
-    afterwards, that ranks them the same way as the crop (29.60 vs 29.22 dB), since the held-out
-    ``sail`` is muted like the rest of ``mini-train``. A second 1000-step ``cpu-ft-color`` on top
-    of each (``--init``; 5 draws on ``mini``, not shipped): ×2 31.32 dB Y (saturated kodim23 and
-    tulips fell back), ×4 31.39 Y but 23.53 RGB (the LR's blue shifted by about −0.10).
+
+def _chain_presets() -> dict[str, Preset]:
+    """The fine-tunes that made the shipped weights (irnbench's own, NOT the paper's schedule).
+
+    ×2: ``cpu`` (stopped at step 1000) → ``cpu-ft-color`` → ``cpu-long`` → ``cpu-sat`` →
+    ``cpu-cast`` (12.5k steps in all); ×4: ``cpu`` (1000 steps) → ``cpu-long-plain`` (4000).
+    Each step starts from its predecessor's weights, named with ``--init`` (sha256-checked);
+    the shipped sidecars record every step's command. ``cpu-ft-color``: the rest of the ``cpu``
+    schedule (4e-4, halved after 200 of 500 steps) with colour augmentation. ``cpu-long``:
+    6k steps at the paper's 2e-4, halved at 60 % and 80 % (written for ``train --bf16``).
+    ``cpu-sat``: clipped saturation gains up to 3 (saturated colours ``mini-train`` lacks), 3k
+    steps at 1e-4. ``cpu-cast``: per-channel casts as well (bright yellows), 2k steps.
+    ``cpu-long-plain``: ``cpu-long`` without colour augmentation, 3k steps (at ×4 every colour
+    augmentation tried taught a constant colour offset). Measurements: docs/experiments.md.
     """
-    return replace(_cpu_preset(), name="cpu-ft", iterations=500, lr=4e-4, warmup=50,
-                   milestones=(200,), val_every=100, checkpoint_every=100, init_from="shipped",
-                   val_side=0)
-
-
-def _cpu_long_preset() -> Preset:
-    """irnbench's long CPU fine-tune (NOT the paper's schedule): 6k steps from the shipped weights.
-
-    For CPUs where bf16 autocast is fast (``train --bf16``; AVX-512 BF16 / AMX): the ``cpu-ft``
-    batch and crops with colour augmentation, at the paper's learning rate (2e-4 after a 50-step
-    warm-up, fresh Adam) halved at 60 % and 80 %, for twelve times the ``cpu-ft`` steps.
-    Measured at ×2 from the 1500-step weights (bf16, 57 min on one core of a Xeon with AMX; 5
-    draws on ``mini``): 32.95 / 29.71 dB Y / RGB against 31.59 / 27.77 (shipped until
-    ``cpu-cast``). It beat bicubic on six of the eight photos but broke saturated yellows
-    (kodim23 23.9, tulips 24.7).
-    """
-    return replace(_cpu_ft_preset(), name="cpu-long", iterations=6000, lr=2e-4, warmup=50,
-                   milestones=(3600, 4800), color_augment=True, val_every=1000,
-                   checkpoint_every=250)
-
-
-def _cpu_sat_preset() -> Preset:
-    """irnbench's saturated-colour CPU fine-tune (NOT the paper's schedule): 3k steps from shipped.
-
-    ``cpu-long`` with ``color_clip``: saturation gains up to 3 are applied in full and clip HR
-    values to [0, 1] (the bicubic reference recomputed from the clipped image), so the
-    training crops hold the saturated yellows and reds that ``mini-train`` lacks and that the
-    ``cpu-long`` ×2 weights break (kodim23, tulips). 1e-4 after a 50-step warm-up, halved at
-    60 % and 80 %. Measured at ×2 from the 7500-step weights (bf16, 33 min on one core of a
-    Xeon with AMX; 5 draws on ``mini``): 36.56 / 33.49 dB Y / RGB against 32.95 / 29.71; tulips
-    36.6, but kodim23 still 26.4 (bicubic 36.0).
-    """
-    return replace(_cpu_long_preset(), name="cpu-sat", iterations=3000, lr=1e-4,
-                   milestones=(1800, 2400), color_clip=True, val_every=500)
-
-
-def _cpu_cast_preset() -> Preset:
-    """``cpu-sat`` with ``color_cast``: a random offset per channel before clipping, 2k steps.
-
-    Measured first (``cpu-sat`` ×2, step 1000, 1 draw on ``mini``): clipping fixed tulips but
-    kodim23's saturated yellow still came back as green/magenta noise (24.3 dB Y against
-    bicubic's 36.0): gains and channel orders of the training colours reach no bright yellow;
-    per-channel offsets do. Meant to continue the ``cpu-sat`` weights (``--init``). Measured at
-    ×2 (bf16, 22 min on one core; 5 draws on ``mini``): 39.30 / 36.15 dB Y / RGB, every photo
-    3.8–7.1 dB Y above bicubic (kodim23 42.2), the draws within 0.02 dB; shipped (12.5k steps).
-    """
-    return replace(_cpu_sat_preset(), name="cpu-cast", iterations=2000,
-                   milestones=(1200, 1600), color_cast=True)
-
-
-def _cpu_long_sat_preset() -> Preset:
-    """``cpu-long`` with ``color_clip`` (see ``cpu-sat``), 4k steps: for the ×4 ``cpu`` weights.
-
-    Not shipped: at ×4 it taught a constant colour offset (see ``cpu-long-plain``); stopped at
-    step 2250, when the LR's blue sat 0.17 below bicubic on every photo.
-    """
-    return replace(_cpu_long_preset(), name="cpu-long-sat", iterations=4000,
-                   milestones=(2400, 3200), color_clip=True)
-
-
-def _cpu_long_plain_preset() -> Preset:
-    """``cpu-long`` without colour augmentation, 3k steps: for the ×4 ``cpu`` weights.
-
-    At ×4 every colour augmentation tried so far (``cpu-ft-color``; ``cpu-long-sat``, probed
-    at its steps 500–1500) taught the network a constant colour offset: LR G +0.05 and B −0.11
-    against bicubic on every photo (training ones too), and restored HR B +0.05 to +0.09, so
-    RGB-PSNR fell while Y-PSNR rose (step 1000: 30.67 / 24.71 dB Y / RGB, 1 draw). A 300-step
-    probe of this preset showed no such offset. Measured at ×4 from the 1000-step ``cpu``
-    weights (bf16, 50 min on one core; 5 draws on ``mini``): 31.97 / 28.40 dB Y / RGB against
-    29.49 / 26.33, 3.12 dB Y above bicubic; shipped (4000 steps in all).
-    """
-    return replace(_cpu_long_preset(), name="cpu-long-plain", iterations=3000,
-                   milestones=(1800, 2400), color_augment=False)
+    color = ColorAugment()
+    return {
+        "cpu-ft-color": Preset(name="cpu-ft-color", iterations=500, lr=4e-4, milestones=(200,),
+                               val_every=100, checkpoint_every=100, color=color,
+                               continues="cpu", **_FT),
+        "cpu-long": Preset(name="cpu-long", iterations=6000, lr=2e-4, milestones=(3600, 4800),
+                           val_every=1000, checkpoint_every=250, color=color,
+                           continues="cpu-ft-color", **_FT),
+        "cpu-sat": Preset(name="cpu-sat", iterations=3000, lr=1e-4, milestones=(1800, 2400),
+                          val_every=500, checkpoint_every=250, color=ColorAugment(clip=True),
+                          continues="cpu-long", **_FT),
+        "cpu-cast": Preset(name="cpu-cast", iterations=2000, lr=1e-4, milestones=(1200, 1600),
+                           val_every=500, checkpoint_every=250,
+                           color=ColorAugment(clip=True, cast=True), continues="cpu-sat", **_FT),
+        "cpu-long-plain": Preset(name="cpu-long-plain", iterations=3000, lr=2e-4,
+                                 milestones=(1800, 2400), val_every=1000, checkpoint_every=250,
+                                 continues="cpu", **_FT),
+    }
 
 
 class IRN(Method):
@@ -219,18 +168,7 @@ class IRN(Method):
         # same schedule on 144² crops (a multiple of 3).
         "paper": paper_preset(batch_size=16),
         "cpu": _cpu_preset(),
-        "cpu-ft": _cpu_ft_preset(),
-        # The same with colour augmentation (random channel order, saturation gain): it keeps
-        # the saturated photos the muted training set never shows (×2 on mini, 1 z draw:
-        # 31.60 dB Y against 29.91 without it; kodim23 29.2 against 22.1). At ×4 it gave
-        # 30.92 dB Y but 23.84 RGB (a colour error on every photo; the cpu weights: 29.49 /
-        # 26.33), so ×4 went on without colour augmentation (cpu-long-plain).
-        "cpu-ft-color": replace(_cpu_ft_preset(), name="cpu-ft-color", color_augment=True),
-        "cpu-long": _cpu_long_preset(),
-        "cpu-sat": _cpu_sat_preset(),
-        "cpu-cast": _cpu_cast_preset(),
-        "cpu-long-sat": _cpu_long_sat_preset(),
-        "cpu-long-plain": _cpu_long_plain_preset(),
+        **_chain_presets(),
         # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8; at ×3 the trainer
         # rounds it down to 30.
         "smoke": Preset(
@@ -246,12 +184,27 @@ class IRN(Method):
             checkpoint_every=2,
         ),
     }
-    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
+    preset_notes = {
+        "cpu-ft-color": "×2 chain, step 2 of 5",
+        "cpu-long": "×2 chain, step 3 of 5",
+        "cpu-sat": "×2 chain, step 4 of 5",
+        "cpu-cast": "×2 chain, step 5 of 5 (shipped)",
+        "cpu-long-plain": "×4 chain, step 2 of 2 (shipped)",
+    }
+    #: Weights shipped in ``weights/`` (irnbench CPU runs; their JSON sidecars hold each chain).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn")
     #: The authors' ×2/×3/×4/×8 releases (``irnbench weights import irn IRN_x4.pth ...``).
     official_weights = IRN_OFFICIAL
 
-    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "train_temperature", "tile")
+    @dataclass(frozen=True)
+    class Options(BaseOptions):
+        """IRN's options: the training loss weights and tiling."""
+
+        lambda_fit: float | None = option(None, "weight of the LR guidance loss (default: s²)")
+        lambda_ce: float = option(1.0, "weight of the latent (Gaussian CE) loss")
+        lambda_rec: float = option(1.0, "weight of the HR reconstruction loss")
+        train_temperature: float = option(1.0, "temperature of z in the training inverse pass")
+        tile: int = tile_option()
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
@@ -262,10 +215,11 @@ class IRN(Method):
             )
         self.scale = int(task.setting["scale"])
         self.net = InvRescaleNet(self.scale)
-        self.lambda_fit = float(options.get("lambda_fit", self.scale**2))
-        self.lambda_ce = float(options.get("lambda_ce", 1.0))
-        self.lambda_rec = float(options.get("lambda_rec", 1.0))
-        self.train_temperature = float(options.get("train_temperature", 1.0))
+        fit = self.opts.lambda_fit
+        self.lambda_fit = float(self.scale**2 if fit is None else fit)
+        self.lambda_ce = self.opts.lambda_ce
+        self.lambda_rec = self.opts.lambda_rec
+        self.train_temperature = self.opts.train_temperature
 
     @classmethod
     def supports(cls, task: Task) -> bool:
@@ -282,14 +236,8 @@ class IRN(Method):
 
     # -- the two halves ----------------------------------------------------------------------
     def _use_tiles(self, hr_pixels: int) -> int:
-        """HR tile side for an image: option ``tile`` (> 0: that side; < 0: never tile; 0, the
-        default: ``AUTO_TILE_HR`` tiles for images above ``AUTO_TILE_PIXELS``)."""
-        tile = int(self.options.get("tile", 0))
-        if tile < 0:
-            return 0
-        if tile == 0 and hr_pixels > AUTO_TILE_PIXELS:
-            return AUTO_TILE_HR
-        return tile
+        """HR tile side for an image (0: untiled); see ``irnbench.ops.tiling.resolve_tile``."""
+        return resolve_tile(self.opts.tile, hr_pixels)
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
         """HR B×3×H×W → float LR B×3×H/s×W/s (first 3 forward channels, not quantised)."""
@@ -298,6 +246,11 @@ class IRN(Method):
             s = self.scale
             return tiled(lambda t: self.net(t)[:, :3], x, tile, TILE_OVERLAP_LR * s, 1 / s, s)
         return self.net(x)[:, :3]
+
+    def degrade_key(self) -> str:
+        """The forward pass is fixed by the scale, the tiling and the network's weights."""
+        tile = self.opts.tile
+        return f"irn-forward x{self.scale} tile={tile} {module_fingerprint(self.net)}"
 
     def latent_shape(self, y: torch.Tensor) -> tuple[int, ...]:
         """Shape of z for an LR batch: B×(3s² − 3)×h×w."""

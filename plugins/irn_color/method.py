@@ -15,7 +15,7 @@ x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, Preset
-from irnbench.ops.tiling import tiled
+from irnbench.ops.tiling import resolve_tile, tiled
+from irnbench.options import Options as BaseOptions
+from irnbench.options import option, tile_option
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
 from irnbench_plugins.irn.method import paper_preset
@@ -33,10 +35,8 @@ from .official import IRN_COLOR_OFFICIAL
 
 __all__ = ["IRNColor"]
 
-#: Images with more pixels than this run tiled (bounded memory; option ``tile`` overrides).
-AUTO_TILE_PIXELS = 1024 * 1024
-#: Side of a tile and the context kept around it, in pixels.
-AUTO_TILE = 512
+#: Context kept around each tile, in pixels; images with more pixels than
+#: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
 TILE_OVERLAP = 32
 
 
@@ -47,7 +47,8 @@ def _cpu_preset() -> Preset:
     much as an IRN ×2 step on four times the pixels, so the batch is small to keep the run near an
     hour on two cores. A higher learning rate than the paper's (8e-4 after a 100-step warm-up,
     halved at 60 % and 80 %) buys progress within that budget; grad-norm clipping at 10 is kept.
-    Weights trained with it are labelled as such in every table.
+    Weights trained with it are labelled as such in every table. The shipped weights ran it for
+    2000 steps (``--iterations 2000``). Fine-tunes tried and not shipped: docs/experiments.md.
     """
     return Preset(
         name="cpu",
@@ -66,99 +67,10 @@ def _cpu_preset() -> Preset:
     )
 
 
-def _cpu_ft_preset() -> Preset:
-    """irnbench's CPU fine-tune (NOT the paper's schedule): 2k more steps from the shipped
-    ``cpu`` weights, with colour augmentation.
-
-    Why: the ``cpu`` weights (2k steps on ``mini-train``, mostly muted photos) lose the grey
-    guide on saturated colours (grey PSNR 26–29 dB on ``mini``'s saturated photos, 36–42 on the
-    muted ones). Random channel orders and saturation gains (``Preset.color_augment``, guide
-    recomputed) widen the colours seen in training. 4e-4 after a 50-step warm-up (fresh Adam),
-    halved at 60 % and 80 %. Measured, not shipped: the held-out validation (a 64² crop of one
-    photo) rose from 19.02 to 22.61 dB, but on ``mini`` it gave 19.92 dB RGB, below the grey
-    floor (20.34) and the ``cpu`` weights (21.96), with worse grey fidelity on saturated photos.
-    It now validates the whole held-out photo (``val_side=0``), not a 64² crop; that photo is
-    still a muted one.
-    """
-    return replace(_cpu_preset(), name="cpu-ft", iterations=2000, lr=4e-4, warmup=50,
-                   milestones=(1200, 1600), color_augment=True, init_from="shipped",
-                   val_side=0)
-
-
-def _cpu_long_preset() -> Preset:
-    """irnbench's long CPU fine-tune (NOT the paper's schedule): 2.4k steps from the shipped
-    ``cpu`` weights, batch 4 of 64² crops (four times the ``cpu`` pixels per step), no colour
-    augmentation (``cpu-ft`` showed it hurts here).
-
-    For CPUs where bf16 autocast is fast (``train --bf16``; AVX-512 BF16 / AMX; about 2 s a
-    step on one core there). 2e-4 after a 50-step warm-up (fresh Adam), halved at 60 % and 80 %.
-    Measured on ``mini`` (bf16, 78 min on one core; not shipped): 21.31 dB RGB, grey PSNR 32.70,
-    against the ``cpu`` weights' 21.96 / 31.59; the whole held-out photo went 17.92 → 17.66 dB.
-    """
-    return replace(_cpu_preset(), name="cpu-long", iterations=2400, crop=64, lr=2e-4,
-                   warmup=50, milestones=(1440, 1920), val_every=500, checkpoint_every=250,
-                   init_from="shipped", val_side=0)
-
-
-#: "Proxy" below: ``irnbench run --task decolorize`` on ``mini`` box-downscaled to half size
-#: (a quick check while training; the shipped ``cpu`` weights score 21.99 dB RGB there, TAR's
-#: 22.92, against 21.96 / 23.33 on ``mini`` itself). Every run: bf16 autocast, one core.
-
-
-def _cpu_more_preset() -> Preset:
-    """irnbench's CPU fine-tune (NOT the paper's schedule): 4k more steps from the shipped
-    ``cpu`` weights, batch 8 of 32² crops, 2e-4 after a 50-step warm-up (fresh Adam), halved at
-    60 % and 80 %, no colour augmentation.
-
-    Measured (proxy, RGB): 19.66 dB at step 500, 20.22 at 1000, 21.31 at 2000, 20.89 at 2500,
-    all below the 21.99 it started from (a fresh optimiser's dip, climbing back about 1 dB per
-    1000 steps); stopped at 2500 for ``cpu-big``, which passed it within 500 steps.
-    """
-    return replace(_cpu_preset(), name="cpu-more", iterations=4000, batch_size=8, lr=2e-4,
-                   warmup=50, milestones=(2400, 3200), val_every=500, checkpoint_every=250,
-                   init_from="shipped", val_side=0)
-
-
-def _cpu_sat_preset() -> Preset:
-    """``cpu-more`` with colour augmentation that keeps the hues (NOT the paper's schedule):
-    saturation gains up to 3 applied in full and clipped (``Preset.color_clip``), no channel
-    reordering (``color_permute=False``) and no casts.
-
-    Why: ``mini-train`` is muted, and five of ``mini``'s eight photos are saturated. Measured
-    (proxy): 19.69 dB RGB at step 500, 19.44 at 1000, then stopped. The saturated photos gained
-    (coffee +2.7 dB, astronaut +1.6) and the muted ones lost far more (airplane 31.2 → 20.2:
-    colour painted onto a nearly grey photo), because the weights colour from a learned prior,
-    not from colour hidden in the grey (``scripts/decolorize_hidden_colour.py``). TAR's
-    ``cpu-sat`` did the same at a smaller scale (23.09 against its 23.33 on ``mini``); with
-    reordered channels and casts as well (TAR ``cpu-cast``) TAR fell to 19.07.
-    """
-    return replace(_cpu_more_preset(), name="cpu-sat", color_augment=True, color_clip=True,
-                   color_permute=False)
-
-
-def _cpu_big_preset() -> Preset:
-    """The ``cpu`` recipe with twice the batch and twice the shipped weights' 2000 steps, from
-    scratch (NOT the paper's schedule): 4k steps of 8 × 32² crops, 8e-4 after a 100-step
-    warm-up, halved at 60 % and 80 % — four times the shipped ``cpu`` weights' training pixels.
-
-    Measured (proxy, RGB; 74 min): 22.33 dB at step 500, 22.40 at 1000, 22.74 at 2000 (past
-    the shipped ``cpu`` weights' 21.99 and every fine-tune of them), then 21.69, 20.67, 19.60
-    and 20.40 at steps 2500–4000, while the training loss stayed flat: not shipped. Its grey
-    carried colour only for a while (``scripts/decolorize_hidden_colour.py``: +1.10 dB over the
-    plain luma at step 2000, −0.19 at 3500). A second seed scored 22.83 at step 500 (stopped
-    there for CPU time): seeds alone move it by half a dB.
-    """
-    return replace(_cpu_preset(), name="cpu-big", iterations=4000, batch_size=8,
-                   milestones=(2400, 3200), val_every=500, val_side=0)
-
-
 class IRNColor(Method):
     """IRN-Color: invertible decolorization (grey = forward channel 0) and colorization (inverse).
 
-    Constructor options (all optional): ``lambda_fit`` (3), ``lambda_ce`` (1), ``lambda_rec`` (1),
-    ``temperature`` (0: z = 0 at test, the official default), ``train_temperature`` (0: z = 0 in
-    the training inverse pass), ``blocks`` (8), ``tile`` (0: tile images above
-    ``AUTO_TILE_PIXELS``; > 0: that tile side; < 0: never tile).
+    Constructor options: see ``IRNColor.Options``.
     """
 
     name = "irn-color"
@@ -176,11 +88,6 @@ class IRNColor(Method):
         # Official train_IRN_color.yml: batch 8, crop 144.
         "paper": paper_preset(batch_size=8),
         "cpu": _cpu_preset(),
-        "cpu-ft": _cpu_ft_preset(),
-        "cpu-long": _cpu_long_preset(),
-        "cpu-more": _cpu_more_preset(),
-        "cpu-sat": _cpu_sat_preset(),
-        "cpu-big": _cpu_big_preset(),
         # Wiring check only (seconds).
         "smoke": Preset(
             name="smoke",
@@ -200,29 +107,33 @@ class IRNColor(Method):
     #: The authors' release (``irnbench weights import irn-color IRN_color.pth ...``).
     official_weights = IRN_COLOR_OFFICIAL
 
-    option_names = ("lambda_fit", "lambda_ce", "lambda_rec", "temperature", "train_temperature",
-                    "blocks", "tile")
+    @dataclass(frozen=True)
+    class Options(BaseOptions):
+        """IRN-Color's options: loss weights, z temperatures, depth and tiling."""
+
+        lambda_fit: float = option(3.0, "weight of the grey guidance loss")
+        lambda_ce: float = option(1.0, "weight of the latent (Gaussian CE) loss")
+        lambda_rec: float = option(1.0, "weight of the colour reconstruction loss")
+        temperature: float = option(0.0, "z temperature at test (0: z = 0, the official default)")
+        train_temperature: float = option(0.0, "z temperature in the training inverse pass")
+        blocks: int = option(8, "invertible blocks")
+        tile: int = tile_option()
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
         if not self.supports(task):
             raise InvalidSetting(f"irn-color supports the decolorize task; got {task!r}")
-        self.net = InvGreyNet(blocks=int(options.get("blocks", 8)))
-        self.lambda_fit = float(options.get("lambda_fit", 3.0))
-        self.lambda_ce = float(options.get("lambda_ce", 1.0))
-        self.lambda_rec = float(options.get("lambda_rec", 1.0))
-        self.temperature = float(options.get("temperature", 0.0))
-        self.train_temperature = float(options.get("train_temperature", 0.0))
+        self.net = InvGreyNet(blocks=self.opts.blocks)
+        self.lambda_fit = self.opts.lambda_fit
+        self.lambda_ce = self.opts.lambda_ce
+        self.lambda_rec = self.opts.lambda_rec
+        self.temperature = self.opts.temperature
+        self.train_temperature = self.opts.train_temperature
 
     # -- the two halves ----------------------------------------------------------------------
     def _tile(self, pixels: int) -> int:
-        """Tile side for an image of ``pixels`` pixels (0: untiled); see option ``tile``."""
-        tile = int(self.options.get("tile", 0))
-        if tile < 0:
-            return 0
-        if tile == 0 and pixels > AUTO_TILE_PIXELS:
-            return AUTO_TILE
-        return tile
+        """Tile side for an image of ``pixels`` pixels (0: untiled); see ``resolve_tile``."""
+        return resolve_tile(self.opts.tile, pixels)
 
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
         """RGB B×3×H×W → float grey B×1×H×W (forward channel 0, not quantised)."""

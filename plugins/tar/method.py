@@ -31,7 +31,7 @@ Choices
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method, Paper, PaperResult, Preset
+from irnbench.options import Options as BaseOptions
+from irnbench.options import config_overrides, option, overridden
 from irnbench.papers import IRN_TABLE1
 from irnbench.tasks.base import Task
 from irnbench.weights import PretrainedCfg, shipped_cfgs
@@ -67,6 +69,17 @@ _TABLE1 = {
     (4, "urban100"): 26.63,
     (4, "div2k-val"): 31.16,
 }
+
+
+@dataclass(frozen=True)
+class _TAROptions(BaseOptions):
+    """TAR's options: the configuration (and overrides of its fields), the guide weight and the
+    training channel's rounding gradient."""
+
+    config: str = option("paper", "model size", choices=CONFIGS)
+    lambda_guide: float = option(1.0, "weight of the LR guide loss")
+    quantizer: str = option("ste", "rounding gradient of the training channel: straight-through "
+                                   "or soft-round", choices=("ste", "soft"))
 
 
 class TAR(Method):
@@ -112,22 +125,12 @@ class TAR(Method):
     decolorize_presets = {
         **presets,
         "cpu": replace(presets["cpu"], crop=48),
-        # 2000-step fine-tunes of the shipped ``cpu`` weights with clipped colour augmentation
-        # (2e-4, fresh Adam; NOT the paper's schedule), the check irn-color's ``cpu-sat`` was
-        # held against. Measured on ``mini`` (bf16, one core, 4 min each): ``cpu-cast``
-        # (reordered channels, gains, casts) 19.07 dB RGB; ``cpu-sat`` (gains only, the photo's
-        # hues) 23.09; the shipped ``cpu`` weights 23.33. Neither ships.
-        "cpu-cast": replace(presets["cpu"], name="cpu-cast", crop=48, iterations=2000, lr=2e-4,
-                            warmup=50, milestones=(1200, 1600), color_augment=True,
-                            color_clip=True, color_cast=True, init_from="shipped"),
     }
-    decolorize_presets["cpu-sat"] = replace(decolorize_presets["cpu-cast"], name="cpu-sat",
-                                            color_cast=False, color_permute=False)
+    # Fine-tunes tried on the decolorize weights and not shipped: docs/experiments.md.
     #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
     pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "tar")
 
-    _FIELDS = tuple(f.name for f in fields(TARConfig))
-    option_names = ("config", "lambda_guide", "quantizer", *_FIELDS)
+    Options = config_overrides(TARConfig, _TAROptions, "Options")
 
     def __init__(self, task: Task, **options: Any):
         super().__init__(task, **options)
@@ -136,16 +139,9 @@ class TAR(Method):
         #: decolorize: scale 1, RGB → 1 grey channel → RGB (see ``model.py``).
         self.decolorize = task.name == "decolorize"
         self.scale = 1 if self.decolorize else int(task.setting["scale"])
-        config = options.get("config", "paper")
-        if config not in CONFIGS:
-            raise InvalidSetting(f"tar config must be one of {', '.join(CONFIGS)}; got {config!r}")
-        cfg = replace(CONFIGS[config], **{k: int(options[k]) for k in self._FIELDS
-                                          if k in options})
-        self.lambda_guide = float(options.get("lambda_guide", 1.0))
-        self.quantizer = options.get("quantizer", "ste")
-        if self.quantizer not in ("ste", "soft"):
-            raise InvalidSetting(f"tar quantizer must be 'ste' or 'soft'; got {self.quantizer!r}")
-        self._build(cfg)
+        self.lambda_guide = self.opts.lambda_guide
+        self.quantizer = self.opts.quantizer
+        self._build(replace(CONFIGS[self.opts.config], **overridden(self.opts, TARConfig)))
 
     def _build(self, cfg: TARConfig) -> None:
         """(Re)create the networks for ``cfg`` on the current device and dtype."""
