@@ -199,11 +199,11 @@ def train_method(
     sample the crops ahead of the steps (default ``default_workers``); results do not depend on
     their number.
     """
+    if workers is not None and workers < 0:  # before any data is loaded or folder made
+        raise InvalidSetting(f"workers must be ≥ 0, got {workers}")
     run = _setup_run(name, task, preset, datasets, out, device, iterations, bf16, channels_last,
                      seed, install, progress, max_bad_steps, init, init_sha256, tag, setting)
     run.workers = default_workers(run.dev) if workers is None else int(workers)
-    if run.workers < 0:
-        raise InvalidSetting(f"workers must be ≥ 0, got {run.workers}")
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did

@@ -129,6 +129,9 @@ def test_workers_do_not_change_the_weights_or_the_resume(tiny, tmp_path, one_thr
     for res in [*runs[1:], resumed]:
         w = load_file(str(res.weights))
         assert w.keys() == ref.keys() and all(torch.equal(w[k], ref[k]) for k in ref)
+    with pytest.raises(InvalidSetting, match="workers"):
+        train_method("test-tiny-ae", "rescale", out=tmp_path / "neg", workers=-1, **kw)
+    assert not (tmp_path / "neg").exists()
     side = json.loads(runs[2].weights.with_suffix(".json").read_text())
     assert "workers" not in json.dumps(side)
     assert runs[0].history == runs[2].history
