@@ -159,3 +159,24 @@ def test_cli_train_takes_workers(tiny, tmp_path):
                               "smoke", "--device", "cpu", "--quiet", "--workers", "1",
                               "--out", str(tmp_path / "y")])
     assert res.exit_code == 0, res.output
+
+
+def test_bench_train_data_prints_crops_per_second_beside_the_step_time():
+    """The benchmark script runs end to end (tiny settings) and names the bound."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_train_data.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(script), "--datasets", "mini-train", "--plugin",
+                          "irn", "--scale", "2", "--preset", "smoke", "--workers", "0,1",
+                          "--batches", "3", "--repeat", "1", "--device", "cpu"],
+                         capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    rows = [ln for ln in out.splitlines() if ln.startswith(("| 0 |", "| 1 |"))]
+    assert len(rows) == 2, out
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[3]) > 0
+        assert cells[4].startswith(("model", "data"))
