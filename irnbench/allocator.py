@@ -62,3 +62,22 @@ def keep_freed_memory(threshold: int = THRESHOLD_BYTES) -> bool:
         ok_mmap = libc.mallopt(M_MMAP_THRESHOLD, min(int(threshold), 32 << 20))
     ok_trim = libc.mallopt(M_TRIM_THRESHOLD, int(threshold))
     return bool(ok_mmap) and bool(ok_trim)
+
+
+def release_free_memory() -> bool:
+    """Hand the free pages inside glibc's heap back to the OS (``malloc_trim(0)``); True if done.
+
+    Loading a training set frees a float copy of each image between the uint8 images it keeps;
+    glibc does not always reuse those holes (see above), and the resident set grew by about
+    20 MB per 2K photo. Trimming after each image keeps it to the data held. Results unchanged.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return False
+    if not hasattr(libc, "malloc_trim"):
+        return False
+    libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+    return bool(libc.malloc_trim(0))

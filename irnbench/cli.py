@@ -369,10 +369,14 @@ def eval_(**params):
               help="Do not install the final weights in the user cache (smoke presets never "
                    "install).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
+              help="DataLoader processes that sample crops ahead of the steps (default: 0 on "
+                   "CPU, else up to 2); results do not depend on it.")
 @_NPROC
 @_user_errors
 def train(method, task, scale, preset, datasets, out, resume, iterations, init, init_sha256,
-          device, amp, bf16, channels_last, compile_, seed, tag, no_install, quiet, nproc):
+          device, amp, bf16, channels_last, compile_, seed, tag, no_install, quiet, workers,
+          nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -389,7 +393,7 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
                        resume=resume, iterations=iterations, bf16=bf16, amp=amp,
                        channels_last=channels_last, compile=compile_, seed=seed,
                        install=not no_install, progress=not quiet, command=_command_line(),
-                       init=init, init_sha256=init_sha256, tag=tag,
+                       init=init, init_sha256=init_sha256, tag=tag, workers=workers,
                        **setting)
     if not _is_main_rank():
         return

@@ -33,9 +33,12 @@ over the batch): the mean over ranks of the per-rank gradients is then the globa
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +69,7 @@ from irnbench.registry import (
     load_weights,
 )
 from irnbench.tasks.base import Task
-from irnbench.train_data import SampleNoise, TrainingData
+from irnbench.train_data import BatchSource, SampleNoise, TrainingData
 from irnbench.train_state import (
     CHECKPOINT,
     WEIGHTS,
@@ -91,7 +94,8 @@ from irnbench.weights import (
 __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFiniteLoss",
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
            "saturate_clipped", "validate", "weights_label", "check_init_sha256",
-           "recorded_command", "AMP_MODES", "resolve_amp", "amp_dtype"]
+           "recorded_command", "AMP_MODES", "resolve_amp", "amp_dtype", "batch_fetcher",
+           "default_workers"]
 
 #: ``--amp`` choices: fp32, bf16 autocast, fp16 autocast with a GradScaler, or the best the
 #: device has (``resolve_amp``).
@@ -201,6 +205,7 @@ def train_method(
     init: str | Path | None = None,
     init_sha256: str | None = None,
     tag: str = DEFAULT_TRAIN_TAG,
+    workers: int | None = None,
     **setting: Any,
 ) -> TrainResult:
     """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache
@@ -216,19 +221,24 @@ def train_method(
     command with ``--init`` is recorded with ``--init-sha256``), and the label names every
     preset of the chain and counts all their steps (``weights_label``). Under
     torchrun (``WORLD_SIZE`` > 1) this runs data-parallel (see the module docstring); every rank
-    returns the same result, but only rank 0 writes files.
+    returns the same result, but only rank 0 writes files. ``workers`` DataLoader processes
+    sample the crops ahead of the steps (default ``default_workers``); results do not depend on
+    their number.
 
     ``amp`` (``AMP_MODES``; ``bf16=True`` is the older spelling of ``amp="bf16"``) autocasts the
     forward pass, fp16 with a GradScaler whose state is checkpointed; ``channels_last`` and
     ``compile`` (``torch.compile`` of the method's ``training_loss``) are opt-in. The resolved
     settings are recorded in the checkpoint and the weights' sidecar.
     """
+    if workers is not None and workers < 0:  # before any data is loaded or folder made
+        raise InvalidSetting(f"workers must be ≥ 0, got {workers}")
     if bf16 and amp not in (None, "bf16"):
         raise InvalidSetting(f"bf16=True contradicts amp={amp!r} (--bf16 is --amp bf16)")
     amp = "bf16" if bf16 else (amp or "off")
     run = _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
                      compile, seed, install, progress, max_bad_steps, init, init_sha256, tag,
                      setting)
+    run.workers = default_workers(run.dev) if workers is None else int(workers)
     if resume:
         _resume(run)
     run.ctx.broadcast_module(run.model)  # identical start on every rank, whatever the init did
@@ -279,6 +289,8 @@ class _Run:
     saved_at: int | None = None  #: iteration of the checkpoint on disk that is known good
     t0: float = 0.0
     bar: Any = None
+    workers: int = 0  #: DataLoader worker processes (not recorded: results do not depend on it)
+    source: BatchSource | None = None  #: the loop's data source, opened at the first step
 
     @property
     def ckpt(self) -> Path:
@@ -407,12 +419,30 @@ def _resume(run: _Run) -> None:
         run.scaler.load_state_dict(meta["scaler"])
 
 
+def default_workers(dev: torch.device) -> int:
+    """DataLoader workers when ``--workers`` is not given: none on a CPU device (the model's
+    threads use every core, and a crop costs far less than a step), else up to 2."""
+    return 0 if dev.type == "cpu" else min(2, os.cpu_count() or 1)
+
+
+def batch_fetcher(data: TrainingData, p: Preset, seed: int,
+                  indices: Sequence[int] | None = None
+                  ) -> Callable[[int], dict[str, torch.Tensor]]:
+    """``step`` → the batch of ``step`` under preset ``p`` (only ``indices`` of it), on the CPU:
+    what the loop's data source (and ``benchmarks/bench_train_data.py``) samples."""
+    return functools.partial(data.batch, size=p.batch_size, seed=seed, crop=p.crop,
+                             augment=p.augment, indices=indices, color=p.color)
+
+
 def _batch(run: _Run, step: int) -> dict[str, Any]:
     """This rank's share of the global batch of ``step``, on the device."""
     p = run.p
-    batch: dict[str, Any] = run.data.batch(step, p.batch_size, run.seed, p.crop, p.augment,
-                                           indices=run.shard, color=p.color)
-    batch = {k: v.to(run.dev) for k, v in batch.items()}
+    if run.source is None:  # the first step of this process: start the workers here
+        run.source = BatchSource(batch_fetcher(run.data, p, run.seed, run.shard),
+                                 range(step, run.total), run.workers,
+                                 pin_memory=run.dev.type == "cuda")
+    batch: dict[str, Any] = run.source.get(step)
+    batch = {k: v.to(run.dev, non_blocking=True) for k, v in batch.items()}
     if run.channels_last:
         batch.update({k: batch[k].contiguous(memory_format=torch.channels_last)
                       for k in ("hr", "lr_ref")})
@@ -468,6 +498,7 @@ def _fp16_overflow(run: _Run, stats: torch.Tensor) -> bool:
 def _stop_non_finite(run: _Run, step: int, bad: int) -> None:
     """``max_bad_steps`` non-finite steps in a row: checkpoint the last good state and stop."""
     good = step - bad + 1
+    _close_source(run)
 
     def stop_checkpoint() -> int | None:
         run.checkpoint(good)  # the state after the last good step
@@ -514,9 +545,17 @@ def _loop(run: _Run) -> None:
         run.scaler.update()
         _record(run, step, keys, stats, val_side)
     bar.close()
+    _close_source(run)
     run.wall += time.perf_counter() - run.t0
     if run.channels_last:
         run.model = run.model.to(memory_format=torch.contiguous_format)
+
+
+def _close_source(run: _Run) -> None:
+    """Stop the data workers of a finished or stopped loop."""
+    if run.source is not None:
+        run.source.close()
+        run.source = None
 
 
 def _record(run: _Run, step: int, keys: list[str], stats: torch.Tensor, val_side: int) -> None:

@@ -6,11 +6,14 @@ exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.utils.data
 
+from irnbench.allocator import release_free_memory
 from irnbench.augment import (
     COLOR_CAST,
     SATURATION_GAIN,
@@ -24,7 +27,7 @@ from irnbench.data.loading import EvalDataset, dataset_fingerprint
 from irnbench.errors import InvalidSetting, IrnbenchError
 from irnbench.tasks.base import Task
 
-__all__ = ["SampleNoise", "TrainingData"]
+__all__ = ["BatchSource", "SampleNoise", "TrainingData", "to_float", "to_uint8_exact"]
 
 
 class SampleNoise:
@@ -54,33 +57,83 @@ class SampleNoise:
 
 
 
+def to_float(img: torch.Tensor) -> torch.Tensor:
+    """A stored image (or crop) as float32 in [0, 1]: uint8 by the decoder's own rule, k/255."""
+    if img.dtype == torch.uint8:
+        return img.to(torch.float32) / 255.0  # the very op of ``irnbench.data.decode``
+    return img
+
+
+def to_uint8_exact(img: torch.Tensor) -> torch.Tensor:
+    """``img`` as uint8 when that is lossless (``to_float`` gives it back bit for bit), else
+    unchanged: decoded images hold k/255 values, a 4th of the bytes as uint8."""
+    u8 = torch.empty(img.shape, dtype=torch.uint8)
+    rows = 128  # a block of rows at a time: no whole-image float temporaries
+    for c in range(img.shape[0]):
+        for r in range(0, img.shape[1], rows):
+            part = img[c, r : r + rows]
+            u8[c, r : r + rows] = (part * 255.0).round_().clamp_(0, 255)
+            if not torch.equal(to_float(u8[c, r : r + rows]), part):
+                return img
+    return u8
+
+
+class _FloatView(Sequence):
+    """Read-only float32 view of stored images: item i is converted when it is asked for."""
+
+    def __init__(self, stored: list[torch.Tensor]):
+        self._stored = stored
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [to_float(t) for t in self._stored[i]]
+        return to_float(self._stored[i])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (to_float(t) for t in self._stored)
+
+
 class TrainingData:
     """HR images of a training set, their whole-image references, and a held-out slice.
 
     The reference (e.g. the bicubic LR) is computed once from the whole image, as the official
-    IRN code does, and crops of HR and reference are taken at aligned positions.
+    IRN code does, and crops of HR and reference are taken at aligned positions. HR images are
+    held as uint8 (``stored``; decoded images are k/255, so this is lossless and a 4th of the
+    float32 bytes) and each crop is converted to float when it is sampled; ``images`` and
+    ``val_images`` convert whole images on access. The references stay float32 as computed
+    (they are not k/255 values; ×4 they take a 4th of the uint8 HR's bytes).
     """
 
     def __init__(self, dataset: EvalDataset, task: Task, val_images: int | None = None):
         self.name = dataset.name
         self.task = task
-        images, names = [], []
+        stored, refs, names = [], [], []
         for rec in dataset:
             img = rec.load()
             if img is None or min(img.shape[-2:]) < task.min_size():
                 continue
-            images.append(task.prepare(img.unsqueeze(0))[0])
+            hr = task.prepare(img.unsqueeze(0))[0]
+            with torch.no_grad():  # from the float image, exactly as before uint8 storage
+                refs.append(task.reference(hr.unsqueeze(0))[0])
+            stored.append(to_uint8_exact(hr))
             names.append(rec.name)
-        if len(images) < 2:
+            del img, hr
+            release_free_memory()  # the float copies' holes: keep RSS to what is held
+        if len(stored) < 2:
             raise IrnbenchError(f"training set {dataset.name!r} needs at least 2 usable images")
-        n_val = val_images if val_images is not None else max(1, round(0.1 * len(images)))
-        self.val_names = names[len(names) - n_val:]
-        self.val_images = images[len(images) - n_val:]
-        self.train_names = names[: len(names) - n_val]
-        self.images = images[: len(images) - n_val]
-        with torch.no_grad():
-            self.refs = [task.reference(im.unsqueeze(0))[0] for im in self.images]
-        self.factor = self.images[0].shape[-1] // self.refs[0].shape[-1]
+        n_val = val_images if val_images is not None else max(1, round(0.1 * len(stored)))
+        n_train = len(stored) - n_val
+        self.val_names, self.val_stored = names[n_train:], stored[n_train:]
+        self.train_names, self.stored = names[:n_train], stored[:n_train]
+        self.images: Sequence[torch.Tensor] = _FloatView(self.stored)
+        self.val_images: Sequence[torch.Tensor] = _FloatView(self.val_stored)
+        self.refs = refs[:n_train]  # validation scores whole images: no reference needed
+        del refs
+        release_free_memory()
+        self.factor = self.stored[0].shape[-1] // self.refs[0].shape[-1]
         self.fingerprint = dataset_fingerprint(dataset.records)  # as every run records it
 
     def sample(self, index: int, seed: int, crop: int, augment: bool,
@@ -102,15 +155,15 @@ class TrainingData:
         other draws do not move).
         """
         rng = np.random.default_rng([seed, index])
-        i = int(rng.integers(len(self.images)))
-        hr, ref = self.images[i], self.refs[i]
+        i = int(rng.integers(len(self.stored)))
+        hr, ref = self.stored[i], self.refs[i]
         f = self.factor
         h, w = hr.shape[-2:]
         c = min(crop, h - h % f, w - w % f)
         c -= c % f
         top = int(rng.integers(0, (h - c) // f + 1)) * f
         left = int(rng.integers(0, (w - c) // f + 1)) * f
-        hr_c = hr[:, top : top + c, left : left + c]
+        hr_c = to_float(hr[:, top : top + c, left : left + c])  # only the crop becomes float
         ref_c = ref[:, top // f : (top + c) // f, left // f : (left + c) // f]
         flips = rng.random(3) < 0.5 if augment else (False, False, False)
         if color is not None:
@@ -153,13 +206,13 @@ class TrainingData:
                       gain: float, cast: Sequence[float] = ()
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """HR crop of the clipped, saturated image ``i`` and that image's reference at the crop."""
-        hr = self.images[i]
+        hr = self.stored[i]
         f = self.factor
         h, w = hr.shape[-2:]
         m = self.CLIP_MARGIN_LR * f
         t0, l0 = max(0, top - m), max(0, left - m)
         t1, l1 = min(h - h % f, top + c + m), min(w - w % f, left + c + m)
-        region = saturate_clipped(hr[:, t0:t1, l0:l1], perm, gain, cast)
+        region = saturate_clipped(to_float(hr[:, t0:t1, l0:l1]), perm, gain, cast)
         with torch.no_grad():
             ref = self.task.reference(region.unsqueeze(0))[0]
         hr_c = region[:, top - t0 : top - t0 + c, left - l0 : left - l0 + c]
@@ -181,3 +234,53 @@ class TrainingData:
         return {"hr": torch.stack([p[0] for p in pairs]),
                 "lr_ref": torch.stack([p[1] for p in pairs]),
                 "sample_index": torch.tensor(index, dtype=torch.int64)}
+
+
+class _StepDataset(torch.utils.data.Dataset):
+    """Item ``step``: what ``fetch(step)`` returns (a DataLoader over steps, one batch each)."""
+
+    def __init__(self, fetch: Callable[[int], dict[str, torch.Tensor]]):
+        self.fetch = fetch
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        return self.fetch(step)
+
+
+class BatchSource:
+    """The batches of ``steps``, in order: fetched inline (``workers=0``) or sampled ahead by
+    DataLoader worker processes (prefetch, pinned on CUDA).
+
+    A batch is a pure function of (seed, step), so the number of workers never changes what
+    training sees. The loader gets its own generator: the global torch RNG (checkpointed and
+    used by methods) is left untouched.
+    """
+
+    def __init__(self, fetch: Callable[[int], dict[str, torch.Tensor]], steps: range,
+                 workers: int = 0, pin_memory: bool = False, prefetch: int = 2):
+        if workers < 0:
+            raise InvalidSetting(f"workers must be ≥ 0, got {workers}")
+        self.fetch, self.steps, self.workers = fetch, steps, workers
+        self._next = steps.start
+        self._it: Iterator[dict[str, torch.Tensor]] | None = None
+        if workers and len(steps):
+            loader = torch.utils.data.DataLoader(
+                _StepDataset(fetch), batch_size=None, sampler=steps, num_workers=workers,
+                prefetch_factor=prefetch, pin_memory=pin_memory,
+                generator=torch.Generator().manual_seed(0),
+                # fork shares the uint8 images copy-on-write instead of pickling them
+                multiprocessing_context="fork" if sys.platform.startswith("linux") else None)
+            self._it = iter(loader)
+
+    def get(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch of ``step``, which must be the next one of ``steps``."""
+        if step != self._next or step not in self.steps:
+            raise RuntimeError(f"batch of step {step} asked for; the next one is {self._next}")
+        self._next += 1
+        return self.fetch(step) if self._it is None else next(self._it)
+
+    def close(self) -> None:
+        """Stop the workers (also done when the source is garbage-collected)."""
+        it, self._it = self._it, None
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()

@@ -557,14 +557,17 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
             "--preset", "smoke", "--device", "cpu", "--quiet", "--no-install",
             "--iterations", "12"]
     subprocess.run(base + ["--out", str(tmp_path / "full")], check=True, env=env)
-    proc = subprocess.Popen(base + ["--out", str(tmp_path / "killed")], env=env)
+    # the killed run samples in 2 DataLoader workers, the resumed one in 1: no difference
+    proc = subprocess.Popen(base + ["--out", str(tmp_path / "killed"), "--workers", "2"],
+                            env=env)
     ckpt = tmp_path / "killed" / "checkpoint.json"
     deadline = time.time() + 300
     while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    subprocess.run(base + ["--out", str(tmp_path / "killed"), "--resume"], check=True, env=env)
+    subprocess.run(base + ["--out", str(tmp_path / "killed"), "--resume", "--workers", "1"],
+                   check=True, env=env)
     wa = load_file(str(tmp_path / "full" / "weights.safetensors"))
     wb = load_file(str(tmp_path / "killed" / "weights.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
