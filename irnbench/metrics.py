@@ -108,7 +108,7 @@ def _filter_valid(t: torch.Tensor, g: tuple[float, ...]) -> torch.Tensor:
 
 #: Output rows per strip of the SSIM maps: a strip's float64 intermediates stay in the CPU
 #: cache. Each output value comes from the same operations in the same order as an unstripped
-#: pass, so the result is bit-identical; about 2x faster on CPU (``benchmarks/bench_ssim.py``).
+#: pass, so the result is bit-identical; 1.7–3x faster on CPU (``benchmarks/bench_ssim.py``).
 SSIM_STRIP_ROWS = 64
 
 
