@@ -64,12 +64,18 @@ from irnbench.ops.quantize import to_uint8
 from irnbench.registry import (
     create_method,
     create_task,
-    find_weights,
     get_method_class,
-    load_weights,
 )
 from irnbench.tasks.base import Task
+from irnbench.train_amp import AMP_MODES, amp_dtype, fp16_overflow, resolve_amp
 from irnbench.train_data import BatchSource, SampleNoise, TrainingData
+from irnbench.train_init import (  # re-exported: scripts and tests use them here
+    INIT_RECORD_KEYS,
+    check_init_sha256,
+    load_init,
+    recorded_command,
+    weights_label,
+)
 from irnbench.train_state import (
     CHECKPOINT,
     WEIGHTS,
@@ -86,8 +92,6 @@ from irnbench.weights import (
     SHIPPED_TAG,
     cache_weights_path,
     check_tag,
-    read_sidecar,
-    sha256_file,
     user_home,
 )
 
@@ -95,31 +99,7 @@ __all__ = ["TrainingData", "TrainResult", "train_method", "lr_factor", "NonFinit
            "SampleNoise", "CheckpointWriteWarning", "save_weights", "color_jitter",
            "saturate_clipped", "validate", "weights_label", "check_init_sha256",
            "recorded_command", "AMP_MODES", "resolve_amp", "amp_dtype", "batch_fetcher",
-           "default_workers"]
-
-#: ``--amp`` choices: fp32, bf16 autocast, fp16 autocast with a GradScaler, or the best the
-#: device has (``resolve_amp``).
-AMP_MODES = ("off", "bf16", "fp16", "auto")
-
-
-def resolve_amp(amp: str, dev: torch.device) -> str:
-    """The autocast mode a run uses on ``dev``: ``auto`` → bf16 on a CUDA GPU that supports it,
-    fp16 (with a GradScaler: fp16's range is too small for unscaled gradients) on an older one,
-    and fp32 (``off``) elsewhere: bf16 on a CPU without bf16 instructions measured 5–12× slower
-    (docs/performance.md), so a CPU run asks for ``bf16`` by name."""
-    if amp not in AMP_MODES:
-        raise InvalidSetting(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    if amp != "auto":
-        return amp
-    if dev.type != "cuda":
-        return "off"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def amp_dtype(amp: str) -> torch.dtype | None:
-    """The autocast dtype of a resolved mode (``None``: fp32, autocast off)."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-
+           "default_workers", "INIT_RECORD_KEYS"]
 
 class NonFiniteLoss(IrnbenchError):
     """Too many non-finite losses or gradients in a row: the run stopped."""
@@ -358,7 +338,7 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
     model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    init_meta = _load_init(model, cls, task_obj, p, init, init_sha256)
+    init_meta = load_init(model, cls, task_obj, p, init, init_sha256)
     if ctx.is_main:  # after the checks of --init: a refused run leaves no folder behind
         out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
@@ -481,20 +461,6 @@ def _step(run: _Run, step: int, autocast) -> tuple[list[str], torch.Tensor, bool
     return keys, stats, finite
 
 
-#: Below this loss scale a non-finite fp16 gradient is not an overflow the scaler can fix: the
-#: gradients themselves are out of fp16's range (or not finite), and the NaN guard counts it.
-MIN_LOSS_SCALE = 1.0
-
-
-def _fp16_overflow(run: _Run, stats: torch.Tensor) -> bool:
-    """A finite loss on every rank whose scaled fp16 gradients overflowed: ``GradScaler`` has
-    halved its scale (``_step``) and the step is skipped, as the scaler intends. IRN's
-    per-sample sums overflow the initial scale (2¹⁶) for several steps in a row, which the NaN
-    guard's ``max_bad_steps`` must not count."""
-    return (run.scaler.is_enabled() and bool(stats[-1] == 0)
-            and run.scaler.get_scale() >= MIN_LOSS_SCALE)
-
-
 def _stop_non_finite(run: _Run, step: int, bad: int) -> None:
     """``max_bad_steps`` non-finite steps in a row: checkpoint the last good state and stop."""
     good = step - bad + 1
@@ -530,7 +496,7 @@ def _loop(run: _Run) -> None:
         for g in run.opt.param_groups:
             g["lr"] = p.lr * lr_factor(step, p)
         keys, stats, finite = _step(run, step, autocast)
-        if not finite and _fp16_overflow(run, stats):
+        if not finite and fp16_overflow(run.scaler, stats):
             continue  # the scaler backed off; not a bad step (the first ones overflow often)
         if not finite:
             bad += 1
@@ -605,23 +571,6 @@ def _finish(run: _Run) -> Path | None:
     return target
 
 
-def weights_label(preset: str, steps: int, init: dict[str, Any] | None = None) -> str:
-    """The label every table shows, naming each preset of a chain of fine-tunes in order.
-
-    ``init`` is the run's record of its starting weights (which holds their own ``init``, and so
-    on): "irnbench cpu preset + cpu-ft-color preset + cpu-ft-color preset, 2500 steps in all".
-    """
-    if not init:
-        return f"irnbench {preset} preset, {steps} steps (not the paper's model)"
-    chain, rec = [preset], init
-    while rec:
-        chain.append(rec.get("preset") or "other")
-        rec = rec.get("init")
-    steps_in_all = steps + int(init.get("steps_in_all") or 0)
-    return (f"irnbench {' + '.join(f'{p} preset' for p in reversed(chain))}, "
-            f"{steps_in_all} steps in all (not the paper's model)")
-
-
 #: Presets whose weights are never installed in the user cache (wiring checks).
 NEVER_INSTALLED = ("smoke",)
 
@@ -635,69 +584,3 @@ def _check_train_tag(tag: str) -> None:
             f"{SHIPPED_TAG!r}: irnbench's shipped weights); train under {DEFAULT_TRAIN_TAG!r} "
             "or a name of your own"
         )
-
-
-#: What a fine-tune keeps of the record of the weights it started from.
-INIT_RECORD_KEYS = ("iteration", "wall", "commands", "rebuild", "commit", "machine",
-                    "preset_config", "init")
-
-
-def _load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
-               init: str | Path | None, init_sha256: str | None = None) -> dict[str, Any]:
-    """Load the starting weights of a fine-tune (``init``) into ``model``; return what the run
-    records about them ({} for a fresh start).
-
-    ``init_sha256`` (the full digest or a prefix of at least 12 hex digits) must match the file,
-    or nothing is loaded and nothing written. A chain-step preset (``Preset.continues``) needs
-    ``init``: it never falls back to whatever weights ship today.
-    """
-    if init is None:
-        if preset.continues:
-            raise InvalidSetting(
-                f"preset {preset.name!r} of {cls.name!r} fine-tunes {preset.continues!r} "
-                f"weights: pass --init PATH (and --init-sha256 HEX) of the run that trained "
-                "them; irnbench.weights.chain_commands(sidecar) lists the commands that rebuild "
-                "a chain, oldest step first (docs/training.md, 'Fine-tune chains')"
-            )
-        if init_sha256:
-            raise InvalidSetting("--init-sha256 checks the file of --init; there is none")
-        return {}
-    loc = find_weights(cls, task, init)
-    digest = check_init_sha256(loc.path, init_sha256)
-    side = read_sidecar(loc.path)
-    if side.get("task_key") not in (None, task.key):
-        raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
-    load_weights(model, loc)  # checks the file against its recorded sha256, when there is one
-    # The starting weights' own record travels along, so the chain of runs stays on file.
-    return {"file": loc.path.name, "source": loc.source, "sha256": digest,
-            "label": loc.label, "preset": side.get("preset"),
-            "steps_in_all": side.get("steps_in_all", side.get("iteration")),
-            **{k: side[k] for k in INIT_RECORD_KEYS if k in side}}
-
-
-def check_init_sha256(path: Path, expected: str | None) -> str:
-    """The sha256 of the ``--init`` file, refused (``InvalidSetting``) unless it starts with
-    ``expected`` (when given; at least 12 hex digits)."""
-    digest = sha256_file(path)
-    if expected is None:
-        return digest
-    want = expected.strip().lower()
-    if len(want) < 12 or len(want) > 64 or any(c not in "0123456789abcdef" for c in want):
-        raise InvalidSetting(f"--init-sha256 {expected!r}: give 12 to 64 hex digits")
-    if not digest.startswith(want):
-        raise InvalidSetting(
-            f"--init {path} has sha256 {digest}, not the expected {want}…: these are not the "
-            "weights the command names (rebuild the previous step of the chain first); "
-            "nothing was trained or written"
-        )
-    return digest
-
-
-def recorded_command(command: str, init_meta: dict[str, Any]) -> str:
-    """The command a run records: a CLI ``--init`` without ``--init-sha256`` gets the digest
-    appended, so replaying the record checks that it starts from the same weights."""
-    if init_meta and command.startswith("irnbench ") and "--init-sha256" not in command:
-        return f"{command} --init-sha256 {init_meta['sha256']}"
-    return command
-
-
