@@ -44,18 +44,26 @@ def _user_tunes_malloc() -> bool:
         k.startswith("MALLOC_") for k in os.environ)
 
 
+def _glibc(function: str) -> ctypes.CDLL | None:
+    """The C library when this is Linux with glibc and it has ``function``, else ``None``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, function):
+        return None
+    return libc
+
+
 def keep_freed_memory(threshold: int = THRESHOLD_BYTES) -> bool:
     """Set glibc's mmap and trim thresholds to ``threshold`` bytes; True if both were applied."""
     if os.environ.get(ENV_VAR, "1").strip() == "0" or _user_tunes_malloc():
         return False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return False
-    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
-        return False  # not glibc (e.g. musl): no such policy to change
+    libc = _glibc("mallopt")
+    if libc is None:
+        return False  # not Linux with glibc (e.g. musl): no such policy to change
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     ok_mmap = libc.mallopt(M_MMAP_THRESHOLD, int(threshold))
     if not ok_mmap:  # older glibc caps the mmap threshold at 32 MiB on 64-bit
@@ -71,13 +79,8 @@ def release_free_memory() -> bool:
     glibc does not always reuse those holes (see above), and the resident set grew by about
     20 MB per 2K photo. Trimming after each image keeps it to the data held. Results unchanged.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return False
-    if not hasattr(libc, "malloc_trim"):
+    libc = _glibc("malloc_trim")
+    if libc is None:
         return False
     libc.malloc_trim.argtypes = (ctypes.c_size_t,)
     return bool(libc.malloc_trim(0))

@@ -52,6 +52,16 @@ def register_plugin():
 
 
 @pytest.fixture
+def tiny(register_plugin):
+    """The tiny trainable rescaler of ``helpers`` (``test-tiny-ae``), registered for one test."""
+    from helpers import TinyAE
+
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
+                    "test-tiny")
+    return TinyAE
+
+
+@pytest.fixture
 def hide_shipped_weights(monkeypatch):
     """``hide(*names)``: those methods behave as if they shipped no weights, for one test
     (the user cache is already isolated by ``_offline_and_isolated``)."""

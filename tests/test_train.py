@@ -32,13 +32,6 @@ from irnbench.train import (
 )
 
 
-@pytest.fixture
-def tiny(register_plugin):
-    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
-                    "test-tiny")
-    return TinyAE
-
-
 def test_lr_schedule():
     p = Preset("x", iterations=10, batch_size=1, crop=8, lr=1.0, warmup=4, milestones=(6, 8))
     assert [lr_factor(s, p) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, .25, .25]

@@ -32,13 +32,6 @@ class DtypeProbeAE(TinyAE):
 
 
 @pytest.fixture
-def tiny(register_plugin):
-    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
-                    "test-tiny")
-    return TinyAE
-
-
-@pytest.fixture
 def probe(register_plugin):
     register_plugin(make_plugin(irnbench_register_methods=lambda register: register(
         DtypeProbeAE)), "test-probe")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import make_plugin
-from helpers import TINY, TinyAE
+from helpers import TINY
 from safetensors.torch import load_file
 
 import irnbench
@@ -18,14 +17,6 @@ from irnbench.cli import cli
 from irnbench.errors import InvalidSetting
 from irnbench.train import TrainingData, batch_fetcher, train_method
 from irnbench.train_data import BatchSource, to_float, to_uint8_exact
-
-
-@pytest.fixture
-def tiny(register_plugin):
-    """The tiny trainable rescaler of ``helpers``, registered for one test."""
-    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(TinyAE)),
-                    "test-tiny")
-    return TinyAE
 
 
 @pytest.fixture
