@@ -248,6 +248,12 @@ class Method(nn.Module):
         """What came through the channel (float k/255) → restored image."""
         raise NotImplementedError
 
+    def training_inputs(self) -> dict[str, Any]:
+        """Weights a training run depends on besides ``--init`` (e.g. the frozen network a
+        module trains on), recorded in the run's sidecar under ``inputs`` so that a rebuild can
+        check it starts from the same ones. Default: none."""
+        return {}
+
     def training_loss(self, batch: dict[str, torch.Tensor], task: Task) -> dict[str, torch.Tensor]:
         """Loss terms of one batch; key ``total`` is optimised."""
         raise NotImplementedError(f"method {self.name!r} is not trainable")

@@ -384,6 +384,9 @@ def _meta_base(run: _Run) -> dict[str, Any]:
     }
     if run.init_meta:
         meta["init"] = run.init_meta
+    inputs = run.model.training_inputs()
+    if inputs:
+        meta["inputs"] = inputs
     return meta
 
 

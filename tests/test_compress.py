@@ -356,3 +356,25 @@ def test_cli_prints_bd_rates(images, tmp_path):
     assert res.exit_code == 0, res.output
     assert "== BD-rate vs jpeg · compress x2" in res.output
     assert re.search(r"bicubic: (−?\d+\.\d %|n/a)", res.output)
+
+
+def test_irn_crm_records_the_frozen_irn_it_trains_on():
+    """``irn_weights="auto"`` (the ``cpu`` preset) records which IRN the CRM is trained on, by
+    file sha256 and by a hash of its tensors; the shipped compress ×2 sidecar records it too,
+    and it is the IRN inside the shipped file and the shipped rescale ×2 IRN (so rebuilding
+    the CRM with "auto" freezes the same network)."""
+    from irnbench.methods import module_fingerprint
+    from irnbench.weights import sha256_file
+
+    m = create_method("irn-crm", task="compress", pretrained=False, config="smoke",
+                      irn_weights="auto")
+    rec = m.training_inputs()["frozen_irn"]
+    shipped_irn = create_method("irn", task="rescale", scale=2)
+    assert rec["tensors_sha256"] == module_fingerprint(shipped_irn)
+    assert rec["sha256"] == sha256_file(shipped_irn.weights_path) and rec["source"] == "shipped"
+    assert create_method("irn-crm", task="compress", pretrained=False,
+                         config="smoke").training_inputs() == {}
+    shipped = create_method("irn-crm", task="compress")
+    side = json.loads(shipped.weights_path.with_suffix(".json").read_text())
+    assert side["inputs"]["frozen_irn"]["tensors_sha256"] == module_fingerprint(shipped.irn) \
+        == rec["tensors_sha256"]

@@ -673,3 +673,23 @@ def test_smoke_chain_rebuilds_from_its_recorded_commands(plugin, tiny, tmp_path,
         assert (b / "weights.safetensors").read_bytes() == before
     finally:
         torch.set_num_threads(threads)
+
+
+class WithInputs(TinyAE):
+    """Declares a weights file it depends on besides ``--init`` (as irn-crm's frozen IRN)."""
+
+    name = "test-with-inputs"
+
+    def training_inputs(self):
+        return {"frozen_thing": {"sha256": "ab" * 32}}
+
+
+def test_training_inputs_are_recorded_in_checkpoint_and_sidecar(register_plugin, tmp_path):
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(WithInputs)),
+                    "test-with-inputs")
+    res = train_method("test-with-inputs", "rescale", scale=2, preset="smoke", out=tmp_path / "w",
+                       **TINY)
+    for name in ("weights.json", "checkpoint.json"):
+        side = json.loads((tmp_path / "w" / name).read_text())
+        assert side["inputs"] == {"frozen_thing": {"sha256": "ab" * 32}}, name
+    assert res.iterations == 8

@@ -37,14 +37,14 @@ import torch
 from torch import nn
 
 from irnbench.errors import InvalidSetting, WeightsNotFound
-from irnbench.methods import Method, Paper, Preset
+from irnbench.methods import Method, Paper, Preset, module_fingerprint
 from irnbench.ops.quantize import quantize
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.options import Options as BaseOptions
 from irnbench.options import config_overrides, option, overridden, tile_option
 from irnbench.tasks.base import Task
 from irnbench.tasks.rescale import RescaleTask
-from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench.weights import PretrainedCfg, sha256_file, shipped_cfgs
 
 from .blocks import DenseBlock
 from .method import IRN, SCALES
@@ -199,6 +199,7 @@ class IRNCRM(Method):
         self.irn = IRN(RescaleTask(scale=self.scale), tile=self.opts.tile)
         self.irn.requires_grad_(False)
         self._build(replace(CONFIGS[self.opts.config], **overridden(self.opts, CRMConfig)))
+        self.frozen_irn: dict[str, Any] = {}
         if self.opts.irn_weights:
             self._load_irn(self.opts.irn_weights)
 
@@ -238,6 +239,14 @@ class IRNCRM(Method):
             )
         load_weights(self.irn, loc)
         self.irn.requires_grad_(False)
+        self.frozen_irn = {"file": loc.path.name, "source": loc.source, "label": loc.label,
+                           "sha256": sha256_file(loc.path),
+                           "tensors_sha256": module_fingerprint(self.irn)}
+
+    def training_inputs(self) -> dict[str, Any]:
+        """The frozen IRN the CRM trains on: its file, sha256 and a hash of its tensors (equal
+        tensors, equal hash, whatever metadata the file carries)."""
+        return {"frozen_irn": self.frozen_irn} if self.frozen_irn else {}
 
     # -- the two halves ----------------------------------------------------------------------
     def degrade(self, x: torch.Tensor) -> torch.Tensor:
