@@ -342,12 +342,17 @@ class Poisoned(TinyAE):
         return losses
 
 
+def _train_until_non_finite(register_plugin, cls, out, match: str) -> None:
+    """Register ``cls`` and train it with ``max_bad_steps=3``: the NaN guard must stop it."""
+    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(cls)),
+                    cls.name)
+    with pytest.raises(NonFiniteLoss, match=match):
+        train_method(cls.name, "rescale", scale=2, preset="smoke", out=out, max_bad_steps=3,
+                     **TINY)
+
+
 def test_nan_steps_are_skipped_then_stop(register_plugin, tmp_path):
-    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(Poisoned)),
-                    "test-poisoned")
-    with pytest.raises(NonFiniteLoss, match="non-finite"):
-        train_method("test-poisoned", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
-                     max_bad_steps=3, **TINY)
+    _train_until_non_finite(register_plugin, Poisoned, tmp_path / "n", "non-finite")
     # the last good state (3 good steps) was checkpointed and loads
     side = json.loads((tmp_path / "n" / "checkpoint.json").read_text())
     assert side["iteration"] == 3
@@ -620,11 +625,8 @@ class NanTotal(TinyAE):
 
 
 def test_non_finite_total_is_caught_when_the_first_key_is_finite(register_plugin, tmp_path):
-    register_plugin(make_plugin(irnbench_register_methods=lambda register: register(NanTotal)),
-                    "test-nan-total")
-    with pytest.raises(NonFiniteLoss, match="3 non-finite steps in a row at step 2"):
-        train_method("test-nan-total", "rescale", scale=2, preset="smoke", out=tmp_path / "n",
-                     max_bad_steps=3, **TINY)
+    _train_until_non_finite(register_plugin, NanTotal, tmp_path / "n",
+                            "3 non-finite steps in a row at step 2")
 
 
 @pytest.mark.parametrize("plugin", ["test-tiny-ae", pytest.param("irn", marks=pytest.mark.slow)])
