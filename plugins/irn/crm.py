@@ -163,7 +163,7 @@ class IRNCRM(Method):
     description = "IRN ×2 + JPEG compression restoration module (Xiao et al., IJCV 2022)"
     stochastic = True
     paper = Paper(
-        citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Rescaling Network and "
+        citation="Xiao, Zheng, Liu, Lin, Liu, 'Invertible Rescaling Network and "
         "Its Extensions', IJCV 2022",
         url="https://arxiv.org/abs/2210.04188",
     )

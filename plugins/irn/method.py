@@ -196,7 +196,7 @@ class IRN(Method):
     description = "Invertible Rescaling Network (Xiao et al., ECCV 2020)"
     stochastic = True
     paper = Paper(
-        citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Image Rescaling', "
+        citation="Xiao, Zheng, Liu, Wang, He, Ke, Bian, Lin, Liu, 'Invertible Image Rescaling', "
         "ECCV 2020",
         url="https://arxiv.org/abs/2005.05650",
         results=(*table_rows("IRN", IRN_TABLE1, _TABLE1), *sain_rows("IRN", _SAIN_ROWS)),

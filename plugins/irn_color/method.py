@@ -78,7 +78,7 @@ class IRNColor(Method):
     description = "IRN-Color: invertible decolorization-colorization (Xiao et al., IJCV 2022)"
     stochastic = False  # z = 0 by default: deterministic (IRN-Color's test code)
     paper = Paper(
-        citation="Xiao, Zheng, Luo, Tao, Xiong, He, Lin, Liu, 'Invertible Rescaling Network and "
+        citation="Xiao, Zheng, Liu, Lin, Liu, 'Invertible Rescaling Network and "
         "Its Extensions', IJCV 2022",
         url="https://arxiv.org/abs/2210.04188",
         # The IJCV decolorization table is not confirmed from the paper's text: no rows.
