@@ -152,6 +152,14 @@ def read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],
                     f"--resume: the checkpoint started from weights with sha256 {init_sha}, "
                     "this run from other ones; resume with the same --init"
                 )
+            # checkpoints from before --amp record only ``bf16``
+            old_amp = meta.get("amp") or ("bf16" if meta.get("bf16") else "off")
+            if old_amp != meta_base["amp"]:
+                raise IrnbenchError(
+                    f"--resume: the checkpoint was trained with --amp {old_amp}, this run has "
+                    f"--amp {meta_base['amp']}; resume with the same --amp (autocast changes "
+                    "the numbers, so the resumed run would not continue the same one)"
+                )
             for key in ("method", "task_key", "preset", "seed"):
                 if meta.get(key) != meta_base[key]:
                     raise IrnbenchError(

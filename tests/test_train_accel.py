@@ -137,3 +137,21 @@ def test_fp16_overflows_back_off_without_tripping_the_nan_guard(register_plugin,
     scale = json.loads((tmp_path / "checkpoint.json").read_text())["scaler"]["scale"]
     assert 1.0 <= scale < 65536.0 / 4  # several overflows in a row, each backed off
     assert res.history and res.history[-1]["step"] == 24  # then real steps
+
+
+def test_resume_with_another_amp_is_refused(tiny, tmp_path):
+    """A checkpoint trained in bf16 does not continue in fp32 (nor the reverse): the resumed
+    run would not be the one that was interrupted. Nothing is written."""
+    from irnbench.errors import IrnbenchError
+
+    out = tmp_path / "a"
+    train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=out, iterations=4,
+                 amp="bf16", **TINY)
+    before = (out / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(IrnbenchError, match="--amp bf16, this run has --amp off"):
+        train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=out, resume=True,
+                     **TINY)
+    assert (out / "checkpoint.safetensors").read_bytes() == before
+    res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=out, resume=True,
+                       amp="bf16", **TINY)
+    assert res.iterations == 8
