@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -44,6 +45,7 @@ def _user_tunes_malloc() -> bool:
         k.startswith("MALLOC_") for k in os.environ)
 
 
+@functools.cache
 def _glibc(function: str) -> ctypes.CDLL | None:
     """The C library when this is Linux with glibc and it has ``function``, else ``None``."""
     if not sys.platform.startswith("linux"):

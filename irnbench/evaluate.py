@@ -246,14 +246,17 @@ def _evaluate_image(run: _Run, methods: Sequence[Method], hr: torch.Tensor,
 def _new_visuals(task: Task, hr: torch.Tensor, reference: torch.Tensor,
                  img_base: dict[str, Any]) -> dict[int | None, Visual]:
     """One visual per channel condition of a shown image, holding the whole GT (and guide)."""
+    gt = to_uint8(hr)[0].cpu()
+    guide = (to_uint8(reference)[0].cpu()
+             if task.visual_channel and reference.shape[-2:] == hr.shape[-2:] else None)
     vis = {}
     for cond in task.conditions():
         v = Visual(img_base["dataset"], img_base["image"], task.setting_label,
                    cond.get("quality"), (0, 0, 0, 0))
-        v.full["GT"] = to_uint8(hr)[0].cpu()
-        if task.visual_channel and reference.shape[-2:] == hr.shape[-2:]:
+        v.full["GT"] = gt
+        if guide is not None:
             v.channel_label = task.visual_channel
-            v.channel_full["guide"] = to_uint8(reference)[0].cpu()
+            v.channel_full["guide"] = guide
         vis[cond.get("quality")] = v
     return vis
 
