@@ -6,8 +6,8 @@ reference path measured in the same run, on the same machine.
   bf16 autocast + channels_last;
 - training step: batch 8, crop 64, fp32 (reference) vs bf16 autocast + channels_last;
 - heap policy: the default inference path on a 512×768 image (``mini``'s size) in two fresh
-  subprocesses, glibc's default heap (reference) vs ``irnbench.allocator.keep_freed_memory``
-  (what ``irnbench run`` and ``eval`` apply);
+  subprocesses, glibc's default heap (reference) vs
+  ``irnbench.training.allocator.keep_freed_memory`` (what ``irnbench run`` and ``eval`` apply);
 - peak memory: degrade + restore of a 2048² image, untiled (reference) vs tiled, and tiled with
   the kept heap, each measured in a fresh subprocess as the peak resident set during the pass
   minus the resident set just before it (Linux: the kernel's peak mark is reset first).
@@ -122,7 +122,7 @@ def _child_env(keep_heap: bool) -> dict[str, str]:
 
 
 def _apply_heap_policy() -> None:
-    from irnbench.allocator import keep_freed_memory
+    from irnbench.training.allocator import keep_freed_memory
 
     keep_freed_memory()  # a no-op when the parent set IRNBENCH_KEEP_FREED_MEMORY=0
 

@@ -62,7 +62,7 @@ def _max_rss_mib() -> float:
 
 def crops_per_second(fetch, batch_size: int, workers: int, batches: int) -> float:
     """Steady-state crops/s of ``fetch`` through a ``BatchSource`` with ``workers``."""
-    from irnbench.train_data import BatchSource
+    from irnbench.training.data import BatchSource
 
     warm = max(2, 2 * workers)  # the workers start and fill their prefetch queue
     source = BatchSource(fetch, range(warm + batches), workers)
@@ -81,7 +81,7 @@ def step_seconds(args, task, preset, batch: dict, repeat: int) -> float:
     """Best time of one training step (forward, backward, Adam step) on ``args.device``."""
     import irnbench
     from irnbench.device import resolve_device
-    from irnbench.train_data import SampleNoise
+    from irnbench.training.data import SampleNoise
 
     dev = resolve_device(args.device)
     torch.manual_seed(0)
@@ -135,8 +135,8 @@ def main() -> None:
     import irnbench
     from irnbench.data.loading import resolve_dataset
     from irnbench.registry import get_method_class
-    from irnbench.train import batch_fetcher
-    from irnbench.train_data import TrainingData
+    from irnbench.training.data import TrainingData
+    from irnbench.training.loop import batch_fetcher
 
     setting = {"scale": args.scale} if args.task in ("rescale", "compress") else {}
     task = get_method_class(args.plugin).weights_task(irnbench.create_task(args.task, **setting))

@@ -31,7 +31,7 @@ def _sync(dev: torch.device) -> None:
 
 def _batch(preset, scale: int, dev: torch.device, channels_last: bool) -> dict:
     from irnbench.ops.imresize import imresize
-    from irnbench.train_data import SampleNoise
+    from irnbench.training.data import SampleNoise
 
     g = torch.Generator().manual_seed(0)
     hr = torch.rand(preset.batch_size, 3, preset.crop, preset.crop, generator=g)
@@ -50,7 +50,7 @@ def time_mode(method: str, scale: int, preset_name: str, dev: torch.device, mode
     """Time ``steps`` training steps after ``warmup`` untimed ones in one mode."""
     import irnbench
     from irnbench.registry import get_method_class
-    from irnbench.train import amp_dtype, resolve_amp
+    from irnbench.training.amp import amp_dtype, resolve_amp
 
     amp, *flags = mode.split("+")
     amp = resolve_amp(amp, dev)

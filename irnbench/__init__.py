@@ -5,7 +5,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from irnbench.errors import UnknownNameError, WeightsNotFound  # noqa: E402
-from irnbench.methods import Method, Paper, PaperResult, Preset  # noqa: E402
+from irnbench.hookspecs import hookimpl  # noqa: E402
+from irnbench.methods import Method, Paper, PaperResult  # noqa: E402
 from irnbench.options import Options, option  # noqa: E402
 from irnbench.registry import (  # noqa: E402
     create_method,
@@ -15,10 +16,12 @@ from irnbench.registry import (  # noqa: E402
     weights_available,
 )
 from irnbench.tasks.base import Task  # noqa: E402
+from irnbench.training.presets import Preset  # noqa: E402
 
 __all__ = [
     "__version__",
     "Method",
+    "hookimpl",
     "Options",
     "option",
     "Paper",

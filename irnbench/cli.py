@@ -17,9 +17,11 @@ from typing import Any
 import click
 
 from irnbench import __version__
-from irnbench.allocator import keep_freed_memory
+from irnbench.data.cli import datasets
 from irnbench.errors import IrnbenchError, cli_errors
-from irnbench.weights_cli import weights
+from irnbench.training.allocator import keep_freed_memory
+from irnbench.weights.cli import weights
+from irnbench.weights.tags import DEFAULT_TRAIN_TAG
 
 __all__ = ["RunRequest", "cli", "main"]
 
@@ -187,9 +189,32 @@ def _is_main_rank() -> bool:
     return context().is_main
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything ``run`` / ``eval`` were asked for, as the command line gave it (one value
+    for ``_do_run`` instead of fifteen positional arguments that are easy to swap)."""
+
+    task: str = "rescale"
+    plugins: str | None = None  #: comma-separated method specs; None: every one with weights
+    scale: str | None = None  #: comma-separated scales
+    jpeg: str | None = None  #: comma-separated JPEG qualities of the channel
+    datasets: str = "mini"
+    device: str = "auto"
+    draws: int | None = None  #: None (or 0): the task's default
+    weights: str | None = None
+    out: str | None = None
+    iqa: str | None = None
+    quiet: bool = False
+    nproc: int | None = None
+    train_missing: bool = False
+    preset: str = "cpu"
+    report: bool = True
+    options: tuple[str, ...] = ()  #: ``--option KEY=VALUE`` pairs
+
+
 def _run_options(fn):
     opts = [
-        click.option("--task", default="rescale", show_default=True,
+        click.option("--task", default=RunRequest.task, show_default=True,
                      help="Task name (see `irnbench tasks`)."),
         click.option("--plugins", "plugins", default=None,
                      help="Comma-separated methods, NAME or NAME.TAG, e.g. irn,car or "
@@ -198,9 +223,9 @@ def _run_options(fn):
         click.option("--scale", default=None, help="Scales, e.g. 2,4 (default: the task's)."),
         click.option("--jpeg", default=None,
                      help="JPEG qualities of the channel, e.g. 30,50,70,80,90."),
-        click.option("--datasets", default="mini", show_default=True,
+        click.option("--datasets", default=RunRequest.datasets, show_default=True,
                      help="Comma-separated dataset names or image folders."),
-        click.option("--device", default="auto", show_default=True,
+        click.option("--device", default=RunRequest.device, show_default=True,
                      help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps."),
         click.option("--draws", default=None, type=int,
                      help="z draws per image for stochastic methods (default: the task's, "
@@ -244,29 +269,6 @@ def _check_device(device: str) -> None:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything ``run`` / ``eval`` were asked for, as the command line gave it (one value
-    for ``_do_run`` instead of fifteen positional arguments that are easy to swap)."""
-
-    task: str = "rescale"
-    plugins: str | None = None  #: comma-separated method specs; None: every one with weights
-    scale: str | None = None  #: comma-separated scales
-    jpeg: str | None = None  #: comma-separated JPEG qualities of the channel
-    datasets: str = "mini"
-    device: str = "auto"
-    draws: int | None = None  #: None (or 0): the task's default
-    weights: str | None = None
-    out: str | None = None
-    iqa: str | None = None
-    quiet: bool = False
-    nproc: int | None = None
-    train_missing: bool = False
-    preset: str = "cpu"
-    report: bool = True
-    options: tuple[str, ...] = ()  #: ``--option KEY=VALUE`` pairs
-
-
 def _method_options(req: RunRequest, methods: list[str]) -> dict[str, str]:
     """``--option`` pairs, checked against every method before any work (InvalidSetting)."""
     from irnbench.options import parse_pairs
@@ -282,7 +284,7 @@ def _do_run(req: RunRequest):
     from irnbench.runner import run_benchmark
 
     # Bit-identical results, fewer page faults (1.3× faster IRN inference on a 2-core CPU).
-    # Evaluation only: `train` keeps glibc's default heap (see irnbench.allocator).
+    # Evaluation only: `train` keeps glibc's default heap (see irnbench.training.allocator).
     keep_freed_memory()
     _check_device(req.device)
     _check_task(req.task)
@@ -313,7 +315,7 @@ def _do_run(req: RunRequest):
 @_run_options
 @click.option("--train-missing", is_flag=True,
               help="Train methods that have no weights for a setting (with --preset).")
-@click.option("--preset", default="cpu", show_default=True,
+@click.option("--preset", default=RunRequest.preset, show_default=True,
               help="Training preset used by --train-missing.")
 @_user_errors
 def run(**params):
@@ -362,7 +364,7 @@ def eval_(**params):
               help="torch.compile the training loss (a one-off compile of a minute or more; "
                    "pays on long GPU runs).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--tag", default="local", show_default=True,
+@click.option("--tag", default=DEFAULT_TRAIN_TAG, show_default=True,
               help="Install the final weights under this tag (run them as METHOD.TAG; an "
                    "untagged name never picks them).")
 @click.option("--no-install", is_flag=True,
@@ -383,7 +385,7 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     `torchrun --nproc-per-node N -m irnbench train ...` (several nodes: torchrun's rendezvous
     flags). The preset's batch size is the global batch, split over the processes.
     """
-    from irnbench.train import train_method
+    from irnbench.training import train_method
 
     _check_device(device)
     _check_task(task)
@@ -479,93 +481,6 @@ def tasks():
         click.echo(f"  methods: {', '.join(list_methods(name)) or '-'}")
 
 
-@cli.group()
-def datasets():
-    """Dataset cards: list them and fetch the standard sets (hub or URL) into the cache."""
-
-
-def _human_size(n: Any) -> str:
-    if not n:
-        return "?"
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit in ("B", "kB") else f"{n:.1f} {unit}"
-        n /= 1000
-    return "?"
-
-
-@datasets.command(name="list")
-@_user_errors
-def datasets_list():
-    """List the registered datasets: images, size, use, source, digest, cached, licence.
-
-    DIGEST is 'pinned' when the card carries the archive's sha256, 'first-use' when the fetch
-    verifies the hub's published digest (or records the one it saw) on first download.
-    """
-    from irnbench.data import hub
-    from irnbench.data.cards import list_image_files
-    from irnbench.plugins import registered_datasets
-
-    click.echo(f"{'name':<12} {'images':>6}  {'size':>8}  {'use':<10}  {'source':<7}  "
-               f"{'digest':<9}  {'cached':<9}  licence")
-    for name, card in sorted(registered_datasets().items()):
-        kind = hub.source_kind(card)
-        n = card.images
-        size = "-"
-        digest = "-"
-        if kind == "bundled":
-            try:
-                n = len(list_image_files(card.local_dir()))
-                cached = "available"
-            except IrnbenchError:
-                cached = "missing"
-        else:
-            rec = hub.fetch_record(card.name)
-            size = _human_size((rec or {}).get("bytes") or card.extra.get("size"))
-            digest = "pinned" if hub.is_pinned(card) else "first-use"
-            cached = "yes" if hub.is_cached(card) else "no"
-        lic = card.licence.splitlines()[0][:60] if card.licence else ""
-        click.echo(f"{name:<12} {str(n or '?'):>6}  {size:>8}  {card.use:<10}  {kind:<7}  "
-                   f"{digest:<9}  {cached:<9}  {lic}")
-
-
-@datasets.command(name="fetch")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--from", "from_dir", type=click.Path(file_okay=False, exists=True),
-              help="Folder of pre-downloaded archives (e.g. Set5_HR.tar.gz) to install from "
-                   "instead of downloading.")
-@click.option("--force", is_flag=True, help="Download and extract again even when cached.")
-@_user_errors
-def datasets_fetch(names, from_dir, force):
-    """Download, verify (sha256) and extract datasets into the cache ($IRNBENCH_HOME/datasets).
-
-    A cached set is a no-op. Offline, use --from DIR with the archives copied from elsewhere.
-    """
-    from irnbench.data import hub
-    from irnbench.errors import UnknownNameError
-    from irnbench.plugins import registered_datasets
-
-    cards = registered_datasets()
-    wanted = [n.strip().lower() for v in names for n in v.split(",") if n.strip()]
-    for n in wanted:
-        if n not in cards:
-            raise UnknownNameError("dataset", n, list(cards))
-    for n in wanted:
-        card = cards[n]
-        was_cached = hub.source_kind(card) != "bundled" and hub.is_cached(card)
-        folder = hub.fetch(card, force=force, from_dir=from_dir)
-        rec = hub.fetch_record(card.name) or {}
-        if hub.source_kind(card) == "bundled":
-            click.echo(f"{n}: bundled, nothing to fetch ({folder})")
-        elif was_cached and not force:
-            click.echo(f"{n}: already cached ({rec.get('images')} images, "
-                       f"sha256 {str(rec.get('sha256'))[:12]}…) in {folder.parent}")
-        else:
-            click.echo(f"{n}: {rec.get('images')} images, sha256 {str(rec.get('sha256'))[:12]}… "
-                       f"({rec.get('verified')}) in {folder.parent}")
-
-
 @cli.command(name="new-plugin")
 @click.argument("name")
 @click.option("--out", "out_dir", default=".", show_default=True,
@@ -604,6 +519,7 @@ def presets(method):
 
 
 cli.add_command(weights)
+cli.add_command(datasets)
 
 
 def _register_plugin_commands() -> None:

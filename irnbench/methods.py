@@ -8,21 +8,21 @@ through the harness's channel (``restore``). Paper-reported numbers travel with 
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from irnbench import options as _options
-from irnbench.augment import ColorAugment
 from irnbench.tasks.base import Task
-from irnbench.weights import OfficialCheckpoint, PretrainedCfg
+from irnbench.weights.cards import OfficialCheckpoint, PretrainedCfg
 
-__all__ = ["ColorAugment", "Method", "Paper", "PaperResult", "Preset", "module_fingerprint",
-           "preset_config", "read_preset_config"]
+if TYPE_CHECKING:  # presets are training records: the interface names them, never imports them
+    from irnbench.training.presets import Preset
+
+__all__ = ["Method", "Paper", "PaperResult", "module_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -48,57 +48,6 @@ class Paper:
     results: tuple[PaperResult, ...] = ()
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A training schedule that belongs to a method (``paper``, ``cpu``, ``smoke``)."""
-
-    name: str
-    iterations: int
-    batch_size: int
-    crop: int
-    lr: float
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8  #: Adam's epsilon
-    weight_decay: float = 0.0
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.5
-    warmup: int = 0
-    grad_clip: float | None = None
-    val_every: int = 0
-    #: Side of the centre crop of each held-out image that validation scores; ``0``: the whole
-    #: image; ``None``: ``min(256, max(64, 2·crop))`` (the rule of runs made before this field).
-    val_side: int | None = None
-    checkpoint_every: int = 0
-    augment: bool = True
-    #: Colour augmentation of the training crops (see ``ColorAugment``); ``None``: off.
-    color: ColorAugment | None = None
-    #: A chain step: the preset whose weights this one fine-tunes. Training it needs
-    #: ``--init PATH`` (sha256-checked; never an implicit "current shipped" file), so the
-    #: recorded commands of a chain, run in order, rebuild it. ``""``: it starts from scratch.
-    continues: str = ""
-    options: dict[str, Any] = field(default_factory=dict)  #: method-specific (model size…)
-
-
-#: ``Preset`` fields of runs made before ``ColorAugment`` and explicit ``--init``.
-LEGACY_PRESET_KEYS = ("color_augment", "color_clip", "color_cast", "color_permute", "init_from")
-
-
-def preset_config(p: Preset) -> dict[str, Any]:
-    """The JSON record of a preset that runs keep (``preset_config`` in checkpoints/sidecars)."""
-    return json.loads(json.dumps(asdict(p)))
-
-
-def read_preset_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A recorded ``preset_config`` in today's fields: the four colour flags of older runs become
-    ``color`` (as ``asdict`` writes a ``ColorAugment``), their ``init_from`` is dropped."""
-    if not any(k in cfg for k in LEGACY_PRESET_KEYS):
-        return dict(cfg)
-    out = {k: v for k, v in cfg.items() if k not in LEGACY_PRESET_KEYS}
-    color = ColorAugment.from_flags(cfg)
-    out["color"] = None if color is None else asdict(color)
-    return out
-
-
 class Method(nn.Module):
     """Base class of methods (subclasses are ``torch.nn.Module``\\ s).
 
@@ -113,7 +62,7 @@ class Method(nn.Module):
     description: ClassVar[str] = ""
     stochastic: ClassVar[bool] = False
     paper: ClassVar[Paper | None] = None
-    presets: ClassVar[dict[str, Preset]] = {}
+    presets: ClassVar[dict[str, Preset]] = {}  #: ``irnbench.training.presets.Preset`` by name
     pretrained_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
     #: The authors' published checkpoints this method imports (``irnbench weights import``),
     #: keyed by the task key of the weights they hold (e.g. ``rescale-x4``).
@@ -147,10 +96,11 @@ class Method(nn.Module):
         label = getattr(cls, "name", cls.__name__)
         for attr in vars(cls).values():
             for item in attr.values() if isinstance(attr, dict) else ():
-                if isinstance(item, Preset):
-                    cls.parse_options(item.options, f"preset {item.name!r} of {label!r}")
-                elif isinstance(item, OfficialCheckpoint):
+                if isinstance(item, OfficialCheckpoint):
                     cls.parse_options(item.options, f"official checkpoint of {label!r}")
+                elif dataclasses.is_dataclass(item) and isinstance(getattr(item, "options", None),
+                                                                   dict):  # a Preset
+                    cls.parse_options(item.options, f"preset {item.name!r} of {label!r}")
 
     @classmethod
     def parse_options(cls, values: dict[str, Any], owner: str | None = None

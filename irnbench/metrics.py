@@ -11,7 +11,6 @@ Optional perceptual metrics (LPIPS, …) go through pyiqa (the ``iqa`` extra): s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -199,8 +198,3 @@ def iqa_metric(name: str, device: str | torch.device = "cpu") -> Callable[..., t
             return model(x.clamp(0, 1).float(), ref.clamp(0, 1).float()).flatten()
 
     return score
-
-
-def isfinite_metric(v: float) -> bool:
-    """True when a metric value is a finite number (PSNR of identical images is inf)."""
-    return not (math.isnan(v) or math.isinf(v))

@@ -111,14 +111,6 @@ def registered_datasets() -> dict[str, Any]:
     return _unique("dataset", _collect("irnbench_register_datasets"), lambda d: d.name)
 
 
-def method_plugin(name: str) -> str | None:
-    """The plugin that registers method ``name``."""
-    for plugin, cls in _collect("irnbench_register_methods"):
-        if cls.name == name:
-            return plugin
-    return None
-
-
 def plugin_infos() -> list[PluginInfo]:
     """Every loaded plugin with its version and what it registers."""
     load_plugins()

@@ -75,7 +75,7 @@ def weights_info(method) -> dict[str, str]:
     from irnbench.weights import read_sidecar, training_budget
 
     side = read_sidecar(method.weights_path) if method.weights_path else {}
-    budget = training_budget(side, type(method).presets_for(method.task))
+    budget = training_budget(side)
     return {"tag": method.weights_tag, "label": method.weights_label,
             "sha256": method.weights_sha256, "budget": budget.get("text", ""),
             "training": budget}
@@ -93,7 +93,7 @@ def describe_weights(method, setting_label: str, info: dict[str, str]) -> str:
 def _train_missing(name: str, task_obj, preset: str, device: str, progress: bool,
                    options: dict[str, Any]):
     """``--train-missing``: train under the named tag (default ``local``) and use that."""
-    from irnbench.train import train_method  # only when asked
+    from irnbench.training import train_method  # only when asked
     from irnbench.weights import DEFAULT_TRAIN_TAG, OFFICIAL_TAG, SHIPPED_TAG, parse_spec
 
     base, tag = parse_spec(name)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irnbench.errors import IrnbenchError
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method
+from irnbench.training.presets import Preset
 
 __all__ = [
     "ScaffoldError",

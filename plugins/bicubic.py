@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from irnbench.hookspecs import hookimpl
-from irnbench.methods import Method, Paper
 from irnbench.ops.imresize import imresize
-from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
+from irnbench.plugin import IRN_TABLE1, Method, Paper, hookimpl, sain_rows, table_rows
 
 # (scale, dataset) → (PSNR-Y, SSIM-Y), "Bicubic & Bicubic" rows of IRN's Table 1.
 _TABLE1 = {

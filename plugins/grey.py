@@ -11,9 +11,8 @@ from typing import Any
 
 import torch
 
-from irnbench.hookspecs import hookimpl
-from irnbench.methods import Method
 from irnbench.ops.color import grey_to_rgb, rgb_to_grey
+from irnbench.plugin import Method, hookimpl
 
 __all__ = ["Grey"]
 

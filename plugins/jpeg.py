@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from irnbench.hookspecs import hookimpl
-from irnbench.methods import Method, Paper
+from irnbench.plugin import Method, Paper, hookimpl
 
 
 class PlainJPEG(Method):

@@ -6,18 +6,18 @@
 land in ``PLUGIN_DIR/weights/<task_key>.safetensors`` with the sidecar beside them, which
 ``irnbench.weights.shipped_cfgs`` turns into the method's ``PretrainedCfg``. The label written by
 the trainer ("irnbench cpu preset, N steps (not the paper's model)") is kept; a fine-tune's is
-rebuilt from its record by ``irnbench.train.weights_label``, so it names every preset of the chain.
+rebuilt from its record by ``irnbench.training.chains.weights_label``, so it names every
+preset of the chain.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from irnbench.train import INIT_RECORD_KEYS, weights_label
-from irnbench.weights import sha256_file
+from irnbench.training.chains import INIT_RECORD_KEYS, weights_label
+from irnbench.weights import WeightsRecord, sha256_file, write_weights
 
 
 def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -> Path:
@@ -40,12 +40,11 @@ def ship(run_dir: Path, plugin_dir: Path, commit: str = "", machine: str = "") -
     if init:
         # Runs made before the label named the whole chain said only its last two presets.
         meta["label"] = weights_label(meta["preset"], meta["iteration"], init)
-    shutil.copyfile(src, dest)
     if commit:
         meta["commit"] = commit
     if machine:
         meta["machine"] = machine
-    dest.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_weights(dest, src.read_bytes(), WeightsRecord.from_json(meta, str(run_dir)))
     return dest
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method
+from irnbench.training.presets import Preset
 
 #: ``train_method`` keywords for a quick offline CPU run on the bundled training photos.
 TINY = dict(datasets="mini-train", device="cpu", progress=False, install=False)

@@ -1,4 +1,4 @@
-"""The CPU heap policy (``irnbench.allocator``): fewer page faults, opt-outs respected."""
+"""The CPU heap policy (``irnbench.training.allocator``): fewer page faults, opt-outs respected."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 import irnbench.cli
-from irnbench.allocator import ENV_VAR, keep_freed_memory
+from irnbench.training.allocator import ENV_VAR, keep_freed_memory
 
 _PROBE = textwrap.dedent("""
     import resource, torch
-    from irnbench.allocator import keep_freed_memory
+    from irnbench.training.allocator import keep_freed_memory
 
     def faults():
         # 65 MiB, freed at once: warms the heap if kept. Not 64: PyTorch asks posix_memalign for

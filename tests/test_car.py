@@ -14,7 +14,7 @@ import irnbench_plugins.car as car_plugin
 from irnbench import create_task
 from irnbench.errors import InvalidSetting
 from irnbench.plugins import load_plugins, pm, registered_methods
-from irnbench.train import lr_factor
+from irnbench.training.loop import lr_factor
 from irnbench_plugins.car import (
     CAR,
     EDSR,

@@ -30,7 +30,7 @@ from irnbench.report.quality import quality_matrix_tables
 from irnbench.results import frame, summarize
 from irnbench.runner import run_benchmark
 from irnbench.tasks.compress import anchor_qualities
-from irnbench.train import train_method
+from irnbench.training import train_method
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -171,13 +171,15 @@ def test_irn_on_compress_uses_its_rescale_weights(tmp_path, no_shipped_irn):
     with pytest.raises(WeightsNotFound, match="--task rescale --scale 2"):
         create_method("irn", task=task)
     # weights for rescale ×2 in the user cache serve compress ×2
-    from irnbench.train import save_weights
+    from irnbench.training.state import save_weights
     from irnbench.weights import cache_weights_path
 
     m = create_method("irn", task="rescale", scale=2, pretrained=False)
     path = cache_weights_path("irn", "rescale-x2", "official")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(path, m, {"kind": "irnbench-weights", "method": "irn", "label": "test"})
+    save_weights(path, m, {"kind": "irnbench-weights", "method": "irn", "task": "rescale",
+                           "setting": {"scale": 2}, "task_key": "rescale-x2", "label": "test",
+                           "preset": "official"})
     assert irnbench.weights_available("irn", "compress", scale=2)
     loaded = create_method("irn", task=task)
     assert loaded.weights_label == "test" and loaded.weights_tag == "official"

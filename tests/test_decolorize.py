@@ -21,7 +21,7 @@ from irnbench.errors import InvalidSetting
 from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import DECOLORIZE_CROP, GREY_WEIGHTS, PROTOCOL_TEXT
 from irnbench.tasks.decolorize import DecolorizeTask
-from irnbench.train import train_method
+from irnbench.training import train_method
 from irnbench_plugins.grey import Grey
 from irnbench_plugins.irn_color import RGB_TO_YUV, InvertibleConv1x1, InvGreyNet, IRNColor
 from irnbench_plugins.tar import TAR

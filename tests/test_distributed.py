@@ -30,9 +30,11 @@ from safetensors.torch import load_file
 
 from irnbench.distributed import DistContext, strip_option, torchrun_command
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method
 from irnbench.ops.imresize import imresize
-from irnbench.train import NonFiniteLoss, SampleNoise, TrainingData, train_method
+from irnbench.training.data import SampleNoise, TrainingData
+from irnbench.training.loop import NonFiniteLoss, train_method
+from irnbench.training.presets import Preset
 
 LOSS_RTOL = 1e-4
 WEIGHT_ATOL = 1e-5
@@ -211,7 +213,7 @@ def test_batch_carries_global_sample_indices():
 
 
 def test_batch_size_must_split_evenly(ddp_methods, tmp_path, monkeypatch):
-    import irnbench.train as train_mod
+    import irnbench.training.loop as train_mod
 
     monkeypatch.setattr(train_mod, "setup",
                         lambda device: (DistContext(rank=0, world=3), torch.device("cpu")))

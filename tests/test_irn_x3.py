@@ -248,7 +248,8 @@ def test_paper_and_smoke_presets_fit_x3():
 
 def test_train_smoke_x3_end_to_end(train_folder, tmp_path):
     from irnbench.data import resolve_dataset
-    from irnbench.train import TrainingData, train_method
+    from irnbench.training.data import TrainingData
+    from irnbench.training.loop import train_method
 
     task = create_task("rescale", scale=3)
     data = TrainingData(resolve_dataset(str(train_folder)), task)

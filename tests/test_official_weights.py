@@ -17,10 +17,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import irnbench
-from irnbench.checkpoints import load_checkpoint
 from irnbench.cli import cli
 from irnbench.errors import CheckpointError, InvalidSetting
 from irnbench.registry import create_task, get_method_class
+from irnbench.weights.official import load_checkpoint
 
 FORMATS = json.loads((Path(__file__).parent / "fixtures" / "official_formats.json").read_text())
 
@@ -121,7 +121,7 @@ def test_round_trip_maps_each_tensor_once_with_equal_values(kind, tmp_path):
     method, files_spec, task, scale, tag, _ = KINDS[kind]
     files = _files(kind, tmp_path / "dl")
     setting = {"scale": scale} if scale else {}
-    out = irnbench.checkpoints.import_checkpoint(method, files, task, tag=tag, **setting)
+    out = irnbench.weights.official.import_checkpoint(method, files, task, tag=tag, **setting)
     saved = load_file(str(out.path))
     cls = get_method_class(method)
     official = cls.official_for(create_task(task, **setting))
@@ -188,7 +188,7 @@ def test_car_file_for_irn_says_what_it_is(tmp_path):
     path = official_file("CAR_4x_kgn.pth", tmp_path / "kgn.pth")
     with pytest.raises(CheckpointError, match=r"kgn.pth is car's rescale x4 file 4x/kgn.pth .*"
                                                r"not irn rescale x4"):
-        irnbench.checkpoints.import_checkpoint("irn", [path], "rescale", scale=4)
+        irnbench.weights.official.import_checkpoint("irn", [path], "rescale", scale=4)
 
 
 def test_truncated_file_is_one_clear_error(tmp_path):
@@ -208,31 +208,31 @@ def test_missing_second_file_is_named(tmp_path):
     assert "missing: 2x/usn.pth (EDSR ×2 upscaler)" in res.output
     crm = official_file("CRM_x2_q90.pth", tmp_path / "CRM_x2_q90.pth")
     with pytest.raises(CheckpointError, match="missing: IRN_x2_finetune.pth"):
-        irnbench.checkpoints.import_checkpoint("irn-crm", [crm], "compress", scale=2)
+        irnbench.weights.official.import_checkpoint("irn-crm", [crm], "compress", scale=2)
 
 
 def test_unused_and_unfilled_tensors_are_named(tmp_path):
     extra = official_file("IRN_x2.pth", tmp_path / "a.pth", extra=True)
     with pytest.raises(CheckpointError, match=r"unused: something\.else"):
-        irnbench.checkpoints.import_checkpoint("irn", [extra], "rescale", scale=2)
+        irnbench.weights.official.import_checkpoint("irn", [extra], "rescale", scale=2)
     short = official_file("IRN_x2.pth", tmp_path / "b.pth", drop=2)
     with pytest.raises(CheckpointError, match=r"not filled: net\.operations\.8\.H\.conv5\.weight"):
-        irnbench.checkpoints.import_checkpoint("irn", [short], "rescale", scale=2)
+        irnbench.weights.official.import_checkpoint("irn", [short], "rescale", scale=2)
 
 
 def test_no_checkpoint_for_the_setting_and_reserved_tag(tmp_path):
     path = official_file("IRN_x2.pth", tmp_path / "IRN_x2.pth")
     with pytest.raises(CheckpointError, match="tar has no published checkpoint"):
-        irnbench.checkpoints.import_checkpoint("tar", [path], "rescale", scale=2)
+        irnbench.weights.official.import_checkpoint("tar", [path], "rescale", scale=2)
     with pytest.raises(CheckpointError, match="'cpu' is irnbench's shipped weights"):
-        irnbench.checkpoints.import_checkpoint("irn", [path], "rescale", tag="cpu", scale=2)
+        irnbench.weights.official.import_checkpoint("irn", [path], "rescale", tag="cpu", scale=2)
 
 
 def test_untagged_resolves_to_official_then_shipped_and_two_rows(tmp_path, images):
     shipped = irnbench.create_method("irn", scale=2)
     assert shipped.weights_tag == "cpu"
     path = official_file("IRN_x2.pth", tmp_path / "IRN_x2.pth")
-    irnbench.checkpoints.import_checkpoint("irn", [path], "rescale", scale=2)
+    irnbench.weights.official.import_checkpoint("irn", [path], "rescale", scale=2)
     assert irnbench.create_method("irn", scale=2).weights_tag == "official"
     assert irnbench.create_method("irn", scale=2, tag="cpu").weights_sha256 == \
         shipped.weights_sha256
@@ -289,8 +289,8 @@ def test_own_training_installs_under_its_tag_used_only_when_named(register_plugi
     from conftest import make_plugin
     from helpers import TINY, TinyAE
 
-    from irnbench.methods import Preset
-    from irnbench.train import train_method
+    from irnbench.training import train_method
+    from irnbench.training.presets import Preset
 
     class Quick(TinyAE):
         name = "test-quick-ae"

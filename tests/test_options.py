@@ -12,10 +12,11 @@ from conftest import make_plugin
 
 import irnbench
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method
 from irnbench.ops.tiling import AUTO_TILE_PIXELS, AUTO_TILE_SIDE, resolve_tile
 from irnbench.options import Options, describe_options, option, parse_options, parse_pairs
 from irnbench.registry import get_method_class
+from irnbench.training.presets import Preset
 
 
 @dataclass(frozen=True)

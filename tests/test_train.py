@@ -18,18 +18,12 @@ from safetensors.torch import load_file
 
 import irnbench
 from irnbench.errors import InvalidSetting
-from irnbench.methods import ColorAugment, Preset
 from irnbench.ops.imresize import imresize
 from irnbench.registry import get_method_class
-from irnbench.train import (
-    NonFiniteLoss,
-    TrainingData,
-    color_jitter,
-    lr_factor,
-    train_method,
-    validate,
-    validation_side,
-)
+from irnbench.training.augment import color_jitter
+from irnbench.training.data import TrainingData
+from irnbench.training.loop import NonFiniteLoss, lr_factor, train_method, validate, validation_side
+from irnbench.training.presets import ColorAugment, Preset
 
 
 def test_lr_schedule():
@@ -149,7 +143,7 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
     """
     import numpy as np
 
-    from irnbench.augment import (
+    from irnbench.training.augment import (
         COLOR_CAST,
         SATURATION_GAIN_CLIPPED,
         no_clip_cap,
@@ -213,7 +207,7 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
     permutations on, in the photo's own channel order (a red stays red), replayed by hand."""
     import numpy as np
 
-    from irnbench.augment import SATURATION_GAIN_CLIPPED, no_clip_cap, saturate_clipped
+    from irnbench.training.augment import SATURATION_GAIN_CLIPPED, no_clip_cap, saturate_clipped
 
     task = irnbench.create_task("decolorize")
     data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
@@ -379,7 +373,7 @@ def _disk_full_after(monkeypatch, prefix: str, ok_writes: int) -> list[str]:
 def test_failed_checkpoint_write_keeps_the_previous_one(tiny, tmp_path, monkeypatch):
     """Disk full after the first checkpoint (tensors + sidecar): training goes on with a warning
     naming the intact checkpoint, which still loads; no temp file is left behind."""
-    from irnbench.train_state import CheckpointWriteWarning, read_checkpoint_meta
+    from irnbench.training.state import CheckpointWriteWarning, read_checkpoint_meta
 
     seen = _disk_full_after(monkeypatch, "checkpoint.", ok_writes=2)
     with pytest.warns(CheckpointWriteWarning) as record:
@@ -548,7 +542,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     Bitwise equality is promised for one intra-op thread (as every shipped run trained). With
     two, ``torch.exp`` in the couplings returned other last bits for the same input in the
     resumed process in about half the tries (apparently MKL's vector math), and this test failed
-    CI (see the ``irnbench.train`` docstring and the README's ``--resume`` paragraph).
+    CI (see the ``irnbench.training.loop`` docstring and the README's ``--resume`` paragraph).
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "irnbench", "train", "--plugin", "irn", "--scale", "2",

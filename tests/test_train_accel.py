@@ -15,7 +15,8 @@ from test_train import TINY, TinyAE
 
 from irnbench.cli import cli
 from irnbench.errors import InvalidSetting
-from irnbench.train import resolve_amp, train_method
+from irnbench.training.amp import resolve_amp
+from irnbench.training.loop import train_method
 
 
 class DtypeProbeAE(TinyAE):

@@ -12,16 +12,16 @@ from helpers import TINY
 from safetensors.torch import load_file
 
 import irnbench
-from irnbench.augment import ColorAugment
 from irnbench.cli import cli
 from irnbench.errors import InvalidSetting
-from irnbench.train import TrainingData, batch_fetcher, train_method
-from irnbench.train_data import BatchSource, to_float, to_uint8_exact
+from irnbench.training.data import BatchSource, TrainingData, to_float, to_uint8_exact
+from irnbench.training.loop import batch_fetcher, train_method
+from irnbench.training.presets import ColorAugment
 
 
 @pytest.fixture
 def one_thread():
-    """Bit-for-bit training comparisons hold with one intra-op thread (see irnbench.train)."""
+    """Bit-for-bit training comparisons hold with one intra-op thread (see irnbench.training.loop)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -14,7 +14,7 @@ from helpers import TINY, TinyAE
 import irnbench
 from irnbench.errors import WeightsNotFound
 from irnbench.registry import create_task, get_method_class
-from irnbench.train import train_method
+from irnbench.training import train_method
 from irnbench.weights import sha256_file, shipped_cfgs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_ship_script_writes_a_cfg_that_loads(tiny_run, tmp_path, monkeypatch):
 
 
 def test_ship_keeps_the_record_of_the_weights_a_fine_tune_replaces(tiny_run, tmp_path):
-    from irnbench.train import train_method
+    from irnbench.training import train_method
 
     pkg = tmp_path / "pkg"
     first = _ship_module().ship(tiny_run.out_dir, pkg, commit="abc123")
@@ -141,7 +141,7 @@ def test_shipped_chains_name_every_init_by_sha256(method, task, setting):
     import shlex
     from dataclasses import asdict
 
-    from irnbench.methods import preset_config, read_preset_config
+    from irnbench.training.presets import preset_config, read_preset_config
     from irnbench.weights import chain_commands
 
     cls = get_method_class(method)
@@ -181,3 +181,58 @@ def test_shipped_chains_name_every_init_by_sha256(method, task, setting):
             assert rec["color"] == (asdict(preset.color) if preset.color else None)
         prev_out = args[args.index("--out") + 1]
     assert not cmds
+
+
+def _stages(side: dict) -> list[dict]:
+    out = [side]
+    while out[-1].get("init"):
+        out.append(out[-1]["init"])
+    return out
+
+
+@pytest.mark.parametrize("method,task,setting", SHIPPED)
+def test_shipped_sidecars_record_the_preset_of_every_stage(method, task, setting):
+    cls = get_method_class(method)
+    cfg = cls.pretrained_cfgs[cls.weights_task(create_task(task, **setting)).key]
+    side = json.loads((cls.package_dir() / cfg.file).with_suffix(".json").read_text())
+    for st in _stages(side):
+        pc = st.get("preset_config") or {}
+        assert pc.get("name") == st["preset"], (method, st["preset"])
+        assert pc.get("batch_size") and pc.get("crop"), (method, st["preset"])
+
+
+def _published_budgets() -> dict[str, str]:
+    """sha256 of every weights file a published report used → the training text it shows."""
+    out: dict[str, str] = {}
+    for meta_file in sorted((ROOT / "reports").glob("*/meta.json")):
+        for per_setting in json.loads(meta_file.read_text()).get("weights", {}).values():
+            for info in per_setting.values():
+                if info.get("sha256") and info.get("budget"):
+                    out[info["sha256"]] = info["budget"]
+    return out
+
+
+def test_editing_a_code_preset_leaves_the_published_training_column(monkeypatch):
+    """The "Training" column comes from the weights' own record: change every preset of every
+    method and the budget of every shipped file stays the one the published reports show."""
+    import dataclasses
+
+    from irnbench.runner import weights_info
+
+    published = _published_budgets()
+    before = {}
+    for method, task, setting in SHIPPED:
+        m = irnbench.create_method(method, task=task, **setting)
+        before[(method, task, str(setting))] = weights_info(m)["budget"]
+        if m.weights_sha256 in published:
+            assert before[(method, task, str(setting))] == published[m.weights_sha256]
+    assert len({b for b in before.values()}) > 1 and published
+    for method, _, _ in SHIPPED:
+        cls = get_method_class(method)
+        edited = {k: dataclasses.replace(p, batch_size=p.batch_size + 7, crop=p.crop * 2)
+                  for k, p in cls.presets.items()}
+        monkeypatch.setattr(cls, "presets", edited)
+        monkeypatch.setattr(cls, "presets_for", classmethod(lambda c, t, e=edited: e))
+    for method, task, setting in SHIPPED:
+        m = irnbench.create_method(method, task=task, **setting)
+        assert weights_info(m)["budget"] == before[(method, task, str(setting))]

@@ -6,7 +6,7 @@ the EDSR upscaler, ``method`` the irnbench ``Method`` (losses, presets, paper-re
 
 from __future__ import annotations
 
-from irnbench.hookspecs import hookimpl
+from irnbench.plugin import hookimpl
 
 from .method import CAR, offset_loss, tv_loss
 from .model import CONFIGS, EDSR, CARConfig, ResamplerNet, kernel_size

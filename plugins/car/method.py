@@ -61,14 +61,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import resolve_tile, tiled
-from irnbench.options import Options as BaseOptions
-from irnbench.options import config_overrides, option, overridden, tile_option
-from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
-from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench.plugin import (
+    IRN_TABLE1,
+    InvalidSetting,
+    Method,
+    Paper,
+    Preset,
+    PretrainedCfg,
+    Task,
+    config_overrides,
+    option,
+    overridden,
+    sain_rows,
+    shipped_cfgs,
+    table_rows,
+    tile_option,
+)
+from irnbench.plugin import Options as BaseOptions
 
 from .model import CONFIGS, EDSR, CARConfig, ResamplerNet, kernel_size
 from .official import CAR_OFFICIAL

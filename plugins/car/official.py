@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 
-from irnbench.tasks.rescale import RescaleTask
-from irnbench.weights import OfficialCheckpoint, OfficialFile
+from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
 
 __all__ = ["CAR_OFFICIAL"]
 
@@ -83,4 +82,5 @@ def _car(scale: int) -> OfficialCheckpoint:
     )
 
 
-CAR_OFFICIAL: dict[str, OfficialCheckpoint] = {RescaleTask(scale=s).key: _car(s) for s in (2, 4)}
+CAR_OFFICIAL: dict[str, OfficialCheckpoint] = {
+    task_key("rescale", scale=s): _car(s) for s in (2, 4)}

@@ -8,7 +8,7 @@ compression restoration module).
 
 from __future__ import annotations
 
-from irnbench.hookspecs import hookimpl
+from irnbench.plugin import hookimpl
 
 from .blocks import DenseBlock, HaarDownsampling, InvBlockExp
 from .crm import IRNCRM

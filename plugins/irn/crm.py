@@ -36,15 +36,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from irnbench.errors import InvalidSetting, WeightsNotFound
-from irnbench.methods import Method, Paper, Preset, module_fingerprint
 from irnbench.ops.quantize import quantize
 from irnbench.ops.tiling import resolve_tile, tiled
-from irnbench.options import Options as BaseOptions
-from irnbench.options import config_overrides, option, overridden, tile_option
-from irnbench.tasks.base import Task
-from irnbench.tasks.rescale import RescaleTask
-from irnbench.weights import PretrainedCfg, sha256_file, shipped_cfgs
+from irnbench.plugin import (
+    InvalidSetting,
+    Method,
+    Paper,
+    Preset,
+    PretrainedCfg,
+    RescaleTask,
+    Task,
+    WeightsNotFound,
+    config_overrides,
+    find_weights,
+    load_weights,
+    module_fingerprint,
+    option,
+    overridden,
+    sha256_file,
+    shipped_cfgs,
+    tile_option,
+    train_command,
+)
+from irnbench.plugin import Options as BaseOptions
 
 from .blocks import DenseBlock
 from .method import IRN, SCALES
@@ -226,8 +240,6 @@ class IRNCRM(Method):
 
     def _load_irn(self, src: str) -> None:
         """Load the frozen IRN (``src`` "auto": the usual lookup for rescale ×s; else a path)."""
-        from irnbench.registry import find_weights, load_weights, train_command
-
         rescale = self.irn.task
         loc = find_weights(IRN, rescale, None if src == "auto" else src)
         if loc is None:

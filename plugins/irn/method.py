@@ -15,14 +15,25 @@ from typing import Any
 
 import torch
 
-from irnbench.errors import InvalidSetting
-from irnbench.methods import ColorAugment, Method, Paper, Preset, module_fingerprint
 from irnbench.ops.tiling import resolve_tile, tiled
-from irnbench.options import Options as BaseOptions
-from irnbench.options import option, tile_option
-from irnbench.papers import IRN_TABLE1, sain_rows, table_rows
-from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench.plugin import (
+    IRN_TABLE1,
+    ColorAugment,
+    InvalidSetting,
+    Method,
+    Paper,
+    Preset,
+    PretrainedCfg,
+    RescaleTask,
+    Task,
+    module_fingerprint,
+    option,
+    sain_rows,
+    shipped_cfgs,
+    table_rows,
+    tile_option,
+)
+from irnbench.plugin import Options as BaseOptions
 
 from .model import InvRescaleNet
 from .official import IRN_OFFICIAL
@@ -268,8 +279,6 @@ class IRN(Method):
     def weights_task(cls, task: Task) -> Task:
         """IRN on ``compress`` ×s is the ``rescale`` ×s network with the same weights."""
         if task.name == "compress":
-            from irnbench.tasks.rescale import RescaleTask
-
             return RescaleTask(scale=task.setting["scale"])
         return task
 

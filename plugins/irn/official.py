@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 
-from irnbench.tasks.compress import CompressTask
-from irnbench.tasks.rescale import RescaleTask
-from irnbench.weights import OfficialCheckpoint, OfficialFile
+from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
 
 __all__ = ["IRN_OFFICIAL", "IRN_CRM_OFFICIAL", "REPOSITORY", "DOWNLOAD", "LICENCE"]
 
@@ -49,7 +47,7 @@ def _irn(scale: int) -> OfficialCheckpoint:
 
 #: IRN ×2, ×3, ×4 and ×8 (``IRN+_x4.pth`` has the ×4 tensors: import it with ``--tag plus``).
 IRN_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    RescaleTask(scale=s).key: _irn(s) for s in (2, 3, 4, 8)
+    task_key("rescale", scale=s): _irn(s) for s in (2, 3, 4, 8)
 }
 
 _RDB = re.compile(r"^RRDB_trunk\.(\d+)\.RDB([123])\.(conv[1-5]\.(?:weight|bias))$")
@@ -72,7 +70,7 @@ def _crm_rename(file: str, key: str) -> str | None:
 
 #: IRN ×2 fine-tuned for compression + the q = 90 CRM (the released IJCV compression model).
 IRN_CRM_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    CompressTask(scale=2).key: OfficialCheckpoint(
+    task_key("compress", scale=2): OfficialCheckpoint(
         task="compress", setting={"scale": 2},
         files=(OfficialFile("IRN_x2_finetune.pth", "irn.", "IRN ×2 fine-tuned for JPEG"),
                OfficialFile("CRM_x2_q90.pth", "crm.", "compression restoration module, q = 90")),

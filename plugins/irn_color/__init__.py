@@ -6,7 +6,7 @@ from the IRN plugin's shared blocks), ``method`` the irnbench ``Method``.
 
 from __future__ import annotations
 
-from irnbench.hookspecs import hookimpl
+from irnbench.plugin import hookimpl
 
 from .method import IRNColor
 from .model import RGB_TO_YUV, InvertibleConv1x1, InvGreyNet

@@ -21,13 +21,19 @@ from typing import Any
 
 import torch
 
-from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, Preset
 from irnbench.ops.tiling import resolve_tile, tiled
-from irnbench.options import Options as BaseOptions
-from irnbench.options import option, tile_option
-from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench.plugin import (
+    InvalidSetting,
+    Method,
+    Paper,
+    Preset,
+    PretrainedCfg,
+    Task,
+    option,
+    shipped_cfgs,
+    tile_option,
+)
+from irnbench.plugin import Options as BaseOptions
 from irnbench_plugins.irn.method import paper_preset
 
 from .model import InvGreyNet

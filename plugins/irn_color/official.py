@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-from irnbench.tasks.decolorize import DecolorizeTask
-from irnbench.weights import OfficialCheckpoint, OfficialFile
+from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
 from irnbench_plugins.irn.official import DOWNLOAD, IJCV, LICENCE, REPOSITORY
 
 __all__ = ["IRN_COLOR_OFFICIAL"]
@@ -28,7 +27,7 @@ def _rename(_file: str, key: str) -> str | None:
 
 
 IRN_COLOR_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    DecolorizeTask().key: OfficialCheckpoint(
+    task_key("decolorize"): OfficialCheckpoint(
         task="decolorize", setting={},
         files=(OfficialFile("IRN_color.pth", "net.", "IRN-Color InvGreyNet"),),
         rename=_rename, repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE, paper=IJCV,

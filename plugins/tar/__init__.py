@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from irnbench.hookspecs import hookimpl
+from irnbench.plugin import hookimpl
 
 from .method import TAR
 from .model import CONFIGS, TAD, TAU, TARConfig

@@ -37,13 +37,21 @@ from typing import Any
 
 import torch
 
-from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Paper, PaperResult, Preset
-from irnbench.options import Options as BaseOptions
-from irnbench.options import config_overrides, option, overridden
-from irnbench.papers import IRN_TABLE1
-from irnbench.tasks.base import Task
-from irnbench.weights import PretrainedCfg, shipped_cfgs
+from irnbench.plugin import (
+    IRN_TABLE1,
+    InvalidSetting,
+    Method,
+    Paper,
+    PaperResult,
+    Preset,
+    PretrainedCfg,
+    Task,
+    config_overrides,
+    option,
+    overridden,
+    shipped_cfgs,
+)
+from irnbench.plugin import Options as BaseOptions
 
 from .model import CONFIGS, TAD, TAU, TARConfig
 

@@ -117,7 +117,7 @@ def weights_import(method: str, files: tuple[str, ...], task: str, scale: int | 
     Files are read with torch.load(weights_only=True) only: a file that needs code to
     unpickle is refused unexecuted. Every tensor must map one to one onto irnbench's model.
     """
-    from irnbench.checkpoints import import_checkpoint
+    from irnbench.weights.official import import_checkpoint
 
     setting = {"scale": scale} if scale is not None else {}
     res = import_checkpoint(method, list(files), task, tag=tag, **setting)

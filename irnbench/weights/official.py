@@ -11,28 +11,23 @@ A file of another method or setting fails with one line that says what it is.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from irnbench.errors import CheckpointError
-from irnbench.methods import Method
 from irnbench.tasks.base import Task
-from irnbench.weights import (
-    OFFICIAL_TAG,
-    SHIPPED_TAG,
-    OfficialCheckpoint,
-    OfficialFile,
-    cache_weights_path,
-    check_tag,
-    sha256_file,
-)
+from irnbench.weights.cards import OfficialCheckpoint, OfficialFile
+from irnbench.weights.record import WeightsRecord, write_weights
+from irnbench.weights.store import cache_weights_path, sha256_file
+from irnbench.weights.tags import OFFICIAL_TAG, SHIPPED_TAG, check_tag, parse_spec
+
+if TYPE_CHECKING:
+    from irnbench.methods import Method
 
 __all__ = ["CheckpointError", "ImportedWeights", "load_checkpoint", "import_checkpoint",
            "map_checkpoint", "official_label"]
@@ -236,7 +231,6 @@ def import_checkpoint(
 ) -> ImportedWeights:
     """Convert the authors' checkpoint file(s) of ``method`` into tagged irnbench weights."""
     from irnbench.registry import _split_setting, get_method_class
-    from irnbench.weights import parse_spec
 
     name, spec_tag = parse_spec(method, tag)
     tag = check_tag(spec_tag or OFFICIAL_TAG)
@@ -265,16 +259,16 @@ def import_checkpoint(
     target = cache_weights_path(cls.name, task_obj.key, tag)
     sources = [{"file": p.name, "released_as": r, "sha256": sha256_file(p),
                 "bytes": p.stat().st_size} for p, r in zip(paths, released, strict=True)]
-    digest = _write(target, model.state_dict(), {
-        "kind": "irnbench-weights", "method": cls.name, "task": task_obj.name,
-        "setting": task_obj.setting, "task_key": task_obj.key, "tag": tag, "label": label,
-        "preset": "official", "sources": sources,
-        "origin": {"repository": official.repository, "files": list(official.file_names),
-                   "download": official.download},
-        "licence": official.licence, "paper": official.paper, "options": official.options,
-        "note": official.note, "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(
-            timespec="seconds"), "irnbench_version": _version(),
-    })
+    record = WeightsRecord(
+        method=cls.name, task=task_obj.name, setting=task_obj.setting, task_key=task_obj.key,
+        label=label, preset=OFFICIAL_TAG, tag=tag, extra={
+            "sources": sources,
+            "origin": {"repository": official.repository, "files": list(official.file_names),
+                       "download": official.download},
+            "licence": official.licence, "paper": official.paper, "options": official.options,
+            "note": official.note, "irnbench_version": _version(),
+            "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    digest = write_weights(target, model.state_dict(), record)
     return ImportedWeights(target, label, tag, digest)
 
 
@@ -286,19 +280,3 @@ def _version() -> str:
     from irnbench import __version__
 
     return __version__
-
-
-def _write(target: Path, state: Mapping[str, torch.Tensor], meta: dict[str, Any]) -> str:
-    """safetensors + sidecar, each written to a temp file and renamed (no half-written file)."""
-    from safetensors.torch import save_file
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, target)
-    digest = sha256_file(target)
-    side = target.with_suffix(".json")
-    tmp_side = side.with_name(side.name + ".tmp")
-    tmp_side.write_text(json.dumps({**meta, "sha256": digest}, indent=1))
-    os.replace(tmp_side, side)
-    return digest

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from irnbench.errors import InvalidSetting
-from irnbench.methods import Method, Preset
+from irnbench.methods import Method
 from irnbench.registry import find_weights, load_weights
 from irnbench.tasks.base import Task
+from irnbench.training.presets import Preset
 from irnbench.weights import read_sidecar, sha256_file
 
 __all__ = ["INIT_RECORD_KEYS", "check_init_sha256", "load_init", "recorded_command",

@@ -6,16 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
 from irnbench.errors import InvalidSetting
 from irnbench.protocol import GREY_WEIGHTS
 
-__all__ = ["ColorAugment", "SATURATION_GAIN", "SATURATION_GAIN_CLIPPED", "COLOR_CAST",
+__all__ = ["SATURATION_GAIN", "SATURATION_GAIN_CLIPPED", "COLOR_CAST",
            "color_jitter", "saturate_clipped", "no_clip_cap"]
 
 #: Range of the saturation gain drawn by the colour augmentation (before the no-clip cap).
@@ -24,43 +22,6 @@ SATURATION_GAIN = (0.5, 2.0)
 SATURATION_GAIN_CLIPPED = (0.5, 3.0)
 #: Largest per-channel offset of ``ColorAugment.cast`` (drawn uniformly in ±this, before clipping).
 COLOR_CAST = 0.4
-
-
-@dataclass(frozen=True)
-class ColorAugment:
-    """Colour augmentation of a preset's training crops (``Preset.color``; ``None``: off).
-
-    Every sample draws a channel order and a saturation gain about the luma (``color_jitter``).
-    ``permute=False`` keeps the photo's channel order (the order is still drawn, so the other
-    draws do not move), for methods that learn a colour prior. ``clip``: gains up to 3 applied
-    in full with HR values clipped to [0, 1] (``saturate_clipped``; the reference recomputed from
-    the clipped image) instead of capped, so training sees saturated colours. ``cast`` (needs
-    ``clip``): a random offset per channel before clipping, which makes bright saturated colours
-    (yellows) that gains alone do not.
-    """
-
-    permute: bool = True
-    clip: bool = False
-    cast: bool = False
-
-    def __post_init__(self) -> None:
-        if self.cast and not self.clip:
-            raise ValueError("ColorAugment: cast only acts with clip")
-
-    def describe(self) -> str:
-        """``augment+clip+cast`` (and ``no permute``), as ``irnbench presets`` shows it."""
-        flags = ["augment", *(f for f, on in (("clip", self.clip), ("cast", self.cast)) if on)]
-        return "+".join(flags) + ("" if self.permute else "+no permute")
-
-    @staticmethod
-    def from_flags(cfg: Mapping[str, Any]) -> ColorAugment | None:
-        """The value recorded as the four flags ``color_augment``/``color_clip``/``color_cast``/
-        ``color_permute`` by runs made before ``ColorAugment`` (absent flags: their defaults)."""
-        if not cfg.get("color_augment"):
-            return None
-        return ColorAugment(permute=bool(cfg.get("color_permute", True)),
-                            clip=bool(cfg.get("color_clip", False)),
-                            cast=bool(cfg.get("color_cast", False)))
 
 
 def color_jitter(

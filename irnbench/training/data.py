@@ -13,19 +13,19 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from irnbench.allocator import release_free_memory
-from irnbench.augment import (
+from irnbench.data.loading import EvalDataset, dataset_fingerprint
+from irnbench.errors import InvalidSetting, IrnbenchError
+from irnbench.tasks.base import Task
+from irnbench.training.allocator import release_free_memory
+from irnbench.training.augment import (
     COLOR_CAST,
     SATURATION_GAIN,
     SATURATION_GAIN_CLIPPED,
-    ColorAugment,
     color_jitter,
     no_clip_cap,
     saturate_clipped,
 )
-from irnbench.data.loading import EvalDataset, dataset_fingerprint
-from irnbench.errors import InvalidSetting, IrnbenchError
-from irnbench.tasks.base import Task
+from irnbench.training.presets import ColorAugment
 
 __all__ = ["BatchSource", "SampleNoise", "TrainingData", "to_float", "to_uint8_exact"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,9 @@ import torch
 
 from irnbench.distributed import DistContext
 from irnbench.errors import IrnbenchError
-from irnbench.methods import Method, read_preset_config
+from irnbench.methods import Method
+from irnbench.training.presets import read_preset_config
+from irnbench.weights.record import WeightsRecord, atomic_write, write_weights
 
 __all__ = ["CHECKPOINT", "WEIGHTS", "CheckpointWriteWarning", "save_checkpoint",
            "read_checkpoint_meta", "load_checkpoint", "save_weights", "read_resume_checkpoint"]
@@ -25,27 +26,6 @@ WEIGHTS = "weights.safetensors"
 
 class CheckpointWriteWarning(UserWarning):
     """A checkpoint could not be written; the previous one is intact and training goes on."""
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to ``path.tmp``, fsync, rename: ``path`` is the old file or the new one, never half.
-
-    On any failure (disk full…) the temp file is removed, ``path`` is untouched, and the error is
-    raised.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -84,9 +64,9 @@ def save_checkpoint(path: Path, model: Method, opt, meta: dict[str, Any]) -> Non
     # The metadata also lives in the safetensors header, so the tensor file alone is a complete,
     # consistent checkpoint even if a kill lands between the two renames.
     blob = save(tensors, metadata={"irnbench": json.dumps(meta)})
-    _atomic_write_bytes(path, blob)
+    atomic_write(path, blob)
     side = {**meta, "sha256": hashlib.sha256(blob).hexdigest()}
-    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=1).encode())
+    atomic_write(path.with_suffix(".json"), json.dumps(side, indent=1).encode())
 
 
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:
@@ -125,15 +105,9 @@ def load_checkpoint(path: Path | bytes, model: Method, opt) -> dict[str, Any]:
 
 
 def save_weights(path: Path, model: Method, meta: dict[str, Any]) -> str:
-    """Final weights (model tensors only) + sidecar; returns the file's sha256."""
-    from safetensors.torch import save
-
-    blob = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    digest = hashlib.sha256(blob).hexdigest()
-    _atomic_write_bytes(path, blob)
-    side = {**meta, "sha256": digest}
-    _atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=1).encode())
-    return digest
+    """Final weights (model tensors only) + sidecar (``meta``, a weights record); returns the
+    file's sha256."""
+    return write_weights(path, model.state_dict(), WeightsRecord.from_json(meta, str(path)))
 
 
 def read_resume_checkpoint(ckpt: Path, out_dir: Path, meta_base: dict[str, Any],

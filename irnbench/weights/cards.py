@@ -1,0 +1,67 @@
+"""The weights metadata a method class declares: its shipped files (``PretrainedCfg``, timm's
+name) and the authors' published checkpoints it can import (``OfficialCheckpoint``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["PretrainedCfg", "OfficialFile", "OfficialCheckpoint"]
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Shipped weights of one method for one task setting (timm-style)."""
+
+    file: str  #: path relative to the plugin's package folder
+    sha256: str
+    task_key: str  #: e.g. ``rescale-x4``
+    label: str  #: how every table names them, e.g. "irnbench cpu preset (not the paper's model)"
+    preset: str = "cpu"
+    licence: str = "MIT (irnbench)"
+    paper: str = ""
+    training: dict[str, Any] = field(default_factory=dict)  #: steps, wall time, commands, data
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """One file of a published checkpoint and the part of the irnbench model it fills."""
+
+    name: str  #: as released, e.g. ``IRN_x4.pth`` or ``4x/kgn.pth``
+    target_prefix: str  #: the irnbench state-dict keys it fills start with this, e.g. ``net.``
+    what: str  #: e.g. "IRN ×4 InvRescaleNet"
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """The authors' release of one method for one task setting, and how to convert it.
+
+    ``rename(file_name, key)`` maps a source tensor name (``module.`` already stripped) of the
+    file released as ``file_name`` to the irnbench state-dict key it fills (values are copied
+    unchanged), or ``None`` when irnbench has no such tensor; ``irnbench.checkpoints`` checks
+    that the mapping is one to one with equal shapes.
+    """
+
+    task: str  #: e.g. ``rescale``
+    setting: dict[str, Any]  #: e.g. ``{"scale": 4}``
+    files: tuple[OfficialFile, ...]
+    rename: Callable[[str, str], str | None]
+    repository: str  #: e.g. ``github.com/pkuxmq/Invertible-Image-Rescaling``
+    download: str  #: where the authors link the files
+    licence: str  #: what the authors state (code licence; the weights' own terms)
+    paper: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  #: constructor options to build it
+    #: irnbench tensors that describe the configuration (filled from the built model)
+    config_keys: tuple[str, ...] = ()
+    note: str = ""  #: added to the label, e.g. "CRM trained at q = 90"
+    #: Other releases with the same tensors, by the tag to import them under, e.g.
+    #: ``{"plus": "IRN+_x4.pth"}``.
+    variants: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files)
