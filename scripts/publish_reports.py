@@ -4,7 +4,8 @@ Each dataset is recorded by name and content fingerprint (``irnbench.data.loadin
 recorded command and every free-text field pass through ``irnbench.runinfo``'s path scrubbing,
 and, where a row's weights label is exactly that of the weights shipped now, the run's
 ``weights`` record (tag, label, sha256, training budget) is filled from them. The numbers are
-not touched. Usage: ``python scripts/publish_reports.py [reports]``.
+not touched. Usage: ``python scripts/publish_reports.py [reports | reports/FOLDER ...]`` (a
+folder holding ``results.json`` is re-rendered alone; any other is searched one level down).
 """
 
 from __future__ import annotations
@@ -52,7 +53,17 @@ def publish(folder: Path) -> None:
     print(f"{folder}: re-rendered")
 
 
+def folders(paths: list[str]) -> list[Path]:
+    """The run folders named, or found one level below the paths named (default ``reports``)."""
+    out = []
+    for root in map(Path, paths or ["reports"]):
+        if (root / "results.json").is_file():
+            out.append(root)
+        else:
+            out += sorted(p for p in root.iterdir() if (p / "results.json").is_file())
+    return out
+
+
 if __name__ == "__main__":
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
-    for d in sorted(p for p in root.iterdir() if (p / "results.json").is_file()):
+    for d in folders(sys.argv[1:]):
         publish(d)

@@ -25,7 +25,7 @@ from irnbench.ops.quantize import to_uint8
 from irnbench.protocol import COMPRESS_QUALITIES, JPEG_ANCHOR_QUALITIES
 from irnbench.rd import BDRateUndefined, bd_rate
 from irnbench.registry import find_weights, get_method_class, train_command
-from irnbench.report.context import build_context, load_runs
+from irnbench.report import build_context, load_runs
 from irnbench.report.quality import quality_matrix_tables
 from irnbench.results import frame, summarize
 from irnbench.runner import run_benchmark

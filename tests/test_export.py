@@ -14,12 +14,8 @@ from PIL import Image
 
 from irnbench.cli import cli
 from irnbench.report import export_report
-from irnbench.report.export import (
-    export_tables,
-    latex_escape,
-    latex_table,
-    markdown_table,
-)
+from irnbench.report.export import export_tables
+from irnbench.report.text import latex_escape, latex_table, markdown_table
 from irnbench.results import frame
 
 
@@ -189,15 +185,18 @@ def test_constant_lead_is_distinguishable():
     df = frame(_toy("A", [v + 1.0 for v in b]) + _toy("B", b))
     table = export_tables(df, baseline="B")[0]
     assert table.reference == "B" and [r.name for r in table.rows] == ["A", "B"]
-    a_row = table.rows[0]
-    assert a_row.diff == pytest.approx((1.0, 1.0, 1.0)) and a_row.distinguishable
+    a_row = table.rows[0].delta
+    assert (a_row.diff, a_row.lo, a_row.hi) == pytest.approx((1.0, 1.0, 1.0))
+    assert a_row.distinguishable
     rows = _md_rows(markdown_table(table))
     delta = rows["Method"].index("Δ PSNR-Y vs B")
     assert rows["A"][delta] == "+1.00 [1.00, 1.00]*"
     assert rows["B"][delta] == "+0.00 [0.00, 0.00]"
     # default reference: the best method of the table
     best = export_tables(df)[0]
-    assert best.reference == "A" and best.rows[1].diff == pytest.approx((-1.0, -1.0, -1.0))
+    b_row = best.rows[1].delta
+    assert best.reference == "A" and (b_row.diff, b_row.lo, b_row.hi) == pytest.approx(
+        (-1.0, -1.0, -1.0))
 
 
 def test_failed_rows_are_listed_with_their_error():

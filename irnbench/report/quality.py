@@ -6,7 +6,8 @@ method, a column per quality — with the paper-reported rows of the same datase
 protocol note. When the rows carry bpp, the block also has the RD curves (bpp vs Y-PSNR and vs
 RGB-PSNR, one line per method, codec lines dashed) as an inline PNG, and when a codec's own curve
 (plain JPEG) was measured, each method's BD-rate against it (``irnbench.rd.bd_rate``), or "n/a"
-with the reason.
+with the reason. Cells show the task's rank metric; rows are ranked as the task says
+(``irnbench.leaderboard.summary_order``: compression by BD-rate against plain JPEG).
 """
 
 from __future__ import annotations
@@ -18,30 +19,25 @@ from typing import Any
 
 import pandas as pd
 
-from irnbench.rd import BDRateUndefined, bd_rate
+from irnbench.leaderboard import (
+    as_float,
+    as_quality,
+    bd_rates,
+    rank_metric,
+    summary_order,
+    summary_rank,
+)
 from irnbench.report.charts import png_data_uri
 from irnbench.results import METRICS
 
 __all__ = ["codec_methods", "rd_curves", "rd_figure", "quality_matrix_tables"]
 
-#: The metric pair each matrix cell shows: (main, secondary) per kind of table.
-_CELL = {"rd": ("psnr_y", "bpp"), "plain": ("psnr_y", "ssim_y")}
+#: The secondary number under each cell's rank metric, per kind of table.
+_SECOND = {"rd": "bpp", "plain": "ssim_y"}
 _DIGITS = {m.key: m.digits for m in METRICS}
+_LABELS = {m.key: m.label for m in METRICS}
 #: Paper rows whose channel is unconfirmed carry ``psnr``/``ssim`` instead of the Y columns.
 _FALLBACK = {"psnr_y": "psnr", "ssim_y": "ssim"}
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
-def _q(v: Any) -> int | None:
-    f = _num(v)
-    return None if f is None or math.isinf(f) else int(round(f))
 
 
 def _fmt(v: float | None, key: str) -> str:
@@ -64,18 +60,17 @@ def codec_methods(metas: Sequence[dict[str, Any]]) -> set[str]:
 
 def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, float]]]]:
     """(task, setting, dataset) → method → points sorted by quality, from a set-level summary
-    (``results.summarize``): each point has quality, bpp, psnr_y, psnr_rgb, ssim_y, ssim_rgb."""
+    (``results.summarize``): each point has the quality and every metric of ``METRICS``."""
     out: dict[tuple, dict[str, list[dict[str, float]]]] = {}
     if not len(summary):
         return out
     ok = summary[summary["status"].fillna("ok") == "ok"]
     for rec in ok.to_dict(orient="records"):
-        q = _q(rec.get("quality"))
+        q = as_quality(rec.get("quality"))
         if q is None:
             continue
         key = (str(rec["task"]), str(rec["setting"]), str(rec["dataset"]))
-        point = {"quality": q, **{k: _num(rec.get(k)) for k in
-                                  ("bpp", "psnr_y", "psnr_rgb", "ssim_y", "ssim_rgb")}}
+        point = {"quality": q, **{k: as_float(rec.get(k)) for k in _DIGITS}}
         out.setdefault(key, {}).setdefault(str(rec["method"]), []).append(point)
     for methods in out.values():
         for pts in methods.values():
@@ -114,16 +109,10 @@ def rd_figure(curves: dict[str, list[dict[str, float]]], codecs: set[str], title
     return png_data_uri(fig)
 
 
-def _bd_cell(anchor: list[dict], test: list[dict], key: str) -> dict[str, Any]:
+def _bd_cell(v: float | None, reason: str) -> dict[str, Any]:
     """BD-rate cell of one method on one metric: value text, or "n/a" with the reason."""
-    def pts(curve):
-        return ([p["bpp"] for p in curve if p["bpp"] is not None and p[key] is not None],
-                [p[key] for p in curve if p["bpp"] is not None and p[key] is not None])
-
-    try:
-        v = bd_rate(*pts(anchor), *pts(test))
-    except BDRateUndefined as exc:
-        return {"text": "n/a", "sort": "", "cls": "num na", "reason": str(exc), "value": None}
+    if v is None:
+        return {"text": "n/a", "sort": "", "cls": "num na", "reason": reason, "value": None}
     return {"text": f"{v:+.1f} %".replace("-", "−"), "sort": repr(v), "cls": "num",
             "reason": "", "value": v}
 
@@ -162,6 +151,7 @@ class _Matrix:
     cols: list[int] = field(default_factory=list)  #: the qualities shown as columns
     anchor: str | None = None  #: the codec curve BD-rates are measured against
     footnotes: list[str] = field(default_factory=list)
+    bd: dict[str, dict[str, Any]] = field(default_factory=dict)  #: metric → method → BDRate
 
     @property
     def kind(self) -> str:
@@ -169,11 +159,12 @@ class _Matrix:
 
     @property
     def main(self) -> str:
-        return _CELL[self.kind][0]
+        """The number each cell shows: the task's rank metric."""
+        return rank_metric(self.task)
 
     @property
     def second(self) -> str:
-        return _CELL[self.kind][1]
+        return _SECOND[self.kind]
 
 
 def _matrix(key: tuple, methods: dict[str, list[dict[str, Any]]], codecs: set[str],
@@ -188,6 +179,8 @@ def _matrix(key: tuple, methods: dict[str, list[dict[str, Any]]], codecs: set[st
     # points are in the plot); all of them when only codecs were measured.
     others = [m for m in methods if m not in codecs]
     mx.cols = sorted({p["quality"] for m in others for p in methods[m]}) if others else qualities
+    if mx.anchor is not None:
+        mx.bd = {k: bd_rates(methods, mx.anchor, k) for k in ("psnr_y", "psnr_rgb")}
     return mx
 
 
@@ -201,11 +194,11 @@ def _best_per_column(mx: _Matrix) -> dict[int, float | None]:
     return best
 
 
-def _bd_cells(mx: _Matrix, m: str, pts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _bd_cells(mx: _Matrix, m: str) -> list[dict[str, Any]]:
     """A measured row's BD-rate cells (Y and RGB PSNR) against the anchor, reasons footnoted."""
     if m == mx.anchor:
         return [{"text": "anchor", "cls": "num", "reason": ""}] * 2
-    cells = [_bd_cell(mx.methods[mx.anchor], pts, k) for k in ("psnr_y", "psnr_rgb")]
+    cells = [_bd_cell(mx.bd[k][m].value, mx.bd[k][m].reason) for k in ("psnr_y", "psnr_rgb")]
     for c in cells:
         if c["reason"]:
             c["fn"] = _footnote(mx.footnotes,
@@ -214,11 +207,12 @@ def _bd_cells(mx: _Matrix, m: str, pts: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _measured_rows(mx: _Matrix) -> list[dict[str, Any]]:
-    """One row per measured method, strongest first (see ``_strength``)."""
+    """One row per measured method, strongest first (``leaderboard.summary_order``)."""
     best = _best_per_column(mx)
     main, second = mx.main, mx.second
     rows = []
-    for m, pts in mx.methods.items():
+    for m in summary_order(mx.task, mx.methods, mx.anchor, mx.cols):
+        pts = mx.methods[m]
         by_q = {p["quality"]: p for p in pts}
         cells = []
         for q in mx.cols:
@@ -230,18 +224,8 @@ def _measured_rows(mx: _Matrix) -> list[dict[str, Any]]:
                           "cls": "num"})
         rows.append({"kind": "measured", "method": m, "label": mx.labels.get(m, m),
                      "weights": mx.weights.get(m, ""), "codec": m in mx.codecs,
-                     "cells": cells, "bd": _bd_cells(mx, m, pts) if mx.kind == "rd" else []})
-    rows.sort(key=_strength)
+                     "cells": cells, "bd": _bd_cells(mx, m) if mx.kind == "rd" else []})
     return rows
-
-
-def _strength(r: dict[str, Any]) -> tuple:
-    """Sort key, strongest first: BD-rate (lower better) where defined, else the mean of the
-    main metric; codec rows last."""
-    bd = r["bd"][0].get("value") if r["bd"] else None
-    vals = [_num(c["text"]) for c in r["cells"] if c["text"]]
-    mean = sum(vals) / len(vals) if vals else -math.inf
-    return (r["codec"], bd is None, bd if bd is not None else -mean)
 
 
 def _paper_cells(mx: _Matrix, by_q: dict[int, dict]) -> tuple[list[dict[str, Any]], bool]:
@@ -250,14 +234,14 @@ def _paper_cells(mx: _Matrix, by_q: dict[int, dict]) -> tuple[list[dict[str, Any
     cells, dagger = [], False
     for q in mx.cols:
         rec = by_q.get(q, {})
-        v, k = _num(rec.get(main)), main
+        v, k = as_float(rec.get(main)), main
         if v is None and main in _FALLBACK:
             k = _FALLBACK[main]
-            v = _num(rec.get(k))
+            v = as_float(rec.get(k))
             dagger = dagger or v is not None
-        s_key = second if _num(rec.get(second)) is not None else _FALLBACK.get(second, second)
+        s_key = second if as_float(rec.get(second)) is not None else _FALLBACK.get(second, second)
         cells.append({"text": _fmt(v, k) + ("†" if v is not None and k != main else ""),
-                      "sub": _fmt(_num(rec.get(s_key)), s_key), "cls": "num", "bold": False})
+                      "sub": _fmt(as_float(rec.get(s_key)), s_key), "cls": "num", "bold": False})
     return cells, dagger
 
 
@@ -270,7 +254,7 @@ def _paper_rows(mx: _Matrix, paper: pd.DataFrame) -> list[dict[str, Any]]:
                 & (paper["dataset"].astype(str).str.lower() == mx.dataset.lower())]
     groups: dict[tuple, dict[int, dict]] = {}
     for rec in sel.to_dict(orient="records"):
-        q = _q(rec.get("quality"))
+        q = as_quality(rec.get("quality"))
         if q is None:
             continue
         groups.setdefault((str(rec.get("method")), str(rec.get("label")),
@@ -293,15 +277,19 @@ def _table(mx: _Matrix, rows: list[dict[str, Any]], plots: bool, index: int) -> 
     figure = None
     if plots and has_bpp:
         figure = rd_figure(mx.methods, mx.codecs, f"{mx.task} {mx.setting} · {mx.dataset}")
-    main_label = {"psnr_y": "PSNR-Y"}[mx.main]
-    second_label = {"bpp": "bpp", "ssim_y": "SSIM-Y"}[mx.second]
+    main_label, second_label = _LABELS[mx.main], _LABELS[mx.second]
+    anchor = mx.labels.get(mx.anchor, mx.anchor) if mx.anchor else None
+    ranked_by = (f"BD-rate on {main_label} against {anchor}"
+                 if anchor and summary_rank(mx.task) == "bd_rate"
+                 else f"the mean {main_label} over the qualities")
     return {
         "task": mx.task, "setting": mx.setting, "dataset": mx.dataset,
         "title": f"{mx.task} · {mx.setting} · {mx.dataset}: method × JPEG quality",
         "kind": mx.kind,
         "qualities": mx.cols,
         "cell_label": f"{main_label} (dB), {second_label} below",
-        "anchor": mx.labels.get(mx.anchor, mx.anchor) if mx.anchor else None,
+        "anchor": anchor,
+        "ranked_by": ranked_by,
         "rows": rows,
         "footnotes": mx.footnotes,
         "dagger": any(r.get("dagger") for r in rows),

@@ -9,7 +9,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from irnbench.report.context import build_context, load_runs
+from irnbench.report.context import build_context
+from irnbench.report.runs import load_runs
 
 __all__ = ["environment", "render_context", "render_report"]
 

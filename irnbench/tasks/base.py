@@ -23,8 +23,15 @@ class Task:
     description: ClassVar[str] = ""
     #: Setting keywords the task takes (the CLI flags map one to one: ``--scale``, ``--jpeg``).
     setting_keys: ClassVar[tuple[str, ...]] = ()
-    #: Metric columns this task writes, first one is the leaderboard's sort key.
+    #: Metric columns this task writes.
     metrics: ClassVar[tuple[str, ...]] = ()
+    #: The metric every leaderboard of the task is ranked by, and the metric of its Δ column
+    #: (``irnbench.leaderboard``): the one the task's source paper reports first.
+    rank_metric: ClassVar[str] = "psnr_y"
+    #: How a method × JPEG-quality summary of the task is ranked: ``"mean"`` (the rank metric's
+    #: mean over the qualities) or ``"bd_rate"`` (BD-rate of the rank metric against the codec's
+    #: own curve, when one was measured; else the mean).
+    summary_rank: ClassVar[str] = "mean"
     #: Label of the degraded image in visual comparisons (e.g. "grey"), shown beside the
     #: restorations when it has the HR's size; ``None`` (default): not shown.
     visual_channel: ClassVar[str | None] = None

@@ -43,6 +43,10 @@ class CompressTask(ScaledTask):
     name = "compress"
     description = "degrade → uint8 → real JPEG (Pillow) → restore; Y/RGB PSNR/SSIM vs bpp"
     metrics = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "bpp")
+    #: Each quality's table by Y-PSNR; the RD summary by BD-rate on Y-PSNR (Bjøntegaard,
+    #: VCEG-M33) against plain JPEG, the codec's own curve.
+    rank_metric = "psnr_y"
+    summary_rank = "bd_rate"
     #: The official IRN compression test samples z once per image.
     default_draws = COMPRESS_DRAWS
 

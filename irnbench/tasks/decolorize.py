@@ -42,6 +42,9 @@ class DecolorizeTask(Task):
     description = "colour → uint8 grey → colour; RGB PSNR/SSIM, crop 2; grey fidelity vs luma"
     setting_keys = ()
     metrics = ("psnr_rgb", "ssim_rgb", "psnr_y", "grey_psnr")
+    #: Ranked on RGB, as IRN-Color's test reports it: Y hardly sees the colour, so the grey
+    #: floor (no colour at all) would top a Y ranking.
+    rank_metric = "psnr_rgb"
     #: The grey image has the HR's size: visual comparisons show it beside the restorations.
     visual_channel = "grey"
     #: Training validation on RGB, as IRN-Color's training log (Y hardly sees the colour).

@@ -1,0 +1,85 @@
+"""The report's per-image tables: each measured method on each image (draws averaged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from irnbench.leaderboard import (
+    as_float,
+    as_quality,
+    as_text,
+    natural_key,
+    normalise,
+    table_key,
+    table_order,
+)
+from irnbench.report.formatting import format_number, format_seconds, quality_label, sort_key
+from irnbench.results import METRICS
+
+__all__ = ["per_image_tables"]
+
+_KEYS = ["task", "setting", "quality", "dataset", "image", "method", "label", "weights"]
+
+
+def _mean(values: Any) -> float | None:
+    vals = [v for v in (as_float(x) for x in values) if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per (table, image, method): metrics and seconds averaged over draws."""
+    recs = []
+    for key, g in df.groupby(_KEYS, dropna=False, sort=False):
+        rec = dict(zip(_KEYS, key, strict=True))
+        rec["quality"] = as_quality(rec["quality"])
+        for m in METRICS:
+            rec[m.key] = _mean(g[m.key])
+        rec["seconds"] = _mean(g["seconds"])
+        rec["draws"] = int(g["draw"].nunique(dropna=False))
+        h, w = as_float(g["height"].iloc[0]), as_float(g["width"].iloc[0])
+        rec["size"] = f"{int(w)}×{int(h)}" if h is not None and w is not None else ""
+        notes = [n for n in (as_text(x) for x in g["notes"]) if n]
+        rec["notes"] = notes[0] if notes else ""
+        recs.append(rec)
+    return recs
+
+
+def _table(key: tuple, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    rows.sort(key=lambda r: (natural_key(r["image"]), as_text(r["label"])))
+    shown = [m for m in METRICS if any(r[m.key] is not None for r in rows)]
+    columns = [{"label": "Image", "type": "text"}, {"label": "Method", "type": "text"},
+               {"label": "Size (W×H)", "type": "text"}]
+    columns += [{"label": m.label, "type": "num", "title": m.title} for m in shown]
+    columns += [{"label": "Draws", "type": "num"}, {"label": "s/image", "type": "num"},
+                {"label": "Note", "type": "text"}]
+    out_rows = []
+    for r in rows:
+        cells = [{"text": as_text(r["image"])}, {"text": as_text(r["label"])},
+                 {"text": r["size"]}]
+        cells += [{"text": format_number(r[m.key], m.digits), "sort": sort_key(r[m.key]),
+                   "cls": "num"} for m in shown]
+        cells += [{"text": str(r["draws"]), "sort": str(r["draws"]), "cls": "num"},
+                  {"text": format_seconds(r["seconds"]), "sort": sort_key(r["seconds"]),
+                   "cls": "num"},
+                  {"text": r["notes"], "cls": "note"}]
+        out_rows.append({"cells": cells, "image": as_text(r["image"]),
+                         "method": as_text(r["method"])})
+    task, setting, q, ds = key
+    return {"title": " · ".join(p for p in (task, setting, quality_label(q), ds) if p),
+            "columns": columns, "rows": out_rows}
+
+
+def per_image_tables(measured: pd.DataFrame) -> list[dict[str, Any]]:
+    """Measured rows per method and image (metrics averaged over draws), one table per
+    task × setting × quality × dataset."""
+    df = normalise(measured)
+    df = df[(df["source"] == "measured") & (df["status"].fillna("ok") == "ok")]
+    if not len(df):
+        return []
+    recs = _records(df)
+    task_order = list(dict.fromkeys(as_text(r["task"]) for r in recs))
+    ds_order = list(dict.fromkeys(as_text(r["dataset"]).lower() for r in recs))
+    return [_table(key, [r for r in recs if table_key(r) == key])
+            for key in table_order([table_key(r) for r in recs], task_order, ds_order)]
