@@ -19,7 +19,9 @@ MAX_MODULE_LINES = 600
 def _imports(path: Path) -> list[tuple[str, list[str], int]]:
     """(module, imported names, line) of every import in a Python file (or template), except
     those under ``if TYPE_CHECKING:`` (names for annotations, never imported at run time)."""
-    source = re.sub(r"\{\{[^}]*\}\}", "Name", path.read_text())  # a template's placeholders
+    source = path.read_text()
+    if path.suffix == ".tmpl":
+        source = re.sub(r"\{\{[^}]*\}\}", "Name", source)  # the template's placeholders
     tree = ast.parse(source, filename=str(path))
     skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
             and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}

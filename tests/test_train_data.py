@@ -21,7 +21,7 @@ from irnbench.training.presets import ColorAugment
 
 @pytest.fixture
 def one_thread():
-    """Bit-for-bit training comparisons hold with one intra-op thread (see irnbench.training.loop)."""
+    """Bit-for-bit training comparisons hold with one intra-op thread (irnbench.training.loop)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
