@@ -7,6 +7,6 @@ mapping of the authors' released state dicts onto it.
 
 from __future__ import annotations
 
-from .model import EnhancedInvBlock, GaussianMixture, SAINet
+from .model import EnhancedInvBlock, GaussianMixture, SAINet, VanillaInvBlock
 
-__all__ = ["EnhancedInvBlock", "GaussianMixture", "SAINet"]
+__all__ = ["EnhancedInvBlock", "GaussianMixture", "SAINet", "VanillaInvBlock"]

@@ -22,10 +22,17 @@ from irnbench_plugins.irn.blocks import (
     inference_layout,
 )
 
-__all__ = ["EnhancedInvBlock", "GaussianMixture", "SAINet", "DEFAULT_BLOCKS"]
+__all__ = ["EnhancedInvBlock", "VanillaInvBlock", "GaussianMixture", "SAINet", "DEFAULT_BLOCKS"]
 
 #: Official (Enhanced, Vanilla) block counts per scale (the test ymls: ``e_blocks``, ``v_blocks``).
 DEFAULT_BLOCKS: dict[int, tuple[int, int]] = {2: (5, 3), 4: (10, 6)}
+
+
+class VanillaInvBlock(InvBlockExp):
+    """SAIN's Vanilla coupling: IRN's ``InvBlockExp``, inverted by dividing by exp(s) as the
+    official code does."""
+
+    divide_inverse = True
 
 
 class EnhancedInvBlock(InvBlockExp):
@@ -125,8 +132,6 @@ class SAINet(nn.Module):
     after the Vanilla blocks, estimate the compressed LR for the training losses).
     ``inverse(t)`` runs ``t = [LR | z]`` back through the Vanilla blocks, the Enhanced blocks
     and the Haar stages, each reversed, and returns the B×3×H×W reconstruction (not clamped).
-    The Vanilla blocks are IRN's ``InvBlockExp``, whose inverse multiplies by exp(−s) where
-    the official code divides by exp(s) (equal up to float rounding).
     """
 
     def __init__(
@@ -159,7 +164,7 @@ class SAINet(nn.Module):
         self.down_operations = nn.ModuleList(
             EnhancedInvBlock(c, channels, clamp, subnet) for _ in range(e_blocks))
         self.comp_operations = nn.ModuleList(
-            InvBlockExp(c, channels, clamp, subnet) for _ in range(v_blocks))
+            VanillaInvBlock(c, channels, clamp, subnet) for _ in range(v_blocks))
         self.gmm = GaussianMixture(gmm_components)
         self.out_channels = c
         #: Channels of z in ``inverse``'s input [LR | z]: 3·(s² − 1).
