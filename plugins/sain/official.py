@@ -31,8 +31,8 @@ __all__ = [
 REPOSITORY = "github.com/yang-jin-hai/SAIN"
 #: The commit whose code and weights the mapping was written against.
 COMMIT = "e361d7a0d34b31468f1e47b3e4f181b0e2ca7d46"
-LICENCE = ("code Apache-2.0 (yang-jin-hai/SAIN); the weights are committed in the same "
-           "repository with no separate licence")
+LICENCE = ("Apache-2.0 (yang-jin-hai/SAIN: code and weights, which are committed in the "
+           "repository)")
 PAPER = ("Yang, Guo, Zhao, Li, Zhang, 'Self-Asymmetric Invertible Network for "
          "Compression-Aware Image Rescaling', AAAI 2023 (arXiv 2303.02353)")
 

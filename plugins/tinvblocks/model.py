@@ -122,15 +122,16 @@ class TriBranchRescaleNet(nn.Module):
     Stage i: leave YCbCr (i > 0; clamped RGB), Haar, enter YCbCr, ``stage_blocks[i]`` blocks.
     Stage 1 is ``haar_operations`` / ``down_operations``, stage 2 ``haar_operations_2`` /
     ``down_operations_2`` (official names). ``forward(x)`` returns (first output, LR) as the
-    official code does: LR is the clamped RGB of the last stage's output; with comp blocks
-    (T-SAIN) they continue from the block layout and the first output is [LR̂ | block-layout
-    channels 3…C−1] (training only), else it is the raw block layout.
+    official code does: LR is the clamped RGB of the last stage's output. T-IRN's first output
+    is the raw block layout; T-SAIN's comp blocks continue from that layout and its first
+    output is [LR̂ | block-layout channels 3…C−1] (LR̂ their clamped RGB; training only).
     ``inverse(t)``, t = [LR | z] (z = 0 at test time), reverses comp blocks, then each stage
     (blocks, leave with the clamp, inverse Haar, enter again before an earlier stage) and
     returns the 3-channel HR, not clamped.
-    Paper vs code: the colour conversions use the code's rounded BT.601 coefficients and clamp
-    to [0, 1] on every YCbCr→RGB step, between stages and in the inverse too; the inverse
-    forms no LR reconstruction (training only in T-SAIN's code).
+    These details follow the official code, which decides wherever it and the paper could
+    differ: the rounded BT.601 coefficients; a [0, 1] clamp on every YCbCr→RGB step, also
+    between the ×4 stages and in the inverse; T-SAIN's LR taken before its comp blocks; z = 0
+    at test time. The inverse forms no LR reconstruction (T-SAIN's code makes one for training).
     """
 
     def __init__(

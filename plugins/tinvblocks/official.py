@@ -27,8 +27,8 @@ __all__ = [
 REPOSITORY = "github.com/Jingwei-Bao/T-InvBlocks"
 #: The commit whose code and weights the mapping was written against.
 COMMIT = "3590f069420ae2e88d4e2804a4b93c4e3dc5530d"
-LICENCE = ("code Apache-2.0 (Jingwei-Bao/T-InvBlocks); the weights are committed in the same "
-           "repository with no separate licence")
+LICENCE = ("Apache-2.0 (Jingwei-Bao/T-InvBlocks: code and weights, which are committed in "
+           "the repository)")
 PAPER = ("Bao, Hao, Xu, Sun, Zhou, Zhu, 'Plug-and-Play Tri-Branch Invertible Block for Image "
          "Rescaling', AAAI 2025 (arXiv 2412.13508)")
 
