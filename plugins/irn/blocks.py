@@ -197,6 +197,10 @@ class InvBlockExp(nn.Module):
     grad-norm clipping training explodes (official issues #24, #35).
     """
 
+    #: Invert the scale as ``/ exp(s)`` instead of ``· exp(−s)`` (equal up to float rounding);
+    #: subclasses that must match another code base bit for bit set it.
+    divide_inverse = False
+
     def __init__(
         self,
         channels: int,
@@ -229,7 +233,10 @@ class InvBlockExp(nn.Module):
         else:  # here x = [y1 | y2]
             y1, y2 = x1, x2
             s = self._scale(y1)
-            x2 = (y2 - self.G(y1)) * torch.exp(-s)
+            if self.divide_inverse:
+                x2 = (y2 - self.G(y1)) / torch.exp(s)
+            else:
+                x2 = (y2 - self.G(y1)) * torch.exp(-s)
             x1 = y1 - self.F(x2)
             sign = -1.0
         # Official code: per-block log-det = sum(s) / B; computed, never used in a loss.

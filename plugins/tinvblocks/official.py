@@ -1,0 +1,80 @@
+"""The authors' released T-IRN / T-SAIN checkpoints and how their tensors map onto irnbench's.
+
+github.com/Jingwei-Bao/T-InvBlocks commits its weights in ``experiments/pretrained_TIRN/`` and
+``experiments/pretrained_TSAIN/`` as ``torch.save(state_dict)`` of the unwrapped network (its
+loader strips a leading ``module.`` and loads strictly). ``TIRN`` and ``TSAIN`` keep the
+official module names, so the mapping is the identity, checked as for SAIN (every tensor
+mapped, shapes equal, Haar weights equal to the Haar constants).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from irnbench.errors import CheckpointError
+from irnbench_plugins.sain.official import ReleasedFile, map_state_dict
+
+from .model import TIRN, TSAIN, TriBranchRescaleNet
+
+__all__ = [
+    "REPOSITORY", "COMMIT", "LICENCE", "PAPER", "OFFICIAL_FILES", "official_key",
+    "official_state_dict", "build_official",
+]
+
+REPOSITORY = "github.com/Jingwei-Bao/T-InvBlocks"
+#: The commit whose code and weights the mapping was written against.
+COMMIT = "3590f069420ae2e88d4e2804a4b93c4e3dc5530d"
+LICENCE = ("Apache-2.0 (Jingwei-Bao/T-InvBlocks: code and weights, which are committed in "
+           "the repository)")
+PAPER = ("Bao, Hao, Xu, Sun, Zhou, Zhu, 'Plug-and-Play Tri-Branch Invertible Block for Image "
+         "Rescaling', AAAI 2025 (arXiv 2412.13508)")
+
+#: The released files at ``COMMIT``; ``args`` are those of ``TIRN`` / ``TSAIN`` (official
+#: classes TIRN_2, TIRN_4, TSAIN_2, TSAIN_4 with the block counts of their test ymls).
+OFFICIAL_FILES: dict[str, ReleasedFile] = {
+    "TIRNx2.pth": ReleasedFile("experiments/pretrained_TIRN/TIRNx2.pth",
+                               "35236f32ba0eeae6f922a31e1b6cb7b2332c59a5",
+                               {"net": "TIRN", "scale": 2}),
+    "TIRNx4.pth": ReleasedFile("experiments/pretrained_TIRN/TIRNx4.pth",
+                               "cfc9dff89fe6669ff21e71640f1e52047c7340cd",
+                               {"net": "TIRN", "scale": 4}),
+    "TSAINx2.pth": ReleasedFile("experiments/pretrained_TSAIN/TSAINx2.pth",
+                                "123f6a38fb9ceb48aa76626f82688ec8c10a3bb6",
+                                {"net": "TSAIN", "scale": 2}),
+    "TSAINx4.pth": ReleasedFile("experiments/pretrained_TSAIN/TSAINx4.pth",
+                                "12bde229a5a50118ef3c9dc9c0d36a5a9e81eec9",
+                                {"net": "TSAIN", "scale": 4}),
+}
+
+_NETS = {"TIRN": TIRN, "TSAIN": TSAIN}
+
+_KEY = re.compile(
+    r"^(haar_operations(_2)?\.0\.haar_weights"
+    r"|(down_operations(_2)?|comp_operations)\.\d+\.[E-L]\.conv[1-5]\.(weight|bias))$"
+)
+
+
+def build_official(file: str) -> TriBranchRescaleNet:
+    """The network a released file (e.g. ``TSAINx4.pth``) fills, freshly initialised."""
+    if file not in OFFICIAL_FILES:
+        raise CheckpointError(f"unknown T-InvBlocks release {file!r}; known: "
+                              f"{', '.join(OFFICIAL_FILES)}")
+    args = dict(OFFICIAL_FILES[file].args)
+    return _NETS[args.pop("net")](**args)
+
+
+def official_key(key: str) -> str | None:
+    """The irnbench key of an official tensor name (the same name), or ``None`` if the name is
+    not one of the tri-branch networks'."""
+    return key if _KEY.match(key) else None
+
+
+def official_state_dict(state: Mapping[str, torch.Tensor], model: TriBranchRescaleNet,
+                        source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """``model``'s state dict from an official T-IRN / T-SAIN state dict, checked (a leading
+    ``module.`` is stripped; unmapped, missing or wrong-shape keys and non-Haar Haar weights
+    raise ``CheckpointError`` naming up to 5 keys)."""
+    return map_state_dict(state, model, official_key, source)
