@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from irnbench.errors import CheckpointError
+from irnbench.plugin import CheckpointError
 from irnbench_plugins.irn.blocks import HaarDownsampling
 
 from .model import SAINet

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import torch
 
-from irnbench.errors import CheckpointError
+from irnbench.plugin import CheckpointError
 from irnbench_plugins.sain.official import ReleasedFile, map_state_dict
 
 from .model import TIRN, TSAIN, TriBranchRescaleNet
