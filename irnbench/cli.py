@@ -107,6 +107,7 @@ def print_leaderboard(df) -> None:
     """Print the set-level table of a run (measured rows, paper-reported beside them)."""
     import pandas as pd
 
+    from irnbench.leaderboard import lead_metric, rank
     from irnbench.results import METRIC_COLUMNS, summarize
 
     summary = summarize(df)
@@ -121,8 +122,9 @@ def print_leaderboard(df) -> None:
                                 sort=False):
         task, setting, quality, dataset = key
         title = f"{task} {setting}" + (f" JPEG q{int(quality)}" if pd.notna(quality) else "")
-        click.echo(f"\n== {title} · {dataset} ==")
-        show = g.copy()
+        metric = lead_metric(g[g["source"] == "measured"])
+        click.echo(f"\n== {title} · {dataset} ==" + (f" (ranked by {metric})" if metric else ""))
+        show = pd.DataFrame(rank(g.to_dict("records"), metric), columns=g.columns)
         show["name"] = [
             f"{r.label or r.method} [{r.source}]" if r.source == "measured" else
             f"{r.label} [paper: {r.reference}]" for r in show.itertuples()

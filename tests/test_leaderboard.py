@@ -220,7 +220,18 @@ def shipped_run(tmp_path_factory) -> Path:
                                        "irn-color,tar,grey", "--datasets", str(folder),
                                        "--device", "cpu", "--quiet", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    (out / "printed.txt").write_text(res.output)
     return out
+
+
+def test_the_leaderboard_run_prints_ranks_by_psnr_rgb(shipped_run):
+    df = pd.read_csv(shipped_run / "results.csv")
+    order = list(df.groupby("method")["psnr_rgb"].mean().sort_values(ascending=False).index)
+    printed = (shipped_run / "printed.txt").read_text()
+    assert "(ranked by psnr_rgb)" in printed
+    rows = [line.split()[0].split(".")[0] for line in printed.splitlines()
+            if "[measured]" in line]
+    assert rows == order
 
 
 def test_cli_report_formats_rank_by_psnr_rgb(shipped_run):
