@@ -34,6 +34,17 @@ class OfficialFile:
     name: str  #: as released, e.g. ``IRN_x4.pth`` or ``4x/kgn.pth``
     target_prefix: str  #: the irnbench state-dict keys it fills start with this, e.g. ``net.``
     what: str  #: e.g. "IRN ×4 InvRescaleNet"
+    #: A pinned source for ``irnbench weights fetch``: an immutable URL (the commit is in its
+    #: path), that commit, and the git blob SHA-1 of the file's bytes (``git hash-object``).
+    #: Empty for files the authors only link for manual download.
+    url: str = ""
+    commit: str = ""
+    git_blob_sha1: str = ""
+
+    @property
+    def fetchable(self) -> bool:
+        """Whether the file has a pinned download that ``weights fetch`` can verify."""
+        return bool(self.url and self.git_blob_sha1)
 
 
 @dataclass(frozen=True)
@@ -58,9 +69,9 @@ class OfficialCheckpoint:
     #: irnbench tensors that describe the configuration (filled from the built model)
     config_keys: tuple[str, ...] = ()
     note: str = ""  #: added to the label, e.g. "CRM trained at q = 90"
-    #: Other releases with the same tensors, by the tag to import them under, e.g.
-    #: ``{"plus": "IRN+_x4.pth"}``.
-    variants: dict[str, str] = field(default_factory=dict)
+    #: Other single-file releases with the same tensors, by the tag to import (or fetch) them
+    #: under, e.g. IRN+'s ``{"plus": OfficialFile("IRN+_x4.pth", ...)}``.
+    variants: dict[str, OfficialFile] = field(default_factory=dict)
 
     @property
     def file_names(self) -> tuple[str, ...]:

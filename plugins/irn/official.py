@@ -40,7 +40,8 @@ def _irn(scale: int) -> OfficialCheckpoint:
         files=(OfficialFile(f"IRN_x{scale}.pth", "net.", what),),
         rename=_irn_rename("net."), repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE,
         paper=ECCV if scale in (2, 4) else IJCV,
-        variants={"plus": "IRN+_x4.pth (IRN+: the ×4 network GAN fine-tuned)"} if scale == 4
+        variants={"plus": OfficialFile("IRN+_x4.pth", "net.", "IRN+: the ×4 network GAN "
+                                        "fine-tuned")} if scale == 4
         else {},
     )
 
