@@ -347,6 +347,9 @@ def eval_(**params):
 @click.option("--resume", is_flag=True,
               help="Continue from the checkpoint in --out (the same weights as an uninterrupted "
                    "run bit-for-bit on CPU with OMP_NUM_THREADS=1; see the README).")
+@click.option("--overwrite", is_flag=True,
+              help="Start again in an --out that holds a training run (removes its checkpoint "
+                   "and weights files, nothing else).")
 @click.option("--iterations", default=None, type=int,
               help="Total steps (overrides the preset, e.g. to continue training longer).")
 @click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -378,9 +381,9 @@ def eval_(**params):
                    "CPU, else up to 2); results do not depend on it.")
 @_NPROC
 @_user_errors
-def train(method, task, scale, preset, datasets, out, resume, iterations, init, init_sha256,
-          device, amp, bf16, channels_last, compile_, seed, tag, no_install, quiet, workers,
-          nproc):
+def train(method, task, scale, preset, datasets, out, resume, overwrite, iterations, init,
+          init_sha256, device, amp, bf16, channels_last, compile_, seed, tag, no_install, quiet,
+          workers, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -394,7 +397,8 @@ def train(method, task, scale, preset, datasets, out, resume, iterations, init, 
     _maybe_relaunch(nproc)
     setting = {"scale": scale} if scale is not None else {}
     res = train_method(method, task, preset=preset, datasets=datasets, out=out, device=device,
-                       resume=resume, iterations=iterations, bf16=bf16, amp=amp,
+                       resume=resume, overwrite=overwrite, iterations=iterations, bf16=bf16,
+                       amp=amp,
                        channels_last=channels_last, compile=compile_, seed=seed,
                        install=not no_install, progress=not quiet, command=_command_line(),
                        init=init, init_sha256=init_sha256, tag=tag, workers=workers,

@@ -453,13 +453,13 @@ def test_init_fine_tunes_from_weights_and_records_them(tiny, tmp_path, monkeypat
         "(not the paper's model)")
     # weights of another setting are refused
     with pytest.raises(irnbench.errors.IrnbenchError, match="does not fit|rescale-x2"):
-        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",
+        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "x4",
                      init=base.weights, iterations=1, **TINY)
     # without a sidecar, the tensor shapes decide: a clear error, not a torch traceback
     bare = tmp_path / "bare.safetensors"
     bare.write_bytes(base.weights.read_bytes())
     with pytest.raises(irnbench.errors.WeightsNotFound, match="does not fit.*size mismatch"):
-        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "d",
+        train_method("test-tiny-ae", "rescale", scale=4, preset="smoke", out=tmp_path / "x4",
                      init=bare, iterations=1, **TINY)
     # a chain-step preset names its predecessor and needs --init: no implicit starting weights
     presets = {**TinyAE.presets, "ft": Preset("ft", iterations=2, batch_size=2, crop=16,
@@ -662,9 +662,11 @@ def test_smoke_chain_rebuilds_from_its_recorded_commands(plugin, tiny, tmp_path,
         assert sha256_file(b / "weights.safetensors") == side["sha256"]
         assert json.loads((b / "weights.json").read_text())["sha256"] == side["sha256"]
         # the same replay from other starting weights: refused, the step's output untouched
+        # (without --overwrite the existing run folder alone refuses it)
         wrong = cmds[1].replace(side["init"]["sha256"], "0" * 64)
         before = (b / "weights.safetensors").read_bytes()
-        out = irnbench_cli(wrong)
+        assert "--overwrite" in irnbench_cli(wrong)
+        out = irnbench_cli(wrong + " --overwrite")
         assert not out.startswith("0:") and "not the expected" in out
         assert (b / "weights.safetensors").read_bytes() == before
     finally:

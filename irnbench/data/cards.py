@@ -11,6 +11,7 @@ fetched into the user cache by :mod:`irnbench.data.hub`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from irnbench.data.decode import IMAGE_EXTENSIONS
+from irnbench.data.decode import IMAGE_EXTENSIONS, SKIPPED_EXTENSIONS, DataWarning
 from irnbench.errors import DatasetUnavailable
 from irnbench.hookspecs import hookimpl
 
@@ -81,10 +82,16 @@ class DatasetCard:
 
 
 def list_image_files(folder: Path) -> list[Path]:
-    """Image files (by extension, case-insensitive) below ``folder``, sorted by relative path."""
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    """Image files (by extension, case-insensitive) below ``folder``, sorted by relative path;
+    a note names the GIF files skipped (palette images, never evaluated)."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    skipped = sorted(p.name for p in files if p.suffix.lower() in SKIPPED_EXTENSIONS)
+    if skipped:
+        more = f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        warnings.warn(f"{folder.name}: {len(skipped)} GIF file(s) skipped (at most 256 colours, "
+                      f"not evaluation images): {', '.join(skipped[:5])}{more}", DataWarning,
+                      stacklevel=2)
+    return sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def load_cards(folder: Path | None = None) -> Iterator[DatasetCard]:

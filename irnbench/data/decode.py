@@ -1,12 +1,16 @@
 """One decoding path for every image source (bundled, local folder, hub).
 
 Rules: grey → RGB (channels replicated), RGBA/LA → alpha dropped, 16-bit →
-8-bit, palette → RGB, CMYK → RGB, each with a warning; unreadable files are skipped with a
-warning naming the file. Output: float32 ``3×H×W`` in [0, 1] holding k/255 values.
+8-bit, palette → RGB, CMYK → RGB, each with a warning; unreadable files and decompression bombs
+(over Pillow's pixel limit) are skipped with a warning naming the file. Pixels are taken as
+stored, as the papers' loaders do: an animated file is scored on its first frame and an EXIF
+orientation is not applied, each with a warning. Output: float32 ``3×H×W`` in [0, 1] holding
+k/255 values.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -14,9 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DataWarning", "IMAGE_EXTENSIONS", "decode_image", "load_image"]
+__all__ = ["DataWarning", "IMAGE_EXTENSIONS", "SKIPPED_EXTENSIONS", "decode_image", "load_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: Image files that are never evaluated (GIF holds at most 256 colours): skipped with a note.
+SKIPPED_EXTENSIONS = (".gif",)
 
 
 class DataWarning(UserWarning):
@@ -84,14 +90,34 @@ def _reduced_by_pillow(im: Image.Image) -> bool:
     return any(len(t) > 3 and ";16" in str(t[3]) for t in (getattr(im, "tile", None) or []))
 
 
+def _note_stored_pixels(im: Image.Image, name: str) -> None:
+    """Warn where the pixels as stored are not what a viewer shows: animation, EXIF rotation."""
+    if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
+        _warn(f"{name}: animated image ({im.n_frames} frames): the first frame is scored")
+    orientation = im.getexif().get(0x0112)  # EXIF Orientation
+    if orientation not in (None, 1):
+        _warn(f"{name}: EXIF orientation {orientation} not applied (pixels are scored as "
+              "stored, as the papers' loaders read them)")
+
+
 def load_image(path: str | Path) -> torch.Tensor | None:
     """Read one file; ``None`` (with a warning naming it) when it cannot be decoded."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            deep = _reduced_by_pillow(im)  # must be asked before load() clears the tiles
-            im.load()
-            out = decode_image(im, path.name)
+        with warnings.catch_warnings():
+            # Pillow warns between its pixel limit and twice it, and raises above: skip both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                deep = _reduced_by_pillow(im)  # must be asked before load() clears the tiles
+                _note_stored_pixels(im, path.name)
+                im.load()
+                out = decode_image(im, path.name)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(claimed.group(1)):,} pixels" if claimed else "too many pixels"
+        _warn(f"{path.name}: skipped, its header claims {size}, over Pillow's decompression-"
+              f"bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels")
+        return None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         _warn(f"{path.name}: unreadable image skipped ({type(exc).__name__}: {exc})")
         return None

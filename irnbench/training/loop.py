@@ -57,6 +57,7 @@ from irnbench.registry import (
     create_task,
     get_method_class,
 )
+from irnbench.runfolder import check_writable, refuse_existing, remove_own_files
 from irnbench.tasks.base import Task
 from irnbench.training.amp import amp_dtype, fp16_overflow, resolve_amp
 from irnbench.training.chains import load_init, recorded_command, weights_label
@@ -152,6 +153,7 @@ def train_method(
     resume: bool = False,
     iterations: int | None = None,
     bf16: bool = False,
+    overwrite: bool = False,
     channels_last: bool = False,
     seed: int = 0,
     amp: str | None = None,
@@ -195,7 +197,7 @@ def train_method(
     amp = "bf16" if bf16 else (amp or "off")
     run = _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
                      compile, seed, install, progress, max_bad_steps, init, init_sha256, tag,
-                     setting)
+                     setting, resume, overwrite)
     run.workers = default_workers(run.dev) if workers is None else int(workers)
     if resume:
         _resume(run)
@@ -293,7 +295,7 @@ def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
 
 def _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
                compile_, seed, install, progress, max_bad_steps, init, init_sha256, tag,
-               setting) -> _Run:
+               setting, resume=False, overwrite=False) -> _Run:
     """Check the arguments and build the model, optimiser, data and the run's metadata."""
     cls = get_method_class(name)
     _check_train_tag(tag)
@@ -303,6 +305,9 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
     total = int(p.iterations if iterations is None else iterations)
     if total < 0:
         raise InvalidSetting(f"iterations must be ≥ 0, got {total}")
+    out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
+    replaced = _check_out_dir(out_dir, resume, overwrite,
+                              install and preset not in NEVER_INSTALLED)
     ctx, dev = setup(device)
     amp = resolve_amp(amp, dev)
     if p.batch_size % ctx.world:
@@ -311,13 +316,13 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
             f"processes cannot share equally: use a world size that divides {p.batch_size}"
         )
     per_rank = p.batch_size // ctx.world
-    out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
     torch.manual_seed(seed)
     model = create_method(name, task_obj, pretrained=False, **p.options).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     init_meta = load_init(model, cls, task_obj, p, init, init_sha256)
     if ctx.is_main:  # after the checks of --init: a refused run leaves no folder behind
+        remove_own_files(replaced)  # --overwrite: the old run's files go only now
         out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
@@ -335,6 +340,21 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
                tag, install and preset not in NEVER_INSTALLED, progress, max_bad_steps)
     run.meta_base = _meta_base(run)
     return run
+
+
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, install: bool) -> list[Path]:
+    """Before any work: ``--out`` (and the cache the weights install into) must be writable, and
+    a folder holding a checkpoint or weights needs ``--resume`` or ``--overwrite``. Returns the
+    files ``--overwrite`` replaces (removed once every other check has passed)."""
+    own = [CHECKPOINT, Path(CHECKPOINT).with_suffix(".json").name, WEIGHTS,
+           Path(WEIGHTS).with_suffix(".json").name]
+    present = refuse_existing(out_dir, own, "a training run", resume, overwrite)
+    if resume and not present:
+        raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
+    if install:
+        check_writable(user_home() / "weights", "the weights cache ($IRNBENCH_HOME/weights)")
+    check_writable(out_dir)
+    return present if overwrite else []
 
 
 def _meta_base(run: _Run) -> dict[str, Any]:
