@@ -212,6 +212,7 @@ class RunRequest:
     preset: str = "cpu"
     report: bool = True
     options: tuple[str, ...] = ()  #: ``--option KEY=VALUE`` pairs
+    no_download: bool = False  #: never fetch published weights (``--no-download``)
 
 
 def _run_options(fn):
@@ -243,6 +244,10 @@ def _run_options(fn):
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="A method option, e.g. --option tile=512 (repeatable; every named "
                           "method must take it; `irnbench presets METHOD` lists them)."),
+        click.option("--no-download", is_flag=True,
+                     help="Never download published weights: a method that would fetch its "
+                          "authors' checkpoint stops with the `irnbench weights fetch` and "
+                          "`weights import` commands instead."),
         _NPROC,
     ]
     for opt in reversed(opts):
@@ -303,6 +308,7 @@ def _do_run(req: RunRequest):
                         weights=req.weights, train_missing=req.train_missing,
                         preset=req.preset, command=_command_line(), report=req.report,
                         progress=not req.quiet, iqa=_iqa_names(req.iqa), options=options,
+                        download=not req.no_download,
                         announce=lambda line: click.echo(f"weights: {line}", err=True))
     if not _is_main_rank():
         return res

@@ -194,6 +194,31 @@ def _missing_weights(cls: type[Method], task: Task, tag: str | None) -> WeightsN
     return WeightsNotFound(msg, train_command=cmd)
 
 
+def _fetch_missing(cls: type[Method], task: Task, tag: str | None,
+                   download: bool) -> WeightsLocation | None:
+    """When nothing local is found: fetch the release the name resolves to (untagged or
+    ``official``: the official files; a variant's tag: that file) if it has a pinned URL and
+    ``download`` allows it, else raise the one-line ``FetchUnavailable``; ``None`` when there
+    is no such release (the usual ``WeightsNotFound`` follows)."""
+    from irnbench.weights.fetch import (
+        FetchUnavailable,
+        fetch_release,
+        release_for,
+        stderr_line,
+        unavailable_message,
+    )
+
+    rel = release_for(cls, task, tag)
+    if rel is None or not rel.fetchable:
+        return None
+    if not download:
+        raise FetchUnavailable(unavailable_message(
+            rel, "download refused: --no-download, or the Python API's default "
+                 "create_method(download=False)"), train_command=train_command(cls.name, task))
+    fetch_release(rel, announce=stderr_line)
+    return find_weights(cls, task, tag=rel.tag)
+
+
 def import_command(cls: type[Method], task: Task) -> str:
     """The ``irnbench weights import`` command for a method's published checkpoint(s)."""
     official = cls.official_for(task)
@@ -210,6 +235,7 @@ def create_method(
     weights: str | Path | None = None,
     device: str | torch.device | None = None,
     tag: str | None = None,
+    download: bool = False,
     **setting: Any,
 ) -> Method:
     """Build a method for a task setting, e.g. ``create_method("irn", scale=4)``.
@@ -219,6 +245,12 @@ def create_method(
     weights (``official`` if imported, else the shipped ``cpu``) and raises
     ``WeightsNotFound`` — with the command that trains or imports them — when there are none;
     ``pretrained=False`` gives a freshly initialised model.
+
+    ``download=True`` (what ``irnbench run``/``eval`` pass unless ``--no-download``) fetches
+    a published checkpoint with a pinned URL when that is what the name resolves to and
+    nothing local is found (``irnbench.weights.fetch``). The default never downloads, so tests
+    and library code stay offline: such a name raises ``FetchUnavailable`` (a
+    ``WeightsNotFound``) with the ``weights fetch`` and ``weights import`` commands.
     """
     spec = name
     name, tag = parse_spec(name, tag)
@@ -233,6 +265,8 @@ def create_method(
     model.spec = spec if "." in spec else format_spec(name, tag)
     if pretrained and model.needs_weights():
         loc = find_weights(cls, task_obj, weights, tag=tag)
+        if loc is None and weights is None:
+            loc = _fetch_missing(cls, task_obj, tag, download)
         if loc is None:
             raise _missing_weights(cls, task_obj, tag)
         load_weights(model, loc)

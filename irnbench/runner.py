@@ -148,13 +148,16 @@ def run_benchmark(
     iqa: Sequence[str] = (),
     announce: Callable[[str], None] | None = None,
     options: dict[str, Any] | None = None,
+    download: bool = False,
 ) -> RunOutput:
     """Evaluate ``methods`` (names or ``NAME.TAG`` specs) on every task setting and dataset;
     write everything to ``out``. ``draws`` (z draws of stochastic methods) defaults to the
     task's ``default_draws``. ``announce`` gets one line per method and setting saying which
     weights (tag, label, sha256[:12]) it resolved to. ``options`` (typed method options, or
     their strings from ``--option``) go to every method; the metadata records each method's
-    converted options. What is written names datasets by name and content fingerprint and
+    converted options. ``download`` lets an untagged method without local weights fetch its
+    published checkpoint (``create_method(download=True)``; the CLI's default, off with
+    ``--no-download``). What is written names datasets by name and content fingerprint and
     quotes no absolute path of this machine."""
     options = dict(options or {})
     run_dir = Path(out)
@@ -173,7 +176,8 @@ def run_benchmark(
         built, failed = [], {}
         for name in methods:
             try:
-                method = create_method(name, task_obj, weights=weights, **options)
+                method = create_method(name, task_obj, weights=weights, download=download,
+                                       **options)
             except WeightsNotFound:
                 if not train_missing:
                     raise

@@ -4,7 +4,8 @@ checkpoints.
 Every weights file of a method and task setting has a *tag* (timm's ``arch.tag``; see
 ``irnbench.weights.tags``) and a JSON sidecar (``irnbench.weights.record``). Modules:
 ``cards`` (what a method class declares), ``tags``, ``store`` (paths and lookup), ``record``
-(the sidecar type and its one writer), ``official`` (import of the authors' files) and ``cli``
+(the sidecar type and its one writer), ``official`` (import of the authors' files), ``fetch``
+(their download from pinned URLs, verified by git blob SHA-1) and ``cli``
 (``irnbench weights …``).
 """
 
@@ -12,6 +13,14 @@ from __future__ import annotations
 
 from irnbench.errors import WeightsNotFound
 from irnbench.weights.cards import OfficialCheckpoint, OfficialFile, PretrainedCfg
+from irnbench.weights.fetch import (
+    FetchError,
+    FetchUnavailable,
+    ManualDownload,
+    fetch_weights,
+    git_blob_sha1,
+    weight_sources,
+)
 from irnbench.weights.record import (
     SIDECAR_KIND,
     WeightsRecord,
@@ -48,5 +57,6 @@ __all__ = [
     "parse_spec", "format_spec", "check_tag", "cached_tags", "cached_path", "cache_weights_dir",
     "cache_weights_path", "legacy_cache_path", "user_home", "sha256_file", "verify",
     "shipped_cfgs", "read_sidecar", "chain_commands", "training_budget", "atomic_write",
-    "write_weights", "WeightsNotFound",
+    "write_weights", "WeightsNotFound", "fetch_weights", "weight_sources", "git_blob_sha1",
+    "FetchError", "FetchUnavailable", "ManualDownload",
 ]

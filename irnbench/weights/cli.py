@@ -1,4 +1,5 @@
-"""``irnbench weights list|import|remove``: the tagged weight sets of every method."""
+"""``irnbench weights list|import|fetch|sources|remove``: the tagged weight sets of every
+method and where the published ones come from."""
 
 from __future__ import annotations
 
@@ -74,12 +75,13 @@ def weight_sets(method: str | None = None) -> list[WeightSet]:
 
 @click.group()
 def weights() -> None:
-    """Tagged weights: list them, import the authors' checkpoints, remove your own.
+    """Tagged weights: list them, fetch or import the authors' checkpoints, remove your own.
 
     Tags: cpu (irnbench's shipped CPU-preset weights), official (a published checkpoint you
-    imported), local or any name (your trainings, `irnbench train --tag NAME`). Name them as
-    METHOD.TAG anywhere a method is named; an untagged name resolves to official if imported,
-    else cpu.
+    fetched or imported), local or any name (your trainings, `irnbench train --tag NAME`).
+    Name them as METHOD.TAG anywhere a method is named; an untagged name resolves to official
+    if present, else cpu (run/eval fetch official weights that have a pinned URL when neither
+    is here, unless --no-download).
     """
 
 
@@ -124,6 +126,69 @@ def weights_import(method: str, files: tuple[str, ...], task: str, scale: int | 
     name = parse_spec(method)[0]
     click.echo(f"imported {format_spec(name, res.tag)}: {res.label}, sha256 "
                f"{res.sha256[:12]} → {res.path}")
+
+
+@weights.command(name="fetch")
+@click.argument("method")
+@click.option("--task", default="rescale", show_default=True, help="Task of the checkpoint.")
+@click.option("--scale", default=None, type=int, help="Scale of a rescale/compress checkpoint.")
+@click.option("--tag", default=None,
+              help="Release to fetch (default: official; or a variant's tag, see "
+                   "`irnbench weights sources`).")
+@click.option("--force", is_flag=True, help="Download again though the cache holds it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@cli_errors
+def weights_fetch(method: str, task: str, scale: int | None, tag: str | None, force: bool,
+                  quiet: bool) -> None:
+    """Download METHOD's published checkpoint from its pinned URL, verify it, import it.
+
+    Each file must match the git blob SHA-1 pinned in the plugin (what `git hash-object`
+    prints) before it is imported exactly as `weights import` would; the sidecar records its
+    URL, commit, blob id and sha256. A file that does not verify is deleted (exit 1). Files
+    the authors link only for manual download are named with the `weights import` command to
+    use instead (exit 2).
+    """
+    from irnbench.weights.fetch import fetch_weights
+
+    setting = {"scale": scale} if scale is not None else {}
+    res = fetch_weights(method, task, tag=tag, force=force, progress=not quiet,
+                        announce=lambda line: click.echo(line, err=True), **setting)
+    spec = format_spec(parse_spec(method)[0], res.tag)
+    blobs = ", ".join(f"{s.get('file')} git blob {str(s.get('git_blob_sha1'))[:12]}"
+                      for s in res.sources)
+    if res.downloaded:
+        click.echo(f"fetched {spec}: {res.label}; {blobs} verified; sha256 {res.sha256[:12]} "
+                   f"→ {res.path}")
+    else:
+        click.echo(f"{spec} is already fetched ({blobs}) → {res.path}; --force downloads it "
+                   "again")
+
+
+@weights.command(name="sources")
+@click.argument("method", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@cli_errors
+def weights_sources(method: str | None, as_json: bool) -> None:
+    """Where every published checkpoint file comes from: a pinned URL, commit and git blob
+    SHA-1 (`irnbench weights fetch`), or the authors' link for a manual download
+    (`irnbench weights import`)."""
+    import json
+
+    from irnbench.weights.fetch import weight_sources
+
+    rows = weight_sources(parse_spec(method)[0] if method else None)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        click.echo("(no published checkpoints)")
+        return
+    click.echo(f"{'weights':<20} {'setting':<12} {'file':<24} {'how':<6}  from")
+    for r in rows:
+        how, where = (("fetch", f"{r['url']} (git blob {r['git_blob_sha1'][:12]})")
+                      if "url" in r else ("manual", r["manual_download"]))
+        click.echo(f"{format_spec(r['method'], r['tag']):<20} {r['task_key']:<12} "
+                   f"{r['file']:<24} {how:<6}  {where}")
 
 
 @weights.command(name="remove")

@@ -227,9 +227,14 @@ def import_checkpoint(
     files: Sequence[str | Path],
     task: str | Task = "rescale",
     tag: str | None = None,
+    provenance: Mapping[str, Mapping[str, Any]] | None = None,
     **setting: Any,
 ) -> ImportedWeights:
-    """Convert the authors' checkpoint file(s) of ``method`` into tagged irnbench weights."""
+    """Convert the authors' checkpoint file(s) of ``method`` into tagged irnbench weights.
+
+    ``provenance`` adds fields to a file's ``sources`` entry in the sidecar, by file name
+    (``weights fetch``: its URL, commit and git blob SHA-1); the measured sha256 and size win.
+    """
     from irnbench.registry import _split_setting, get_method_class
 
     name, spec_tag = parse_spec(method, tag)
@@ -257,8 +262,9 @@ def import_checkpoint(
     label = official_label([r if Path(r).name == p.name else p.name
                             for p, r in zip(paths, released, strict=True)], official.note)
     target = cache_weights_path(cls.name, task_obj.key, tag)
-    sources = [{"file": p.name, "released_as": r, "sha256": sha256_file(p),
-                "bytes": p.stat().st_size} for p, r in zip(paths, released, strict=True)]
+    sources = [{"file": p.name, "released_as": r, **(provenance or {}).get(p.name, {}),
+                "sha256": sha256_file(p), "bytes": p.stat().st_size}
+               for p, r in zip(paths, released, strict=True)]
     record = WeightsRecord(
         method=cls.name, task=task_obj.name, setting=task_obj.setting, task_key=task_obj.key,
         label=label, preset=OFFICIAL_TAG, tag=tag, extra={
