@@ -141,7 +141,7 @@ def match_archive(path: Path, cards: dict[str, DatasetCard]) -> DatasetCard | No
     return None
 
 
-def _offline() -> bool:
+def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
 
 
@@ -185,7 +185,7 @@ def offline_message(card: DatasetCard, why: str) -> str:
 # network helpers
 
 
-def _progress(total: int | None, desc: str, enabled: bool):
+def progress_bar(total: int | None, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
@@ -196,14 +196,14 @@ def _download_url(card: DatasetCard, dest: Path, progress: bool) -> dict[str, An
     url = str(card.extra["url"])
     scheme = urllib.parse.urlparse(url).scheme
     if scheme in ("http", "https", "ftp"):
-        if _offline():
+        if offline():
             raise DatasetUnavailable(offline_message(card, "offline mode: HF_HUB_OFFLINE is set"))
     try:
-        resp = _bounded(lambda: urllib.request.urlopen(url, timeout=READ_TIMEOUT),  # noqa: S310
+        resp = bounded(lambda: urllib.request.urlopen(url, timeout=READ_TIMEOUT),  # noqa: S310
                         CONNECT_TIMEOUT)
         with resp:
             total = resp.headers.get("Content-Length")
-            with open(dest, "wb") as f, _progress(
+            with open(dest, "wb") as f, progress_bar(
                 int(total) if total else None, card.name, progress
             ) as bar:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):
@@ -216,7 +216,7 @@ def _download_url(card: DatasetCard, dest: Path, progress: bool) -> dict[str, An
     return {"kind": "url", "url": url}
 
 
-def _bounded(fn, timeout: float):
+def bounded(fn, timeout: float):
     """Run ``fn()`` in a daemon thread; raise :class:`TimeoutError` after ``timeout`` s.
 
     A hard bound on anything that might wait on the network (DNS, connect, a silent server).
@@ -245,7 +245,7 @@ def _hub_metadata(repo: str, filename: str, repo_type: str, revision: str):
 
     url = hf_hub_url(repo, filename, repo_type=repo_type, revision=revision,
                      endpoint=_hf_endpoint())
-    return _bounded(lambda: get_hf_file_metadata(url, timeout=ETAG_TIMEOUT,
+    return bounded(lambda: get_hf_file_metadata(url, timeout=ETAG_TIMEOUT,
                                                  endpoint=_hf_endpoint()),
                     ETAG_TIMEOUT)
 
@@ -272,7 +272,7 @@ def _download_hub(card: DatasetCard, progress: bool) -> tuple[Path, dict[str, An
     info = {"kind": "hub", "repo": repo, "repo_type": repo_type, "filename": filename,
             "revision": revision}
     where = f"{repo}/{filename}@{revision}"
-    why: str | None = "offline mode: HF_HUB_OFFLINE is set" if _offline() else None
+    why: str | None = "offline mode: HF_HUB_OFFLINE is set" if offline() else None
     published: str | None = None
     if why is None:
         try:

@@ -245,14 +245,14 @@ def _version() -> str:
 def _download(rel: Release, file: OfficialFile, dest: Path, progress: bool) -> dict[str, Any]:
     """Stream ``file.url`` into ``dest``; check its length and git blob SHA-1. Returns what the
     sidecar records of it. A failure raises (``dest``'s folder is the caller's to remove)."""
-    from irnbench.data.hub import _bounded, _progress  # the datasets' bounded wait and bar
+    from irnbench.data.hub import bounded, progress_bar  # the datasets' bounded wait and bar
 
     stall = _read_timeout()
     url = file.url
     what = f"{rel.where}: {Path(file.name).name} from {url}"
     req = urllib.request.Request(url, headers={"User-Agent": f"irnbench/{_version()}"})
     try:
-        resp = _bounded(lambda: urllib.request.urlopen(req, timeout=stall),  # noqa: S310
+        resp = bounded(lambda: urllib.request.urlopen(req, timeout=stall),  # noqa: S310
                         CONNECT_TIMEOUT)
     except urllib.error.HTTPError as exc:
         raise FetchError(f"{what}: the server answered HTTP {exc.code} {exc.reason}; "
@@ -271,7 +271,7 @@ def _download(rel: Release, file: OfficialFile, dest: Path, progress: bool) -> d
     read = getattr(resp, "read1", resp.read)  # what has arrived, so a stall is counted right
     got = 0
     try:
-        with resp, open(part, "wb") as out, _progress(total, Path(file.name).name,
+        with resp, open(part, "wb") as out, progress_bar(total, Path(file.name).name,
                                                        progress) as bar:
             for chunk in iter(lambda: read(_CHUNK), b""):
                 out.write(chunk)
@@ -356,7 +356,7 @@ def _already(rel: Release, target: Path) -> Fetched | None:
 
 
 def _offline() -> bool:
-    from irnbench.data.hub import _offline as hub_offline  # the one HF_HUB_OFFLINE reading
+    from irnbench.data.hub import offline as hub_offline  # the one HF_HUB_OFFLINE reading
 
     return hub_offline()
 
