@@ -73,6 +73,7 @@ def _methods_for(task: str, plugins: str | None, settings: list[dict[str, Any]])
     from irnbench.registry import (
         create_task,
         get_method_class,
+        import_command,
         list_methods,
         train_command,
         weights_available,
@@ -83,8 +84,10 @@ def _methods_for(task: str, plugins: str | None, settings: list[dict[str, Any]])
         for name in list_methods(task):
             missing = [s for s in settings if not weights_available(name, task, **s)]
             if missing:
-                cmd = train_command(name, create_task(task, **missing[0]))
-                click.echo(f"note: skipping {name} (no weights; train with: {cmd})", err=True)
+                cls, task_obj = get_method_class(name), create_task(task, **missing[0])
+                how = (f"import with: {import_command(cls, task_obj)}" if cls.training_note
+                       else f"train with: {train_command(name, task_obj)}")
+                click.echo(f"note: skipping {name} (no weights; {how})", err=True)
             else:
                 names.append(name)
         if not names:

@@ -63,6 +63,9 @@ class Method(nn.Module):
     stochastic: ClassVar[bool] = False
     paper: ClassVar[Paper | None] = None
     presets: ClassVar[dict[str, Preset]] = {}  #: ``irnbench.training.presets.Preset`` by name
+    #: Set by a method irnbench runs but does not train (e.g. from the authors' weights only):
+    #: ``irnbench train`` refuses it with this text, which says where to train it instead.
+    training_note: ClassVar[str] = ""
     pretrained_cfgs: ClassVar[dict[str, PretrainedCfg]] = {}
     #: The authors' published checkpoints this method imports (``irnbench weights import``),
     #: keyed by the task key of the weights they hold (e.g. ``rescale-x4``).

@@ -13,11 +13,13 @@ __all__ = ["IRN_TABLE1", "SAIN_README", "SAIN_PROTOCOL", "SAIN_QUALITIES", "tabl
 
 IRN_TABLE1 = "IRN (Xiao et al., ECCV 2020) Table 1"
 SAIN_README = "SAIN (Yang et al., AAAI 2023) README table"
-#: SAIN's JPEG table is not on irnbench's protocol: its channel (RGB or Y) is unconfirmed and its
+#: SAIN's JPEG table is not on irnbench's protocol: the README does not state its channel (Y is
+#: inferred), every row of it (the baselines too) is from the SAIN authors' own runs, and its
 #: Bicubic & Bicubic x2 at QF 90 (31.96) exceeds IRN's clean 31.01 on the same set.
 SAIN_PROTOCOL = (
-    "SAIN test.py: LR JPEG-coded with PIL at QF; RGB or Y channel unconfirmed; its "
-    "clean-equivalent bicubic numbers exceed IRN's, so the protocol differs from irnbench's"
+    "SAIN test.py: LR JPEG-coded with PIL at QF; channel not stated (Y inferred); every row, "
+    "baselines included, from the SAIN authors' own runs, whose bicubic numbers exceed IRN's "
+    "clean ones, so the protocol differs from irnbench's"
 )
 #: The JPEG qualities (columns) of SAIN's README table, in its order.
 SAIN_QUALITIES: tuple[int, ...] = (30, 50, 70, 80, 90)
@@ -38,7 +40,7 @@ def sain_rows(label: str, rows: dict[int, list[tuple[float, float]]]) -> list[Pa
     """Rows of SAIN's DIV2K-val JPEG table (scale → PSNR/SSIM at QF 30, 50, 70, 80, 90).
 
     Stored under the ``psnr``/``ssim`` columns, not ``psnr_y``/``ssim_y``, since the channel is
-    unconfirmed.
+    not stated (Y is only inferred).
     """
     return [
         PaperResult(label, "rescale", f"x{s}", "div2k-val", {"psnr": p, "ssim": q}, SAIN_README,

@@ -185,7 +185,7 @@ def _missing_weights(cls: type[Method], task: Task, tag: str | None) -> WeightsN
     if have:
         msg += f" Available: {', '.join(format_spec(cls.name, t) for t in have)}"
         msg += "." if tag else " (your own trainings are used only when named)."
-    if tag not in (OFFICIAL_TAG, SHIPPED_TAG):
+    if tag not in (OFFICIAL_TAG, SHIPPED_TAG) and not cls.training_note:
         flag = f" --tag {tag}" if tag not in (None, DEFAULT_TRAIN_TAG) else ""
         msg += (f" Train them with:\n  {cmd}{flag}\n(or pass --train-missing to "
                 "`irnbench run`)")

@@ -209,7 +209,8 @@ def describe_presets(cls: type[Method]) -> list[str]:
     """The lines ``irnbench presets METHOD`` prints."""
     groups = preset_groups(cls)
     if not groups:
-        why = "" if cls.trainable() else " (it has nothing to train)"
+        why = (f" (irnbench does not train it: {cls.training_note})" if cls.training_note
+               else "" if cls.trainable() else " (it has nothing to train)")
         return [f"{cls.name} has no training presets{why}"]
     notes = {**CONVENTIONAL_NOTES, **(getattr(cls, "preset_notes", None) or {})}
     lines: list[str] = []

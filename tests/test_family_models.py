@@ -12,14 +12,15 @@ transmitted LR before quantisation), ``y`` (its 8-bit quantisation), ``z`` (an i
 
 from __future__ import annotations
 
-import io
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
+from helpers import FAMILY_FILES as FILES
+from helpers import FAMILY_FORMATS as FORMATS
+from helpers import T_FILES
+from helpers import family_reference as reference
+from helpers import family_state as released_state
 
 import irnbench_plugins.tinvblocks.model as tmodel
 from irnbench.errors import CheckpointError
@@ -35,16 +36,7 @@ from irnbench_plugins.tinvblocks.model import (
     ycbcr_to_rgb,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
-FORMATS = json.loads((FIXTURES / "family_formats.json").read_text())["files"]
-SAIN_FILES = ["SAINx2_JPEG.pth", "SAINx4_JPEG.pth", "SAINx2_WebP.pth"]
-T_FILES = ["TIRNx2.pth", "TIRNx4.pth", "TSAINx2.pth", "TSAINx4.pth"]
-FILES = SAIN_FILES + T_FILES
 LR_TOL, HR_TOL = 1e-5, 1e-4
-
-#: The ±1 Haar kernels [row][col] of the released files (the /4 is applied after the conv).
-HAAR = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[1.0, -1.0], [1.0, -1.0]],
-                     [[1.0, 1.0], [-1.0, -1.0]], [[1.0, -1.0], [-1.0, 1.0]]])
 
 #: Released file → (keys, parameters incl. the frozen Haar constants, Haar constants), as the
 #: official code counts them (``print_network``).
@@ -61,30 +53,6 @@ COUNTS = {
 
 def official_module(file: str):
     return sain_official if file.startswith("SAIN") else t_official
-
-
-def released_state(file: str) -> dict[str, torch.Tensor]:
-    """The rebuilt checkpoint, saved and loaded as the authors' files are (a plain dict)."""
-    state = {}
-    for i, (key, shape) in enumerate(FORMATS[file]):
-        g = torch.Generator().manual_seed(i)
-        if key.endswith("haar_weights"):
-            state[key] = HAAR.unsqueeze(1).repeat(shape[0] // 4, 1, 1, 1)
-        elif key == "gmm.gmm_para":
-            k = shape[1]
-            state[key] = torch.stack([torch.randn(k, generator=g),
-                                      0.5 * torch.randn(k, generator=g),
-                                      0.5 * torch.randn(k, generator=g)])
-        else:
-            state[key] = 0.02 * torch.randn(shape, generator=g)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
-
-
-def reference(file: str) -> dict[str, torch.Tensor]:
-    return torch.load(FIXTURES / "family_refs" / f"{file[:-4]}.ref.pt", weights_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -283,6 +283,8 @@ class _Run:
 
 
 def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
+    if cls.training_note:
+        raise InvalidSetting(f"irnbench does not train {name!r}: {cls.training_note}")
     if not cls.trainable():
         raise InvalidSetting(f"method {name!r} has nothing to train")
     presets = cls.presets_for(task)

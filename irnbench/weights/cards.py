@@ -3,7 +3,7 @@ name) and the authors' published checkpoints it can import (``OfficialCheckpoint
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,6 +72,10 @@ class OfficialCheckpoint:
     #: Other single-file releases with the same tensors, by the tag to import (or fetch) them
     #: under, e.g. IRN+'s ``{"plus": OfficialFile("IRN+_x4.pth", ...)}``.
     variants: dict[str, OfficialFile] = field(default_factory=dict)
+    #: Called as ``check(state, file_name)`` on each source file's tensors (``module.``
+    #: stripped) before they are mapped; raises ``CheckpointError`` to refuse the file (e.g.
+    #: SAIN's check that every ``haar_weights`` holds the Haar constants).
+    check: Callable[[Mapping[str, Any], str], None] | None = None
 
     @property
     def file_names(self) -> tuple[str, ...]:

@@ -156,6 +156,8 @@ def map_checkpoint(model: Method, official: OfficialCheckpoint,
     want = f"{model.name} {model.task.name} {model.task.setting_label}"
     roles: dict[str, tuple[str, State, _Fit]] = {}
     for shown, state in states:
+        if official.check is not None:
+            official.check(state, shown)
         fits = {f.name: _fit(state, f, official, targets) for f in official.files}
         good = [name for name, fit in fits.items() if fit.ok and name not in roles]
         if good:

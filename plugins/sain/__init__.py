@@ -1,12 +1,21 @@
 """SAIN: the Self-Asymmetric Invertible Network for compression-aware rescaling (Yang et al.,
-AAAI 2023, arXiv 2303.02353; official code github.com/yang-jin-hai/SAIN).
+AAAI 2023, arXiv 2303.02353; official code github.com/yang-jin-hai/SAIN) as method ``sain``.
 
 ``model`` holds the network (``SAINet``) and its Gaussian-mixture latent, ``official`` the
-mapping of the authors' released state dicts onto it.
+mapping of the authors' released state dicts onto it and the importable checkpoints, ``method``
+the irnbench ``Method`` (and ``InvertibleRescaler``, which the T-InvBlocks methods share).
 """
 
 from __future__ import annotations
 
+from irnbench.plugin import hookimpl
+
+from .method import SAIN
 from .model import EnhancedInvBlock, GaussianMixture, SAINet, VanillaInvBlock
 
-__all__ = ["EnhancedInvBlock", "GaussianMixture", "SAINet", "VanillaInvBlock"]
+__all__ = ["SAIN", "EnhancedInvBlock", "GaussianMixture", "SAINet", "VanillaInvBlock"]
+
+
+@hookimpl
+def irnbench_register_methods(register):
+    register(SAIN)

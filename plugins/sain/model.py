@@ -170,15 +170,25 @@ class SAINet(nn.Module):
         #: Channels of z in ``inverse``'s input [LR | z]: 3·(s² − 1).
         self.latent_channels = c - channels
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _down(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Haar stages and the Enhanced blocks: (their output, the transmitted LR)."""
         for op in self.haar_operations:
             x = op(x)
         lr = x  # replaced by the last Enhanced block (there is at least one)
         for op in self.down_operations:
             x, lr = op.forward_lr(x)
+        return x, lr
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, lr = self._down(x)
         for op in self.comp_operations:
             x = op(x)
         return x, lr
+
+    def downscale(self, x: torch.Tensor) -> torch.Tensor:
+        """The transmitted LR alone: ``forward(x)[1]`` without the Vanilla blocks, whose output
+        only the training losses read."""
+        return self._down(x)[1]
 
     def inverse(self, t: torch.Tensor) -> torch.Tensor:
         for op in reversed(self.comp_operations):

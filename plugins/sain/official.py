@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from irnbench.plugin import CheckpointError
+from irnbench.plugin import CheckpointError, OfficialCheckpoint, OfficialFile, task_key
 from irnbench_plugins.irn.blocks import HaarDownsampling
 
 from .model import SAINet
@@ -25,7 +25,7 @@ from .model import SAINet
 __all__ = [
     "REPOSITORY", "COMMIT", "LICENCE", "PAPER", "OFFICIAL_FILES", "ReleasedFile",
     "official_key", "official_state_dict", "build_official", "check_haar", "map_state_dict",
-    "strip_module_prefix",
+    "strip_module_prefix", "WEIGHTS_LICENCE", "SAIN_OFFICIAL", "pinned_checkpoint",
 ]
 
 REPOSITORY = "github.com/yang-jin-hai/SAIN"
@@ -167,3 +167,65 @@ def official_state_dict(state: Mapping[str, torch.Tensor], model: SAINet,
     ``model.load_state_dict(official_state_dict(torch.load(f, weights_only=True), model))``.
     """
     return map_state_dict(state, model, official_key, source)
+
+
+# -- the importable checkpoints (``irnbench weights import sain FILE --task rescale --scale S``)
+#: The licence an import records (``OfficialCheckpoint.licence``), for SAIN and T-InvBlocks.
+WEIGHTS_LICENCE = "Apache-2.0 (code; the weights are committed in the same repository)"
+
+
+def _pinned_file(name: str, released: ReleasedFile, what: str, repository: str,
+                 commit: str) -> OfficialFile:
+    """A released file that fills the method's ``net.``, with its immutable URL at ``commit``."""
+    return OfficialFile(name, "net.", what, url=f"https://{repository}/raw/{commit}/{released.path}",
+                        commit=commit, git_blob_sha1=released.blob)
+
+
+def pinned_checkpoint(
+    scale: int,
+    file: str,
+    what: str,
+    *,
+    released: Mapping[str, ReleasedFile],
+    key: Callable[[str], str | None],
+    repository: str,
+    commit: str,
+    paper: str,
+    variants: Mapping[str, tuple[str, str]] | None = None,
+) -> OfficialCheckpoint:
+    """The ``OfficialCheckpoint`` of a one-file rescale ×``scale`` release committed in a git
+    repository: it fills the method's ``net.`` through ``key`` (the official name → the
+    network's, ``None`` if foreign), its Haar weights must be the Haar constants, and every file
+    is pinned (URL at ``commit``, git blob SHA-1). ``variants``: tag → (file, what) of other
+    releases with the same tensors."""
+
+    def rename(_file: str, name: str) -> str | None:
+        target = key(name)
+        return None if target is None else "net." + target
+
+    def pinned(name: str, text: str) -> OfficialFile:
+        return _pinned_file(name, released[name], text, repository, commit)
+
+    return OfficialCheckpoint(
+        task="rescale", setting={"scale": scale}, files=(pinned(file, what),), rename=rename,
+        repository=repository, download=f"https://{repository}", licence=WEIGHTS_LICENCE,
+        paper=paper, check=check_haar,
+        variants={tag: pinned(name, text) for tag, (name, text) in (variants or {}).items()},
+    )
+
+
+def _sain(scale: int, **variants: tuple[str, str]) -> OfficialCheckpoint:
+    blocks = OFFICIAL_FILES[f"SAINx{scale}_JPEG.pth"].args
+    what = (f"SAIN ×{scale} SAINet ({blocks['e_blocks']} Enhanced + {blocks['v_blocks']} Vanilla "
+            "blocks), trained with JPEG at QF 75")
+    return pinned_checkpoint(scale, f"SAINx{scale}_JPEG.pth", what, released=OFFICIAL_FILES,
+                             key=official_key, repository=REPOSITORY, commit=COMMIT, paper=PAPER,
+                             variants=variants)
+
+
+#: SAIN ×2 and ×4 (JPEG); ``SAINx2_WebP.pth`` has the ×2 tensors: import it with ``--tag webp``.
+SAIN_OFFICIAL: dict[str, OfficialCheckpoint] = {
+    task_key("rescale", scale=2): _sain(2, webp=("SAINx2_WebP.pth", "SAIN ×2 SAINet trained "
+                                                  "with WebP at quality 75")),
+    task_key("rescale", scale=4): _sain(4),
+}

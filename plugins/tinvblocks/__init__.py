@@ -1,12 +1,24 @@
 """T-InvBlocks: T-IRN and T-SAIN, IRN and SAIN built from tri-branch invertible blocks in YCbCr
-(Bao et al., AAAI 2025, arXiv 2412.13508; official code github.com/Jingwei-Bao/T-InvBlocks).
+(Bao et al., AAAI 2025, arXiv 2412.13508; official code github.com/Jingwei-Bao/T-InvBlocks), as
+methods ``tirn`` and ``tsain``.
 
-``model`` holds the block, the colour conversions and the networks, ``official`` the mapping of
-the authors' released state dicts onto them.
+``model`` holds the block, the colour conversions and the networks (``model.TIRN``,
+``model.TSAIN``), ``official`` the mapping of the authors' released state dicts onto them and the
+importable checkpoints, ``method`` the irnbench ``Method`` classes exported here as ``TIRN`` and
+``TSAIN``.
 """
 
 from __future__ import annotations
 
-from .model import TIRN, TSAIN, TriBranchInvBlock, TriBranchRescaleNet
+from irnbench.plugin import hookimpl
+
+from .method import TIRN, TSAIN
+from .model import TriBranchInvBlock, TriBranchRescaleNet
 
 __all__ = ["TIRN", "TSAIN", "TriBranchInvBlock", "TriBranchRescaleNet"]
+
+
+@hookimpl
+def irnbench_register_methods(register):
+    register(TIRN)
+    register(TSAIN)

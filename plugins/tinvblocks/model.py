@@ -170,7 +170,8 @@ class TriBranchRescaleNet(nn.Module):
     def _comp(self) -> nn.ModuleList:
         return getattr(self, "comp_operations", nn.ModuleList())
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        """Every Haar stage and its blocks: the last stage's output in block layout."""
         for i in range(self.stages):
             haars, blocks = self._stage(i)
             if i > 0:
@@ -180,6 +181,15 @@ class TriBranchRescaleNet(nn.Module):
             x = enter_ycbcr(x)
             for op in blocks:
                 x = op(x)
+        return x
+
+    def downscale(self, x: torch.Tensor) -> torch.Tensor:
+        """The transmitted LR alone: ``forward(x)[1]`` without T-SAIN's comp blocks, whose
+        output only training reads."""
+        return _rgb_of(self._down(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._down(x)
         lr = _rgb_of(x)
         comp = self._comp()
         if len(comp) == 0:

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 
 import torch
 
-from irnbench.plugin import CheckpointError
-from irnbench_plugins.sain.official import ReleasedFile, map_state_dict
+from irnbench.plugin import CheckpointError, OfficialCheckpoint, task_key
+from irnbench_plugins.sain.official import ReleasedFile, map_state_dict, pinned_checkpoint
 
 from .model import TIRN, TSAIN, TriBranchRescaleNet
 
 __all__ = [
     "REPOSITORY", "COMMIT", "LICENCE", "PAPER", "OFFICIAL_FILES", "official_key",
-    "official_state_dict", "build_official",
+    "official_state_dict", "build_official", "TIRN_OFFICIAL", "TSAIN_OFFICIAL",
 ]
 
 REPOSITORY = "github.com/Jingwei-Bao/T-InvBlocks"
@@ -78,3 +78,29 @@ def official_state_dict(state: Mapping[str, torch.Tensor], model: TriBranchResca
     ``module.`` is stripped; unmapped, missing or wrong-shape keys and non-Haar Haar weights
     raise ``CheckpointError`` naming up to 5 keys)."""
     return map_state_dict(state, model, official_key, source)
+
+
+# -- the importable checkpoints (``irnbench weights import tirn FILE --task rescale --scale S``)
+_WHAT = {
+    "TIRNx2.pth": "T-IRN ×2 (official TIRN_2: 3 tri-branch blocks)",
+    "TIRNx4.pth": "T-IRN ×4 (official TIRN_4: 3 + 4 tri-branch blocks)",
+    "TSAINx2.pth": "T-SAIN ×2 (official TSAIN_2: 3 tri-branch blocks + 1 comp block), trained "
+                   "with JPEG at QF 75",
+    "TSAINx4.pth": "T-SAIN ×4 (official TSAIN_4: 3 + 3 tri-branch blocks + 2 comp blocks), "
+                   "trained with JPEG at QF 75",
+}
+
+
+def _checkpoints(net: str) -> dict[str, OfficialCheckpoint]:
+    return {
+        task_key("rescale", scale=s): pinned_checkpoint(
+            s, f"{net}x{s}.pth", _WHAT[f"{net}x{s}.pth"], released=OFFICIAL_FILES,
+            key=official_key, repository=REPOSITORY, commit=COMMIT, paper=PAPER)
+        for s in (2, 4)
+    }
+
+
+#: T-IRN ×2 and ×4.
+TIRN_OFFICIAL: dict[str, OfficialCheckpoint] = _checkpoints("TIRN")
+#: T-SAIN ×2 and ×4.
+TSAIN_OFFICIAL: dict[str, OfficialCheckpoint] = _checkpoints("TSAIN")
