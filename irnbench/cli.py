@@ -42,19 +42,41 @@ def _ints(value: str | None, flag: str) -> list[int]:
                                  param_hint=flag) from exc
 
 
-def _settings(task: str, scale: str | None, jpeg: str | None) -> list[dict[str, Any]]:
+def _qualities(value: str | None, flag: str) -> list[int]:
+    """A codec's comma-separated qualities, integers in 1..100; anything else is one
+    ``Error:`` line and exit 2 (``InvalidSetting``)."""
+    from irnbench.errors import InvalidSetting
+
+    def valid(part: str) -> bool:
+        try:
+            return 1 <= int(part) <= 100
+        except ValueError:
+            return False
+
+    parts = _split(value)
+    bad = [p for p in parts if not valid(p)]
+    if bad:
+        raise InvalidSetting(f"{flag} takes comma-separated qualities, integers in 1..100; "
+                             f"got {', '.join(repr(b) for b in bad)}")
+    return [int(p) for p in parts]
+
+
+def _settings(task: str, scale: str | None, jpeg: str | None,
+              webp: str | None = None) -> list[dict[str, Any]]:
     from irnbench.plugins import registered_tasks
 
     cls = registered_tasks()[task]
     scales = _ints(scale, "--scale")
-    qualities = _ints(jpeg, "--jpeg")
+    codecs = {"jpeg": _qualities(jpeg, "--jpeg"), "webp": _qualities(webp, "--webp")}
     if scales and "scale" not in cls.setting_keys:
         raise click.BadParameter(f"task {task!r} takes no --scale", param_hint="--scale")
-    if qualities and "jpeg" not in cls.setting_keys:
-        raise click.BadParameter(f"task {task!r} takes no --jpeg", param_hint="--jpeg")
+    for key, qualities in codecs.items():
+        if qualities and key not in cls.setting_keys:
+            raise click.BadParameter(f"task {task!r} takes no --{key}", param_hint=f"--{key}")
     base = [{"scale": s} for s in scales] if scales else cls.default_settings()
-    if qualities:
-        base = [{**b, "jpeg": qualities} for b in base]
+    for key, qualities in codecs.items():
+        if qualities:
+            base = [{**b, key: qualities} for b in base]
     return base
 
 
@@ -110,7 +132,7 @@ def print_leaderboard(df) -> None:
     """Print the set-level table of a run (measured rows, paper-reported beside them)."""
     import pandas as pd
 
-    from irnbench.leaderboard import lead_metric, rank
+    from irnbench.leaderboard import as_codec, codec_label, lead_metric, rank
     from irnbench.results import METRIC_COLUMNS, summarize
 
     summary = summarize(df)
@@ -121,10 +143,12 @@ def print_leaderboard(df) -> None:
         click.echo("(no results)")
         return
     metric_cols = [c for c in METRIC_COLUMNS if c in table.columns and table[c].notna().any()]
-    for key, g in table.groupby(["task", "setting", "quality", "dataset"], dropna=False,
-                                sort=False):
-        task, setting, quality, dataset = key
-        title = f"{task} {setting}" + (f" JPEG q{int(quality)}" if pd.notna(quality) else "")
+    for key, g in table.groupby(["task", "setting", "codec", "quality", "dataset"],
+                                dropna=False, sort=False):
+        task, setting, codec, quality, dataset = key
+        title = f"{task} {setting}" + (
+            f" {codec_label(as_codec(codec, quality))} q{int(quality)}"
+            if pd.notna(quality) else "")
         metric = lead_metric(g[g["source"] == "measured"])
         click.echo(f"\n== {title} · {dataset} ==" + (f" (ranked by {metric})" if metric else ""))
         show = pd.DataFrame(rank(g.to_dict("records"), metric), columns=g.columns)
@@ -203,6 +227,7 @@ class RunRequest:
     plugins: str | None = None  #: comma-separated method specs; None: every one with weights
     scale: str | None = None  #: comma-separated scales
     jpeg: str | None = None  #: comma-separated JPEG qualities of the channel
+    webp: str | None = None  #: comma-separated WebP qualities of the channel
     datasets: str = "mini"
     device: str = "auto"
     draws: int | None = None  #: None (or 0): the task's default
@@ -229,6 +254,9 @@ def _run_options(fn):
         click.option("--scale", default=None, help="Scales, e.g. 2,4 (default: the task's)."),
         click.option("--jpeg", default=None,
                      help="JPEG qualities of the channel, e.g. 30,50,70,80,90."),
+        click.option("--webp", default=None,
+                     help="WebP qualities of the channel (rescale; Pillow, lossy, other "
+                          "options default), e.g. 30,50,70,80,90; with --jpeg, both."),
         click.option("--datasets", default=RunRequest.datasets, show_default=True,
                      help="Comma-separated dataset names or image folders."),
         click.option("--device", default=RunRequest.device, show_default=True,
@@ -298,7 +326,7 @@ def _do_run(req: RunRequest):
     keep_freed_memory()
     _check_device(req.device)
     _check_task(req.task)
-    settings = _settings(req.task, req.scale, req.jpeg)
+    settings = _settings(req.task, req.scale, req.jpeg, req.webp)
     methods = _methods_for(req.task, req.plugins, settings)
     if req.weights and len(methods) != 1:
         raise click.BadParameter("--weights needs exactly one method in --plugins",

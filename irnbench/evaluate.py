@@ -1,8 +1,8 @@
 """Evaluation: methods × task setting × datasets → one row per (image, channel condition, draw).
 
 The harness owns everything between ``degrade`` and ``restore``: it prepares the HR image
-(modcrop), runs the channel (uint8, optionally JPEG), rounds the output, and scores it with the
-task's protocol. One method failing does not stop the others: its rows are marked failed.
+(modcrop), runs the channel (uint8, optionally JPEG or WebP), rounds the output, and scores it
+with the task's protocol. One method failing does not stop the others: its rows are marked failed.
 
 Under torchrun (``WORLD_SIZE`` > 1, see ``irnbench.distributed``) the images are split across
 ranks (rank r takes images r, r + world, … of the run's image list), every rank's rows, notes and
@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from irnbench.channel import condition_codec
 from irnbench.data.decode import DataWarning
 from irnbench.data.loading import EvalDataset
 from irnbench.distributed import setup
@@ -45,6 +46,7 @@ class Visual:
     quality: int | None
     box: tuple[int, int, int, int]  #: top, left, height, width in HR pixels
     crops: dict[str, torch.Tensor] = field(default_factory=dict)  #: "GT" / method → crop
+    codec: str | None = None  #: the channel's codec ("jpeg", "webp"; None: plain uint8)
     #: Same box of the degraded images, for tasks with ``visual_channel`` (e.g. decolorize's
     #: grey): "guide" (the uint8 reference) / method → what came through the channel.
     channel_crops: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -223,7 +225,7 @@ def _evaluate_image(run: _Run, methods: Sequence[Method], hr: torch.Tensor,
     """Run every method on one HR image (a failing method is isolated and dropped)."""
     task = run.task
     reference = task.reference(hr)
-    vis: dict[int | None, Visual] = {}
+    vis: dict[tuple[str | None, int | None], Visual] = {}
     if show:  # the box is chosen once every method has run (``place_crops``)
         vis = _new_visuals(task, hr, reference, img_base)
         run.visuals.extend((key, v) for v in vis.values())
@@ -243,8 +245,13 @@ def _evaluate_image(run: _Run, methods: Sequence[Method], hr: torch.Tensor,
         place_crops(v, visual_crop)
 
 
+def _cond_key(cond: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(codec, quality) of a channel condition: what tells its rows and visuals apart."""
+    return condition_codec(cond), cond.get("quality")
+
+
 def _new_visuals(task: Task, hr: torch.Tensor, reference: torch.Tensor,
-                 img_base: dict[str, Any]) -> dict[int | None, Visual]:
+                 img_base: dict[str, Any]) -> dict[tuple[str | None, int | None], Visual]:
     """One visual per channel condition of a shown image, holding the whole GT (and guide)."""
     gt = to_uint8(hr)[0].cpu()
     guide = (to_uint8(reference)[0].cpu()
@@ -252,12 +259,12 @@ def _new_visuals(task: Task, hr: torch.Tensor, reference: torch.Tensor,
     vis = {}
     for cond in task.conditions():
         v = Visual(img_base["dataset"], img_base["image"], task.setting_label,
-                   cond.get("quality"), (0, 0, 0, 0))
+                   cond.get("quality"), (0, 0, 0, 0), codec=condition_codec(cond))
         v.full["GT"] = gt
         if guide is not None:
             v.channel_label = task.visual_channel
             v.channel_full["guide"] = guide
-        vis[cond.get("quality")] = v
+        vis[_cond_key(cond)] = v
     return vis
 
 
@@ -310,6 +317,7 @@ def _result(run: _Run, methods: Sequence[Method], datasets: Sequence[EvalDataset
         for ds in datasets:
             for cond in run.task.conditions():
                 rows_out.append({**run.base, "dataset": ds.name, "method": name, "label": name,
+                                 "codec": condition_codec(cond),
                                  "quality": cond.get("quality"), "status": "failed",
                                  "error": err})
     return EvalResult(frame(rows_out), [v for _, v in run.visuals], [note for _, note in notes])
@@ -339,7 +347,7 @@ def _degrade(run: _Run, method: Method, hr: torch.Tensor,
 
 @torch.no_grad()
 def _run_method(run: _Run, method: Method, hr: torch.Tensor, reference: torch.Tensor,
-                img_base: dict[str, Any], vis: dict[int | None, Visual],
+                img_base: dict[str, Any], vis: dict[tuple[str | None, int | None], Visual],
                 degraded: dict[str, tuple[torch.Tensor, float]]) -> list[dict[str, Any]]:
     """One method on one image: every channel condition × draw → one scored row each."""
     task, dev = run.task, run.dev
@@ -372,6 +380,7 @@ def _run_method(run: _Run, method: Method, hr: torch.Tensor, reference: torch.Te
                 "label": resolved_spec(method),
                 "weights": method.weights_label,
                 "tag": method.weights_tag,
+                "codec": condition_codec(cond),
                 "quality": cond.get("quality"),
                 "draw": d,
                 **scores,
@@ -379,7 +388,7 @@ def _run_method(run: _Run, method: Method, hr: torch.Tensor, reference: torch.Te
                 "params": method.num_parameters(),
                 "status": "ok",
             })
-            v = vis.get(cond.get("quality"))
+            v = vis.get(_cond_key(cond))
             if v is not None and d == 0:
                 v.full[method.spec] = restored[0].cpu()
                 if task.visual_channel and tr.y_u8.shape[-2:] == hr.shape[-2:]:

@@ -1,12 +1,12 @@
 """Leaderboards: what makes a table, the metric that ranks it, the ranking and the paired Δ.
 
-One table per task × setting × channel condition (JPEG quality) × dataset (``TABLE_KEYS``). A
+One table per task × setting × channel condition (codec and quality) × dataset (``TABLE_KEYS``). A
 table is ranked by the metric its task declares (``Task.rank_metric``): rescaling and compression
 by PSNR on Y, as IRN (Xiao et al., ECCV 2020, https://github.com/pkuxmq/Invertible-Image-Rescaling)
 reports them; decolorization by PSNR on RGB, as IRN-Color's test does (Xiao et al., IJCV 2022,
 arXiv:2210.04188). Each measured method's Δ is the mean per-image difference of that metric from
 a reference — the baseline when given, else the table's first — with its 95 % paired bootstrap
-interval (``irnbench.stats``). A method × JPEG-quality summary is ranked as its task says
+interval (``irnbench.stats``). A method × quality summary (per codec) is ranked as its task says
 (``Task.summary_rank``): by BD-rate against the codec's own curve (compression), else by the mean
 of the rank metric over qualities.
 
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from irnbench.channel import CODECS
 from irnbench.rd import BDRateUndefined, bd_rate
-from irnbench.results import BOOTSTRAP, METRICS, MetricSpec, per_image, summarize
+from irnbench.results import BOOTSTRAP, LEGACY_CODEC, METRICS, MetricSpec, per_image, summarize
 from irnbench.stats import align, paired_difference
 from irnbench.tasks.base import Task
 
@@ -37,10 +38,13 @@ __all__ = [
     "Delta",
     "Leaderboard",
     "Row",
+    "as_codec",
     "as_float",
     "as_quality",
     "as_text",
     "bd_rates",
+    "codec_label",
+    "codec_rank",
     "compare",
     "lead_metric",
     "leaderboards",
@@ -60,9 +64,10 @@ __all__ = [
 ]
 
 #: What makes one leaderboard.
-TABLE_KEYS = ["task", "setting", "quality", "dataset"]
-#: (task, setting, JPEG quality or None, dataset), as :func:`table_key` reads it from a row.
-TableKey = tuple[str, str, int | None, str]
+TABLE_KEYS = ["task", "setting", "codec", "quality", "dataset"]
+#: (task, setting, codec ("" when plain), quality or None, dataset), as :func:`table_key` reads
+#: it from a row.
+TableKey = tuple[str, str, str, int | None, str]
 _SPECS = {m.key: m for m in METRICS}
 
 
@@ -87,9 +92,28 @@ def as_float(v: Any) -> float | None:
 
 
 def as_quality(v: Any) -> int | None:
-    """A JPEG quality as an int, ``None`` when the row has none."""
+    """A codec quality as an int, ``None`` when the row has none."""
     f = as_float(v)
     return None if f is None or math.isinf(f) else int(round(f))
+
+
+def as_codec(codec: Any, quality: Any) -> str:
+    """A row's codec, lower-case: ``""`` without a quality (plain uint8), ``"jpeg"`` for a
+    quality with no codec recorded (results written before the ``codec`` column)."""
+    if as_quality(quality) is None:
+        return ""
+    return as_text(codec).strip().lower() or LEGACY_CODEC
+
+
+def codec_label(codec: str) -> str:
+    """``"webp"`` → ``"WebP"`` (``CODECS``); an unknown codec as it is, upper-case."""
+    return CODECS.get(codec, codec.upper())
+
+
+def codec_rank(codec: str) -> tuple[int, str]:
+    """Plain first, then the codecs in ``CODECS`` order, then any other by name."""
+    order = ["", *CODECS]
+    return (order.index(codec), "") if codec in order else (len(order), codec)
 
 
 def as_text(v: Any) -> str:
@@ -110,17 +134,23 @@ def method_name(rec: Mapping[str, Any]) -> str:
 
 
 def table_key(rec: Mapping[str, Any]) -> TableKey:
-    """The table a row belongs to: (task, setting, quality, dataset)."""
-    return (as_text(rec.get("task")), as_text(rec.get("setting")), as_quality(rec.get("quality")),
+    """The table a row belongs to: (task, setting, codec, quality, dataset)."""
+    return (as_text(rec.get("task")), as_text(rec.get("setting")),
+            as_codec(rec.get("codec"), rec.get("quality")), as_quality(rec.get("quality")),
             as_text(rec.get("dataset")))
 
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose ``quality`` holds ints or ``None`` (CSV and JSON give floats, NaN)."""
+    """A copy whose ``quality`` holds ints or ``None`` (CSV and JSON give floats, NaN) and whose
+    ``codec`` the codec text or ``None`` when plain (missing with a quality: JPEG)."""
     df = df.copy()
     if "quality" in df.columns:
         df["quality"] = pd.Series([as_quality(v) for v in df["quality"]], index=df.index,
                                   dtype=object)
+        codecs = df["codec"] if "codec" in df.columns else [None] * len(df)
+        df["codec"] = pd.Series([as_codec(c, q) or None for c, q in
+                                 zip(codecs, df["quality"], strict=True)],
+                                index=df.index, dtype=object)
     return df
 
 
@@ -132,12 +162,14 @@ def natural_key(s: Any) -> list[Any]:
 def table_order(keys: Iterable[TableKey], task_order: Sequence[str],
                 dataset_order: Sequence[str]) -> list[TableKey]:
     """Tables in report order: task and dataset (lower-case) as first seen, settings
-    naturally, qualities ascending (none first)."""
+    naturally, the plain channel first, then each codec (``CODECS`` order) by ascending
+    quality."""
     def k(t: TableKey) -> tuple:
-        task, setting, q, ds = t
+        task, setting, codec, q, ds = t
         return (
             task_order.index(task) if task in task_order else len(task_order), task,
             natural_key(setting),
+            codec_rank(codec),
             -1 if q is None else q,
             dataset_order.index(ds.lower()) if ds.lower() in dataset_order else 10**6, ds,
         )
@@ -167,7 +199,7 @@ def rank_metric(task: str) -> str:
 
 
 def summary_rank(task: str) -> str:
-    """How the task's method × JPEG-quality summary is ranked: ``"bd_rate"`` or ``"mean"``."""
+    """How the task's method × quality summary is ranked: ``"bd_rate"`` or ``"mean"``."""
     return (task_class(task) or Task).summary_rank
 
 
@@ -232,6 +264,7 @@ class Leaderboard:
 
     task: str
     setting: str
+    codec: str  #: "jpeg", "webp"; "" for the plain uint8 channel
     quality: int | None
     dataset: str
     lead: MetricSpec | None  #: ``None``: no row has the task's rank metric; not ranked
@@ -243,7 +276,7 @@ class Leaderboard:
 
     @property
     def key(self) -> TableKey:
-        return (self.task, self.setting, self.quality, self.dataset)
+        return (self.task, self.setting, self.codec, self.quality, self.dataset)
 
     @property
     def measured(self) -> list[Row]:
@@ -307,7 +340,8 @@ def _baseline(baseline: str | None, rows: pd.DataFrame) -> str | None:
 
 
 def summarize_measured(df: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
-    """``results.summarize`` of the measured rows, quality normalised (empty frame if none)."""
+    """``results.summarize`` of the measured rows, codec and quality normalised (empty frame
+    if none)."""
     measured = normalise(df[df["source"] == "measured"]) if len(df) else df
     if not len(measured):
         return pd.DataFrame()
@@ -342,7 +376,7 @@ def _board(key: TableKey, recs: list[dict[str, Any]], per_image_rows: pd.DataFra
 
 def _lower(key: TableKey) -> TableKey:
     """Paper rows meet measured ones whatever the dataset's case (``Set5`` vs ``set5``)."""
-    return key[0], key[1], key[2], key[3].lower()
+    return key[0], key[1], key[2], key[3], key[4].lower()
 
 
 def leaderboards(df: pd.DataFrame, baseline: str | None = None,
@@ -350,10 +384,10 @@ def leaderboards(df: pd.DataFrame, baseline: str | None = None,
     """The leaderboards of a flat results frame, in report order.
 
     Measured rows (per image; a ``run`` column indexes the merged runs) make the tables;
-    paper-reported rows of the same task, setting, quality and dataset (case-insensitive) sit
-    below them. ``baseline`` names the Δ reference as tables do (``irn.cpu``) or as the run did
-    (``irn``); default: each table's first. ``summary``: a precomputed
-    :func:`summarize_measured` of ``df``.
+    paper-reported rows of the same task, setting, codec, quality and dataset
+    (case-insensitive) sit below them. ``baseline`` names the Δ reference as tables do
+    (``irn.cpu``) or as the run did (``irn``); default: each table's first. ``summary``: a
+    precomputed :func:`summarize_measured` of ``df``.
     """
     df = normalise(df) if len(df) else df
     measured = df[df["source"] == "measured"] if len(df) else df
@@ -417,7 +451,7 @@ def compare(df: pd.DataFrame, baseline: str | None = None,
 
 
 # --------------------------------------------------------------------------------------------
-# method × JPEG-quality summaries
+# method × quality summaries (one per codec)
 # --------------------------------------------------------------------------------------------
 def bd_rates(curves: Mapping[str, Sequence[Mapping[str, Any]]], anchor: str,
              metric: str) -> dict[str, BDRate]:

@@ -83,6 +83,13 @@ def _jpeg_channel_text() -> str:
     return f"{chroma}, optimise {'on' if JPEG_OPTIMIZE else 'off'}"
 
 
+def _webp_channel_text(libwebp: str | None) -> str:
+    """The WebP channel (``rescale --webp``, SAIN's WebP test) as the protocol states it: Pillow,
+    lossy, every option but the quality at Pillow's defaults (``irnbench.ops.webp``)."""
+    lib = f"libwebp {libwebp}" if libwebp else "libwebp version in the run metadata"
+    return f"lossy, quality Q, other options default, {lib}"
+
+
 def _y_text() -> str:
     """BT.601 Y as the paragraphs state it: "16 + (65.481R + 128.553G + 24.966B)/255"."""
     r, g, b = Y_WEIGHTS
@@ -94,8 +101,10 @@ def _ssim_text() -> str:
     return f"SSIM Gaussian {SSIM_WINDOW}/{SSIM_SIGMA:g}, valid region"
 
 
-def protocol_text() -> dict[str, str]:
-    """Each task's protocol paragraph, built from this module's constants as they are now."""
+def protocol_text(libwebp: str | None = None) -> dict[str, str]:
+    """Each task's protocol paragraph, built from this module's constants as they are now;
+    ``libwebp``: the libwebp version the WebP paragraph names (``RescaleTask.protocol`` passes
+    Pillow's)."""
     grey_crop = f"crop {DECOLORIZE_GREY_CROP} px." if DECOLORIZE_GREY_CROP else "no crop."
     return {
         "rescale": (
@@ -121,6 +130,11 @@ def protocol_text() -> dict[str, str]:
         "rescale+jpeg": (
             "As rescale, but the method's uint8 LR is JPEG-coded with Pillow "
             f"({_jpeg_channel_text()}) at each quality before restore (SAIN robustness protocol)."
+        ),
+        "rescale+webp": (
+            "As rescale, but the method's uint8 LR is WebP-coded with Pillow "
+            f"({_webp_channel_text(libwebp)}) at each quality Q, decoded to RGB uint8 and "
+            "restored (SAIN's WebP test); bpp = WebP file bytes × 8 / (H_HR × W_HR)."
         ),
         "compress": (
             "HR modcropped to a multiple of s; the method's degraded image (×s LR, or the HR "

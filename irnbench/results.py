@@ -2,7 +2,9 @@
 
 Per-image rows (``source="measured"``) are the primary record; set-level tables are derived
 from them. Paper-reported numbers use the same columns with ``source="paper-reported"`` and
-never enter the measured table.
+never enter the measured table. A row's channel is its ``codec`` (``jpeg``, ``webp``; empty for
+the plain uint8 channel) and ``quality``; rows written before the ``codec`` column existed, or
+without one, read as JPEG where they have a quality (:func:`fill_codec`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "METRICS",
     "METRIC_COLUMNS",
     "MetricSpec",
+    "fill_codec",
     "summarize",
     "paper_frame",
     "save_run",
@@ -37,8 +40,8 @@ __all__ = [
 
 #: Columns that identify a row.
 ID_COLUMNS = [
-    "source", "method", "label", "weights", "tag", "task", "setting", "quality", "dataset",
-    "image", "draw",
+    "source", "method", "label", "weights", "tag", "task", "setting", "codec", "quality",
+    "dataset", "image", "draw",
 ]
 
 
@@ -87,17 +90,35 @@ COLUMNS = ID_COLUMNS + METRIC_COLUMNS + OTHER_COLUMNS
 #: The bootstrap every set-level interval uses (stated in every report and export).
 BOOTSTRAP = {"resamples": DEFAULT_RESAMPLES, "seed": DEFAULT_SEED, "confidence": CONFIDENCE}
 #: The keys of one leaderboard row.
-GROUP_KEYS = ["source", "method", "label", "weights", "tag", "task", "setting", "quality",
-              "dataset"]
+GROUP_KEYS = ["source", "method", "label", "weights", "tag", "task", "setting", "codec",
+              "quality", "dataset"]
+#: What a row with a quality but no codec was coded with (every such row predates WebP).
+LEGACY_CODEC = "jpeg"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v == ""
+
+
+def fill_codec(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its ``codec`` column completed in place: lower-case text where the row has a
+    quality (``LEGACY_CODEC`` when none was recorded), ``None`` where it has none."""
+    codecs = df["codec"] if "codec" in df.columns else [None] * len(df)
+    qualities = df["quality"] if "quality" in df.columns else [None] * len(df)
+    df["codec"] = pd.Series(
+        [None if _missing(q) else (LEGACY_CODEC if _missing(c) else str(c).lower())
+         for c, q in zip(codecs, qualities, strict=True)],
+        index=df.index, dtype=object)
+    return df
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows → DataFrame with every schema column, in schema order."""
+    """Rows → DataFrame with every schema column, in schema order (``codec`` completed)."""
     df = pd.DataFrame(rows)
     for c in COLUMNS:
         if c not in df.columns:
             df[c] = None
-    return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    return fill_codec(df[COLUMNS + [c for c in df.columns if c not in COLUMNS]].copy())
 
 
 def _mean(s: pd.Series) -> float:
@@ -114,6 +135,8 @@ def summarize(df: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     stochastic method's images are averaged over their draws first, so images are resampled,
     not draws (the spread over draws stays in ``_std``).
     """
+    if "codec" not in df.columns:  # a frame built without ``frame``
+        df = fill_codec(df.copy())
     ok = df[(df["source"] == "measured") & (df["status"].fillna("ok") == "ok")]
     out = []
     keys = GROUP_KEYS
@@ -176,6 +199,7 @@ def paper_frame(methods: list[type], task: str | None = None) -> pd.DataFrame:
                     "weights": "as published",
                     "task": r.task,
                     "setting": r.setting,
+                    "codec": getattr(r, "codec", None),  # None with a quality: JPEG
                     "quality": r.quality,
                     "dataset": r.dataset,
                     "reference": r.source,

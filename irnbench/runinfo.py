@@ -23,6 +23,7 @@ import torch
 
 from irnbench import __version__
 from irnbench.ops.jpeg import libjpeg_version
+from irnbench.ops.webp import libwebp_version
 from irnbench.protocol import DRAW_SEED, STOCHASTIC_DRAWS
 
 _PACKAGES = ("torch", "numpy", "pillow", "pandas", "pluggy", "click", "datasets", "jinja2",
@@ -44,7 +45,7 @@ def git_commit(path: Path | None = None) -> str | None:
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "irnbench": __version__,
-           "libjpeg": libjpeg_version()}
+           "libjpeg": libjpeg_version(), "libwebp": libwebp_version()}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)

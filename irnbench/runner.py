@@ -51,7 +51,7 @@ def save_visuals(run_dir: Path, visuals: Sequence[Visual]) -> None:
     index = []
     for i, v in enumerate(visuals):
         entry = {"dataset": v.dataset, "image": v.image, "setting": v.setting,
-                 "quality": v.quality, "box": list(v.box), "crops": {}}
+                 "codec": v.codec, "quality": v.quality, "box": list(v.box), "crops": {}}
         for j, (name, crop) in enumerate(v.crops.items()):
             fname = f"{i:03d}_{j:02d}.png"
             _save_png(crop, vdir / fname)

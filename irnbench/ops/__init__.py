@@ -1,4 +1,4 @@
-"""Pure tensor operations: MATLAB bicubic resize, colour conversions, quantisation, JPEG."""
+"""Pure tensor operations: MATLAB bicubic resize, colour conversions, quantisation, JPEG, WebP."""
 
 from irnbench.ops.color import grey_to_rgb, rgb_to_grey, rgb_to_y
 from irnbench.ops.imresize import imresize, resize_matrix
@@ -10,6 +10,7 @@ from irnbench.ops.quantize import (
     straight_through_quantize,
     to_uint8,
 )
+from irnbench.ops.webp import libwebp_version, webp_roundtrip
 
 __all__ = [
     "imresize",
@@ -24,4 +25,6 @@ __all__ = [
     "soft_round_quantize",
     "jpeg_roundtrip",
     "libjpeg_version",
+    "webp_roundtrip",
+    "libwebp_version",
 ]

@@ -10,7 +10,7 @@ Which tables exist, the metric each is ranked by (its task's ``rank_metric``), t
 the paired Δ come from :mod:`irnbench.leaderboard`, so the page and the exports agree. Modules:
 
 * ``runs`` — load and merge run folders;
-* ``tables`` — the page's leaderboards as plain dicts; ``per_image``, ``quality`` (JPEG-quality
+* ``tables`` — the page's leaderboards as plain dicts; ``per_image``, ``quality`` (codec-quality
   matrices, RD curves, BD-rates), ``pivot``, ``visuals``, ``charts`` — the other sections;
 * ``context`` — :func:`build_context` (pure: data frames and metadata in, plain dicts out);
 * ``render`` — :func:`render_context` with the jinja2 templates in ``templates/``

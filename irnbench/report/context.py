@@ -1,6 +1,6 @@
 """Everything the HTML report shows, as plain dicts (no HTML here; the templates do the markup).
 
-:func:`build_context` gathers the header, environment, leaderboards (``tables``), JPEG-quality
+:func:`build_context` gathers the header, environment, leaderboards (``tables``), codec-quality
 matrices (``quality``), pivots (``pivot``), per-image tables, visual comparisons and data notes
 of loaded runs (``runs``).
 """
@@ -144,6 +144,9 @@ def build_context(runs: Sequence[RunData], generated: str | None = None) -> dict
         "published": published_pivots(normalise(paper), _measured_keys(summary)),
         "published_title": PUBLISHED_TITLE,
         "quality_tables": quality_tables,
+        #: "JPEG", "WebP" or "JPEG and WebP": the codecs of the quality matrices
+        "quality_codecs": " and ".join(dict.fromkeys(t["codec_label"] for t in quality_tables))
+        or "JPEG",
         "per_image": per_image_tables(measured),
         "visuals": visuals,
         "notes": _notes(runs) + merge_notes + visual_problems,

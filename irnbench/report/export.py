@@ -2,7 +2,7 @@
 
 ``export_report(run_dirs, fmt)`` merges run folders exactly as the HTML report does
 (:func:`~irnbench.report.runs.load_runs` + :func:`~irnbench.report.runs.merge_runs`) and writes
-the leaderboards of :mod:`irnbench.leaderboard` — one per task × setting × JPEG quality ×
+the leaderboards of :mod:`irnbench.leaderboard` — one per task × setting × codec × quality ×
 dataset, ranked by the task's metric, with the Δ of that metric from a reference — as Markdown
 or LaTeX (:mod:`irnbench.report.text`), or as the flat set-level table (CSV, in the same order,
 with each measured row's ``rank``).
@@ -32,8 +32,8 @@ __all__ = ["FORMATS", "export_report", "export_tables", "set_level_frame"]
 
 #: The text formats ``export_report`` writes (HTML stays :func:`render_report`).
 FORMATS = ("md", "latex", "csv")
-_CSV_IDS = ["source", "method", "label", "weights", "tag", "task", "setting", "quality",
-            "dataset", "reference", "notes", "rank"]
+_CSV_IDS = ["source", "method", "label", "weights", "tag", "task", "setting", "codec",
+            "quality", "dataset", "reference", "notes", "rank"]
 _CSV_DIFFS = ["diff_reference", "diff_metric", "diff", "diff_lo", "diff_hi", "distinguishable"]
 _CSV_TAIL = ["params", "seconds", "images", "draws", "status", "error"]
 
@@ -51,8 +51,8 @@ def export_tables(measured: pd.DataFrame, papers: pd.DataFrame | None = None,
                   metas: Sequence[dict[str, Any]] = (), baseline: str | None = None
                   ) -> list[Leaderboard]:
     """The leaderboards of per-image ``measured`` rows (a ``run`` column indexes ``metas``),
-    with the ``papers`` rows of the same task, setting, quality and dataset below them and the
-    protocol the runs recorded for each setting."""
+    with the ``papers`` rows of the same task, setting, codec, quality and dataset below them
+    and the protocol the runs recorded for each setting."""
     boards = leaderboards(_frame(measured, papers), baseline)
     for b in boards:
         b.protocol = protocols_for(metas, b.runs or None, b.task, b.setting) if metas else []

@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from irnbench.leaderboard import as_float
+from irnbench.leaderboard import as_float, codec_label
+from irnbench.results import MetricSpec
 
 __all__ = [
     "best_flags",
@@ -14,6 +15,7 @@ __all__ = [
     "format_params",
     "format_seconds",
     "int_text",
+    "metric_title",
     "quality_label",
     "sort_key",
 ]
@@ -70,9 +72,16 @@ def sort_key(v: Any) -> str:
     return repr(f)
 
 
-def quality_label(q: int | None) -> str:
-    """``30`` → ``"JPEG q30"``; no quality → ``""``."""
-    return "" if q is None else f"JPEG q{q}"
+def quality_label(q: int | None, codec: str = "jpeg") -> str:
+    """``30`` → ``"JPEG q30"``, ``(75, "webp")`` → ``"WebP q75"``; no quality → ``""``."""
+    return "" if q is None else f"{codec_label(codec or 'jpeg')} q{q}"
+
+
+def metric_title(m: MetricSpec, codec: str) -> str:
+    """A metric's column title; bpp names the table's codec's file (``METRICS`` says JPEG)."""
+    if m.key == "bpp" and codec and codec not in ("jpeg", "mixed"):
+        return m.title.replace("JPEG", codec_label(codec))
+    return m.title
 
 
 def best_flags(values: Sequence[Any], better: str | None = "higher") -> list[bool]:

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from irnbench.leaderboard import (
+    as_codec,
     as_float,
     as_quality,
     as_text,
@@ -15,12 +16,19 @@ from irnbench.leaderboard import (
     table_key,
     table_order,
 )
-from irnbench.report.formatting import format_number, format_seconds, quality_label, sort_key
+from irnbench.report.formatting import (
+    format_number,
+    format_seconds,
+    metric_title,
+    quality_label,
+    sort_key,
+)
 from irnbench.results import METRICS
 
 __all__ = ["per_image_tables"]
 
-_KEYS = ["task", "setting", "quality", "dataset", "image", "method", "label", "weights"]
+_KEYS = ["task", "setting", "codec", "quality", "dataset", "image", "method", "label",
+         "weights"]
 
 
 def _mean(values: Any) -> float | None:
@@ -34,6 +42,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     for key, g in df.groupby(_KEYS, dropna=False, sort=False):
         rec = dict(zip(_KEYS, key, strict=True))
         rec["quality"] = as_quality(rec["quality"])
+        rec["codec"] = as_codec(rec["codec"], rec["quality"])
         for m in METRICS:
             rec[m.key] = _mean(g[m.key])
         rec["seconds"] = _mean(g["seconds"])
@@ -51,7 +60,8 @@ def _table(key: tuple, rows: list[dict[str, Any]]) -> dict[str, Any]:
     shown = [m for m in METRICS if any(r[m.key] is not None for r in rows)]
     columns = [{"label": "Image", "type": "text"}, {"label": "Method", "type": "text"},
                {"label": "Size (W×H)", "type": "text"}]
-    columns += [{"label": m.label, "type": "num", "title": m.title} for m in shown]
+    columns += [{"label": m.label, "type": "num", "title": metric_title(m, key[2])}
+                for m in shown]
     columns += [{"label": "Draws", "type": "num"}, {"label": "s/image", "type": "num"},
                 {"label": "Note", "type": "text"}]
     out_rows = []
@@ -66,14 +76,14 @@ def _table(key: tuple, rows: list[dict[str, Any]]) -> dict[str, Any]:
                   {"text": r["notes"], "cls": "note"}]
         out_rows.append({"cells": cells, "image": as_text(r["image"]),
                          "method": as_text(r["method"])})
-    task, setting, q, ds = key
-    return {"title": " · ".join(p for p in (task, setting, quality_label(q), ds) if p),
+    task, setting, codec, q, ds = key
+    return {"title": " · ".join(p for p in (task, setting, quality_label(q, codec), ds) if p),
             "columns": columns, "rows": out_rows}
 
 
 def per_image_tables(measured: pd.DataFrame) -> list[dict[str, Any]]:
     """Measured rows per method and image (metrics averaged over draws), one table per
-    task × setting × quality × dataset."""
+    task × setting × codec × quality × dataset."""
     df = normalise(measured)
     df = df[(df["source"] == "measured") & (df["status"].fillna("ok") == "ok")]
     if not len(df):

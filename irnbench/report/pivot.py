@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from irnbench.leaderboard import as_codec, codec_label
 from irnbench.weights import parse_spec
 
 __all__ = ["measured_pivots", "published_pivots"]
@@ -28,17 +29,24 @@ def _fmt(v: Any, metric: str, signed: bool = False) -> str:
     return f"{x:+.{_DIGITS.get(metric, 2)}f}" if signed else f"{x:.{_DIGITS.get(metric, 2)}f}"
 
 
-def _setting_keys(df: pd.DataFrame) -> list[tuple[str, str, Any]]:
-    keys = df[["task", "setting", "quality"]].drop_duplicates()
-    return [tuple(k) for k in keys.itertuples(index=False)]
+def _channel(df: pd.DataFrame) -> pd.Series:
+    """Each row's channel as one hashable value: (codec, quality), ``("", None)`` when plain."""
+    codecs = df["codec"] if "codec" in df.columns else [None] * len(df)
+    return pd.Series([(as_codec(c, q), None if pd.isna(q) else int(q))
+                      for c, q in zip(codecs, df["quality"], strict=True)],
+                     index=df.index, dtype=object)
 
 
-def _same_quality(a: Any, b: Any) -> bool:
-    return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+def _setting_keys(df: pd.DataFrame) -> list[tuple[str, str, tuple[str, int | None]]]:
+    """(task, setting, channel) in first-seen order."""
+    keys = zip(df["task"], df["setting"], _channel(df), strict=True)
+    return list(dict.fromkeys(keys))
 
 
-def _title(task: str, setting: str, quality: Any) -> str:
-    return f"{task} {setting}" + ("" if pd.isna(quality) else f" · JPEG q{int(quality)}")
+def _title(task: str, setting: str, channel: tuple[str, int | None]) -> str:
+    codec, quality = channel
+    return f"{task} {setting}" + ("" if quality is None
+                                  else f" · {codec_label(codec)} q{quality}")
 
 
 def measured_pivots(summary: pd.DataFrame, papers: pd.DataFrame) -> list[dict[str, Any]]:
@@ -47,25 +55,25 @@ def measured_pivots(summary: pd.DataFrame, papers: pd.DataFrame) -> list[dict[st
     difference measured − paper where the paper reports that dataset."""
     ok = summary[summary["status"].fillna("ok") == "ok"] if len(summary) else summary
     out = []
-    for task, setting, quality in _setting_keys(ok) if len(ok) else []:
+    for task, setting, channel in _setting_keys(ok) if len(ok) else []:
         rows = ok[(ok["task"] == task) & (ok["setting"] == setting)
-                  & ok["quality"].map(lambda q, qq=quality: _same_quality(q, qq))]
+                  & _channel(ok).map(lambda c, cc=channel: c == cc)]
         datasets = list(dict.fromkeys(rows["dataset"].astype(str)))
         for metric in PIVOT_METRICS.get(task, ()):
             if metric not in rows.columns or not rows[metric].notna().any():
                 continue
-            out.append(_measured_pivot(task, setting, quality, metric, rows, datasets, papers))
+            out.append(_measured_pivot(task, setting, channel, metric, rows, datasets, papers))
     return out
 
 
-def _paper_value(papers: pd.DataFrame, method: str, task: str, setting: str, quality: Any,
-                 dataset: str, metric: str) -> tuple[Any, str]:
+def _paper_value(papers: pd.DataFrame, method: str, task: str, setting: str,
+                 channel: tuple[str, int | None], dataset: str, metric: str) -> tuple[Any, str]:
     if not len(papers) or metric not in papers.columns:
         return None, ""
     base = parse_spec(method)[0]
     hit = papers[(papers["method"] == base) & (papers["task"] == task)
                  & (papers["setting"] == setting)
-                 & papers["quality"].map(lambda q: _same_quality(q, quality))
+                 & _channel(papers).map(lambda c: c == channel)
                  & (papers["dataset"].astype(str).str.lower() == dataset.lower())
                  & papers[metric].notna()]
     if not len(hit):
@@ -73,7 +81,7 @@ def _paper_value(papers: pd.DataFrame, method: str, task: str, setting: str, qua
     return hit[metric].iloc[0], str(hit["reference"].iloc[0])
 
 
-def _measured_pivot(task, setting, quality, metric, rows, datasets, papers) -> dict[str, Any]:
+def _measured_pivot(task, setting, channel, metric, rows, datasets, papers) -> dict[str, Any]:
     body, sources = [], []
     for label, g in rows.groupby("label", sort=False):
         method = str(g["method"].iloc[0])
@@ -81,7 +89,7 @@ def _measured_pivot(task, setting, quality, metric, rows, datasets, papers) -> d
         for ds in datasets:
             mine = g[g["dataset"].astype(str) == ds]
             value = mine[metric].iloc[0] if len(mine) else None
-            paper, src = _paper_value(papers, method, task, setting, quality, ds, metric)
+            paper, src = _paper_value(papers, method, task, setting, channel, ds, metric)
             if src and src not in sources:
                 sources.append(src)
             diff = None if paper is None or value is None else float(value) - float(paper)
@@ -89,7 +97,7 @@ def _measured_pivot(task, setting, quality, metric, rows, datasets, papers) -> d
                       {"text": _fmt(paper, metric), "cls": "num paper"},
                       {"text": _fmt(diff, metric, signed=True), "cls": "num diff"}]
         body.append(cells)
-    return {"title": f"{_title(task, setting, quality)} · {metric}", "task": task,
+    return {"title": f"{_title(task, setting, channel)} · {metric}", "task": task,
             "setting": setting, "metric": metric, "datasets": datasets,
             "sub": ["measured", "paper", "Δ"], "rows": body, "sources": sources}
 
@@ -105,9 +113,9 @@ def published_pivots(papers: pd.DataFrame, measured: set[tuple[str, str, str]]
                    for t, s, d in zip(papers["task"], papers["setting"], papers["dataset"],
                                       strict=True)]]
     out = []
-    for task, setting, quality in _setting_keys(left):
+    for task, setting, channel in _setting_keys(left):
         rows = left[(left["task"] == task) & (left["setting"] == setting)
-                    & left["quality"].map(lambda q, qq=quality: _same_quality(q, qq))]
+                    & _channel(left).map(lambda c, cc=channel: c == cc)]
         metrics = [m for m in PIVOT_METRICS.get(task, ("psnr", "ssim"))
                    if m in rows.columns and rows[m].notna().any()] or \
             [m for m in ("psnr", "ssim") if m in rows.columns and rows[m].notna().any()]
@@ -125,7 +133,7 @@ def published_pivots(papers: pd.DataFrame, measured: set[tuple[str, str, str]]
             body.append({"kind": "paper", "cells": cells, "method": str(g["method"].iloc[0]),
                          "values": {m: g[m].iloc[0] for m in metrics},
                          "notes": str(g["notes"].iloc[0] or "")})
-        out.append({"title": _title(task, setting, quality), "task": task, "setting": setting,
-                    "quality": None if pd.isna(quality) else int(quality),
+        out.append({"title": _title(task, setting, channel), "task": task, "setting": setting,
+                    "codec": channel[0], "quality": channel[1],
                     "metrics": metrics, "datasets": datasets, "rows": body})
     return out

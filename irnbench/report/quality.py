@@ -1,13 +1,14 @@
-"""Results over JPEG qualities: method × quality matrices, RD curves (matplotlib) and BD-rates.
+"""Results over codec qualities: method × quality matrices, RD curves (matplotlib) and BD-rates.
 
-For every task × setting × dataset measured at two or more JPEG qualities (the ``compress`` task,
-or ``rescale --jpeg …``, SAIN's robustness protocol) the report shows one matrix — a row per
-method, a column per quality — with the paper-reported rows of the same dataset under their own
-protocol note. When the rows carry bpp, the block also has the RD curves (bpp vs Y-PSNR and vs
-RGB-PSNR, one line per method, codec lines dashed) as an inline PNG, and when a codec's own curve
-(plain JPEG) was measured, each method's BD-rate against it (``irnbench.rd.bd_rate``), or "n/a"
-with the reason. Cells show the task's rank metric; rows are ranked as the task says
-(``irnbench.leaderboard.summary_order``: compression by BD-rate against plain JPEG).
+For every task × setting × codec × dataset measured at one or more qualities (the ``compress``
+task, or ``rescale --jpeg …`` / ``--webp …``, SAIN's robustness protocols) the report shows one
+matrix — a row per method, a column per quality of that codec — with the paper-reported rows of
+the same codec and dataset under their own protocol note. When the rows carry bpp, the block
+also has the RD curves (bpp vs Y-PSNR and vs RGB-PSNR, one line per method, codec lines dashed)
+as an inline PNG, and when a codec's own curve (plain JPEG) was measured, each method's BD-rate
+against it (``irnbench.rd.bd_rate``), or "n/a" with the reason. Cells show the task's rank
+metric; rows are ranked as the task says (``irnbench.leaderboard.summary_order``: compression
+by BD-rate against plain JPEG).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 import pandas as pd
 
 from irnbench.leaderboard import (
+    as_codec,
     as_float,
     as_quality,
     bd_rates,
+    codec_label,
     rank_metric,
     summary_order,
     summary_rank,
@@ -59,8 +62,9 @@ def codec_methods(metas: Sequence[dict[str, Any]]) -> set[str]:
 
 
 def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, float]]]]:
-    """(task, setting, dataset) → method → points sorted by quality, from a set-level summary
-    (``results.summarize``): each point has the quality and every metric of ``METRICS``."""
+    """(task, setting, codec, dataset) → method → points sorted by quality, from a set-level
+    summary (``results.summarize``): each point has the quality and every metric of
+    ``METRICS``."""
     out: dict[tuple, dict[str, list[dict[str, float]]]] = {}
     if not len(summary):
         return out
@@ -69,7 +73,8 @@ def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, flo
         q = as_quality(rec.get("quality"))
         if q is None:
             continue
-        key = (str(rec["task"]), str(rec["setting"]), str(rec["dataset"]))
+        key = (str(rec["task"]), str(rec["setting"]), as_codec(rec.get("codec"), q),
+               str(rec["dataset"]))
         point = {"quality": q, **{k: as_float(rec.get(k)) for k in _DIGITS}}
         out.setdefault(key, {}).setdefault(str(rec["method"]), []).append(point)
     for methods in out.values():
@@ -78,8 +83,10 @@ def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, flo
     return out
 
 
-def rd_figure(curves: dict[str, list[dict[str, float]]], codecs: set[str], title: str) -> str:
-    """The RD plot (bpp vs Y-PSNR and vs RGB-PSNR) as a PNG data URI (matplotlib, Agg)."""
+def rd_figure(curves: dict[str, list[dict[str, float]]], codecs: set[str], title: str,
+              codec: str = "jpeg") -> str:
+    """The RD plot (bpp vs Y-PSNR and vs RGB-PSNR) as a PNG data URI (matplotlib, Agg);
+    ``codec`` names the coded file on the x axis."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -97,7 +104,7 @@ def rd_figure(curves: dict[str, list[dict[str, float]]], codecs: set[str], title
                 x, y = zip(*xy, strict=True)
                 ax.plot(x, y, linestyle="--" if name in codecs else "-", marker="o",
                         markersize=3.5, linewidth=1.4, color=f"C{i % 10}", label=name)
-            ax.set_xlabel("bits per HR pixel (JPEG file, headers included)")
+            ax.set_xlabel(f"bits per HR pixel ({codec_label(codec)} file, headers included)")
             ax.set_ylabel(label)
             ax.grid(True, alpha=0.3)
         axes[0].legend(fontsize=8, loc="lower right")
@@ -142,6 +149,7 @@ class _Matrix:
 
     task: str
     setting: str
+    codec: str  #: the channel's codec ("jpeg", "webp")
     dataset: str
     methods: dict[str, list[dict[str, Any]]]  #: method → points sorted by quality
     codecs: set[str]
@@ -169,9 +177,9 @@ class _Matrix:
 
 def _matrix(key: tuple, methods: dict[str, list[dict[str, Any]]], codecs: set[str],
             labels: dict[str, str], weights: dict[str, str]) -> _Matrix | None:
-    """The matrix of one (task, setting, dataset); ``None`` under two qualities."""
+    """The matrix of one (task, setting, codec, dataset); ``None`` without a quality."""
     qualities = sorted({p["quality"] for pts in methods.values() for p in pts})
-    if len(qualities) < 2:
+    if not qualities:
         return None
     mx = _Matrix(*key, methods, codecs, labels, weights, qualities)
     mx.anchor = next((m for m in methods if m in codecs), None)
@@ -246,7 +254,8 @@ def _paper_cells(mx: _Matrix, by_q: dict[int, dict]) -> tuple[list[dict[str, Any
 
 
 def _paper_rows(mx: _Matrix, paper: pd.DataFrame) -> list[dict[str, Any]]:
-    """The paper-reported rows of the matrix's task, setting and dataset (case-insensitive)."""
+    """The paper-reported rows of the matrix's task, setting, codec and dataset
+    (case-insensitive)."""
     if not len(paper):
         return []
     sel = paper[(paper["task"].astype(str) == mx.task)
@@ -255,7 +264,7 @@ def _paper_rows(mx: _Matrix, paper: pd.DataFrame) -> list[dict[str, Any]]:
     groups: dict[tuple, dict[int, dict]] = {}
     for rec in sel.to_dict(orient="records"):
         q = as_quality(rec.get("quality"))
-        if q is None:
+        if q is None or as_codec(rec.get("codec"), q) != mx.codec:
             continue
         groups.setdefault((str(rec.get("method")), str(rec.get("label")),
                            str(rec.get("reference") or ""), str(rec.get("notes") or "")),
@@ -276,15 +285,20 @@ def _table(mx: _Matrix, rows: list[dict[str, Any]], plots: bool, index: int) -> 
     has_bpp = any(p["bpp"] is not None for pts in mx.methods.values() for p in pts)
     figure = None
     if plots and has_bpp:
-        figure = rd_figure(mx.methods, mx.codecs, f"{mx.task} {mx.setting} · {mx.dataset}")
+        title = f"{mx.task} {mx.setting} · {mx.dataset}"
+        if mx.codec != "jpeg":
+            title = f"{mx.task} {mx.setting} · {codec_label(mx.codec)} · {mx.dataset}"
+        figure = rd_figure(mx.methods, mx.codecs, title, mx.codec)
     main_label, second_label = _LABELS[mx.main], _LABELS[mx.second]
     anchor = mx.labels.get(mx.anchor, mx.anchor) if mx.anchor else None
     ranked_by = (f"BD-rate on {main_label} against {anchor}"
                  if anchor and summary_rank(mx.task) == "bd_rate"
                  else f"the mean {main_label} over the qualities")
     return {
-        "task": mx.task, "setting": mx.setting, "dataset": mx.dataset,
-        "title": f"{mx.task} · {mx.setting} · {mx.dataset}: method × JPEG quality",
+        "task": mx.task, "setting": mx.setting, "codec": mx.codec,
+        "codec_label": codec_label(mx.codec), "dataset": mx.dataset,
+        "title": f"{mx.task} · {mx.setting} · {mx.dataset}: method × "
+                 f"{codec_label(mx.codec)} quality",
         "kind": mx.kind,
         "qualities": mx.cols,
         "cell_label": f"{main_label} (dB), {second_label} below",

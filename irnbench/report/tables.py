@@ -1,7 +1,7 @@
 """The HTML report's leaderboards, as plain dicts for the templates, built on
 :mod:`irnbench.leaderboard` (which decides the tables, their ranking and their Δ).
 
-Paper-reported rows sit below the measured rows of the same task, setting, JPEG quality and
+Paper-reported rows sit below the measured rows of the same task, setting, codec, quality and
 dataset; every other paper row goes to a compact "Published results (not measured in this run)"
 table per task × setting.
 """
@@ -17,9 +17,12 @@ from irnbench.leaderboard import (
     Delta,
     Leaderboard,
     Row,
+    as_codec,
     as_float,
     as_quality,
     as_text,
+    codec_label,
+    codec_rank,
     leaderboards,
     table_key,
     table_order,
@@ -32,6 +35,7 @@ from irnbench.report.formatting import (
     format_params,
     format_seconds,
     int_text,
+    metric_title,
     quality_label,
     sort_key,
 )
@@ -44,8 +48,8 @@ __all__ = ["leaderboard_tables"]
 _MEASURED_EXTRA = ("delta", "budget", "images", "draws", "params", "seconds")
 
 
-def _title(task: str, setting: str, q: int | None, ds: str) -> str:
-    return " · ".join(p for p in (task, setting, quality_label(q), ds) if p)
+def _title(task: str, setting: str, codec: str, q: int | None, ds: str) -> str:
+    return " · ".join(p for p in (task, setting, quality_label(q, codec), ds) if p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +136,8 @@ def _failed_row(row: Row, n_columns: int) -> dict[str, Any]:
 
 
 def _paper_row(r: dict[str, Any], shown: list[MetricSpec], where: bool, with_quality: bool,
-               with_extra: bool, footnotes: list[str]) -> dict[str, Any]:
+               with_extra: bool, footnotes: list[str], codec_cells: bool = False
+               ) -> dict[str, Any]:
     note = as_text(r.get("notes"))
     fn = None
     if note:
@@ -140,11 +145,13 @@ def _paper_row(r: dict[str, Any], shown: list[MetricSpec], where: bool, with_qua
             footnotes.append(note)
         fn = footnotes.index(note) + 1
     q_r = as_quality(r.get("quality"))
+    q_text = "" if q_r is None else str(q_r)
+    if codec_cells:  # several codecs in one column: "WebP q75"
+        q_text = quality_label(q_r, as_codec(r.get("codec"), q_r))
     cells = [
         _name_cell(r),
         *([{"text": as_text(r.get("dataset"))}] if where else []),
-        *([{"text": "" if q_r is None else str(q_r), "sort": sort_key(q_r), "cls": "num"}]
-          if with_quality else []),
+        *([{"text": q_text, "sort": sort_key(q_r), "cls": "num"}] if with_quality else []),
         {"text": as_text(r.get("weights")) or "as published"},
         {"badge": "paper-reported", "text": "paper-reported",
          "ref": as_text(r.get("reference")), "fn": fn},
@@ -159,23 +166,29 @@ def _paper_row(r: dict[str, Any], shown: list[MetricSpec], where: bool, with_qua
 # --------------------------------------------------------------------------------------------
 # columns and tables
 # --------------------------------------------------------------------------------------------
-def _columns(shown: list[MetricSpec], where: bool, with_quality: bool) -> list[dict[str, Any]]:
-    """The columns up to the metrics: method, (dataset, JPEG,) weights, source, metrics."""
+def _columns(shown: list[MetricSpec], where: bool, with_quality: bool, codec: str = "jpeg"
+             ) -> list[dict[str, Any]]:
+    """The columns up to the metrics: method, (dataset, JPEG,) weights, source, metrics;
+    ``codec`` names the coded file in the bpp title (``"mixed"``: the quality column is
+    "Channel", its cells "WebP q75")."""
     columns: list[dict[str, Any]] = [
         {"key": "method", "label": "Method", "type": "text", "title": "method (paper label)"},
     ]
     if where:
         columns.append({"key": "dataset", "label": "Dataset", "type": "text",
                         "title": "dataset the number was reported on"})
-    if with_quality:
-        columns.append({"key": "quality", "label": "JPEG", "type": "num",
-                        "title": "JPEG quality of the LR image"})
+    if with_quality and codec == "mixed":
+        columns.append({"key": "quality", "label": "Channel", "type": "num",
+                        "title": "codec and quality of the LR image"})
+    elif with_quality:
+        columns.append({"key": "quality", "label": codec_label(codec), "type": "num",
+                        "title": f"{codec_label(codec)} quality of the LR image"})
     columns += [
         {"key": "weights", "label": "Weights", "type": "text", "title": "weights in use"},
         {"key": "source", "label": "Source", "type": "text", "title": "measured or quoted"},
     ]
-    return columns + [{"key": m.key, "label": m.label, "type": "num", "title": m.title}
-                      for m in shown]
+    return columns + [{"key": m.key, "label": m.label, "type": "num",
+                       "title": metric_title(m, codec)} for m in shown]
 
 
 def _extra_columns(board: Leaderboard) -> list[dict[str, Any]]:
@@ -213,7 +226,7 @@ def _measured_table(board: Leaderboard, protocol: list[str],
     ok = board.measured
     shown = board.metrics()
     best = {m.key: best_flags([r.value(m.key) for r in ok], m.better) for m in shown}
-    columns = _columns(shown, False, False) + _extra_columns(board)
+    columns = _columns(shown, False, False, board.codec) + _extra_columns(board)
     footnotes: list[str] = []
     rows = [_measured_row(r, i, shown, best, budgets) for i, r in enumerate(ok)]
     rows += [_failed_row(r, len(columns)) for r in board.rows if r.kind == "failed"]
@@ -221,6 +234,7 @@ def _measured_table(board: Leaderboard, protocol: list[str],
              for r in board.rows if r.kind == "paper"]
     return {
         "section": "measured", "task": board.task, "setting": board.setting,
+        "codec": board.codec, "codec_label": codec_label(board.codec) if board.codec else "",
         "quality": board.quality, "dataset": board.dataset,
         "title": _title(*board.key), "protocol": protocol, "columns": columns, "rows": rows,
         "footnotes": footnotes, **_flags(rows, [r.record for r in ok], shown),
@@ -231,15 +245,20 @@ def _measured_table(board: Leaderboard, protocol: list[str],
 def _published_table(key: tuple, recs: list[dict[str, Any]],
                      protocol: list[str]) -> dict[str, Any]:
     """Paper rows of one task × setting that no measured table holds (dataset, JPEG columns)."""
-    task, setting, _, _ = key
+    task, setting, _, _, _ = key
     shown = [m for m in METRICS if any(as_float(r.get(m.key)) is not None for r in recs)]
     with_quality = any(as_quality(r.get("quality")) is not None for r in recs)
+    codecs = {as_codec(r.get("codec"), r.get("quality")) for r in recs} - {""}
+    codec = codecs.pop() if len(codecs) == 1 else ("mixed" if codecs else "jpeg")
     footnotes: list[str] = []
-    rows = [_paper_row(r, shown, True, with_quality, False, footnotes) for r in recs]
+    rows = [_paper_row(r, shown, True, with_quality, False, footnotes, codec == "mixed")
+            for r in recs]
     return {
-        "section": "published", "task": task, "setting": setting, "quality": None,
-        "dataset": "", "title": _title(task, setting, None, ""), "protocol": protocol,
-        "columns": _columns(shown, True, with_quality), "rows": rows, "footnotes": footnotes,
+        "section": "published", "task": task, "setting": setting, "codec": "",
+        "codec_label": "", "quality": None,
+        "dataset": "", "title": _title(task, setting, "", None, ""), "protocol": protocol,
+        "columns": _columns(shown, True, with_quality, codec), "rows": rows,
+        "footnotes": footnotes,
         **_flags(rows, [], shown), "reference": None, "lead": None,
     }
 
@@ -284,7 +303,7 @@ def leaderboard_tables(
     metas: Sequence[dict[str, Any]] | None = None,
     summary: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    """Leaderboards per task × setting × JPEG quality × dataset, from a flat results frame.
+    """Leaderboards per task × setting × codec × quality × dataset, from a flat results frame.
 
     ``df`` holds measured rows (per image; a ``run`` column indexes ``metas`` when several runs
     were merged) and paper-reported rows; ``summary`` is its precomputed
@@ -306,11 +325,12 @@ def leaderboard_tables(
     task_order, dataset_order = _orders(df) if len(df) else ([], [])
     published: dict[tuple, list[dict[str, Any]]] = {}
     for rec in unmatched_papers(df, boards):
-        t, s, _, _ = table_key(rec)
-        published.setdefault((t, s, None, ""), []).append(rec)
+        t, s, _, _, _ = table_key(rec)
+        published.setdefault((t, s, "", None, ""), []).append(rec)
     for key in table_order(published, task_order, dataset_order):
         recs = sorted(published[key], key=lambda r: (
-            dataset_order.index(as_text(r["dataset"]).lower()), as_quality(r["quality"]) or -1))
+            dataset_order.index(as_text(r["dataset"]).lower()),
+            codec_rank(as_codec(r.get("codec"), r["quality"])), as_quality(r["quality"]) or -1))
         protocol = protocols_for(metas, None, key[0], key[1]) if metas else []
         tables.append(_published_table(key, recs, protocol))
     for i, t in enumerate(tables):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from irnbench import __version__
-from irnbench.leaderboard import Leaderboard, Row, as_float, as_text
+from irnbench.leaderboard import Leaderboard, Row, as_float, as_text, codec_label
 from irnbench.report.formatting import (
     format_number,
     format_params,
@@ -40,9 +40,10 @@ MAX_WEIGHTS_CHARS = 40
 
 
 def table_title(table: Leaderboard) -> str:
-    """``rescale x2 · mini``, ``rescale x2 · JPEG q30 · div2k-val``."""
+    """``rescale x2 · mini``, ``rescale x2 · JPEG q30 · div2k-val``, ``… · WebP q75 · …``."""
     head = " ".join(p for p in (table.task, table.setting) if p)
-    return " · ".join(p for p in (head, quality_label(table.quality), table.dataset) if p)
+    return " · ".join(p for p in (head, quality_label(table.quality, table.codec),
+                                  table.dataset) if p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +188,8 @@ def _legend(table: Leaderboard, latex: bool = False) -> list[str]:
 
 def _protocol(table: Leaderboard) -> list[str]:
     head = f"Protocol ({table.task} {table.setting}"
-    head += f", JPEG quality {table.quality})" if table.quality is not None else ")"
+    label = codec_label(table.codec or "jpeg")
+    head += f", {label} quality {table.quality})" if table.quality is not None else ")"
     return [f"{head}: {p}" for p in table.protocol] or [f"{head}: not recorded in the run "
                                                         "metadata."]
 

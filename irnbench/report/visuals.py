@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from irnbench.leaderboard import as_quality, as_text, natural_key
+from irnbench.leaderboard import as_codec, as_quality, as_text, codec_rank, natural_key
 from irnbench.report.formatting import quality_label
 from irnbench.report.runs import RunData
 
@@ -23,18 +23,21 @@ def _data_uri(path: Path) -> str | None:
 
 
 def _collect(runs: Sequence[RunData]) -> tuple[dict[tuple, dict[str, Any]], list[str]]:
-    """Crops by (setting, quality, dataset, image, box); the first run that has one wins."""
+    """Crops by (setting, codec, quality, dataset, image, box); the first run that has one
+    wins (an entry without a codec but with a quality is JPEG)."""
     entries: dict[tuple, dict[str, Any]] = {}
     problems: list[str] = []
     for run in runs:
         for e in run.visuals:
             q = as_quality(e.get("quality"))
+            codec = as_codec(e.get("codec"), q)
             box = tuple(int(b) for b in e.get("box", ()))
-            key = (as_text(e.get("setting")), q, as_text(e.get("dataset")),
+            key = (as_text(e.get("setting")), codec, q, as_text(e.get("dataset")),
                    as_text(e.get("image")), box)
             entry = entries.setdefault(key, {
-                "setting": key[0], "quality": q, "dataset": key[2], "image": key[3],
-                "box": box, "crops": {}, "channel_crops": {}, "channel_label": "",
+                "setting": key[0], "codec": codec, "quality": q, "dataset": key[3],
+                "image": key[4], "box": box, "crops": {}, "channel_crops": {},
+                "channel_label": "",
             })
             # "channel_crops": the degraded images (e.g. decolorize's 1-channel grey PNGs)
             for field_name in ("crops", "channel_crops"):
@@ -46,7 +49,7 @@ def _collect(runs: Sequence[RunData]) -> tuple[dict[tuple, dict[str, Any]], list
                         # only file names inside visuals/ are read
                         uri = _data_uri(run.visuals_dir / Path(str(fname)).name)
                     if uri is None:
-                        problems.append(f"visual crop {fname} of {key[3]} ({name}) is missing")
+                        problems.append(f"visual crop {fname} of {key[4]} ({name}) is missing")
                         continue
                     entry[field_name][name] = uri
             if e.get("channel_label") and not entry["channel_label"]:
@@ -69,19 +72,19 @@ def _figures(entry: dict[str, Any]) -> None:
 
 
 def visual_groups(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Visual comparisons (crops inlined as data URIs) grouped by setting and quality; crops of
-    the same image, setting, quality and box from several runs share one row."""
+    """Visual comparisons (crops inlined as data URIs) grouped by setting, codec and quality;
+    crops of the same image, setting, codec, quality and box from several runs share one row."""
     entries, problems = _collect(runs)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for entry in entries.values():
         if not entry["crops"]:
             continue
         _figures(entry)
-        groups.setdefault((entry["setting"], entry["quality"]), []).append(entry)
+        groups.setdefault((entry["setting"], entry["codec"], entry["quality"]), []).append(entry)
     out = []
-    for (setting, q), items in sorted(groups.items(),
-                                      key=lambda kv: (natural_key(kv[0][0]),
-                                                      -1 if kv[0][1] is None else kv[0][1])):
-        out.append({"title": " · ".join(p for p in (setting, quality_label(q)) if p),
+    for (setting, codec, q), items in sorted(
+            groups.items(), key=lambda kv: (natural_key(kv[0][0]), codec_rank(kv[0][1]),
+                                            -1 if kv[0][2] is None else kv[0][2])):
+        out.append({"title": " · ".join(p for p in (setting, quality_label(q, codec)) if p),
                     "items": items})
     return out, problems

@@ -21,7 +21,8 @@ class Task:
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    #: Setting keywords the task takes (the CLI flags map one to one: ``--scale``, ``--jpeg``).
+    #: Setting keywords the task takes (the CLI flags map one to one: ``--scale``, ``--jpeg``,
+    #: ``--webp``).
     setting_keys: ClassVar[tuple[str, ...]] = ()
     #: Metric columns this task writes.
     metrics: ClassVar[tuple[str, ...]] = ()
@@ -94,7 +95,8 @@ class Task:
 
     # -- channel -----------------------------------------------------------------------------
     def conditions(self) -> list[dict[str, Any]]:
-        """Channel conditions evaluated per image, e.g. ``[{"quality": 30}]``; ``[{}]`` = plain."""
+        """Channel conditions evaluated per image, e.g. ``[{"codec": "jpeg", "quality": 30}]``
+        (no codec: JPEG); ``[{}]`` = plain uint8."""
         return [{}]
 
     def conditions_for(self, method: Any) -> list[dict[str, Any]]:
@@ -102,8 +104,8 @@ class Task:
         return self.conditions()
 
     def transmit(self, y: torch.Tensor, **condition: Any) -> Transmission:
-        """Evaluation channel (uint8, optional JPEG)."""
-        return transmit(y, condition.get("quality"))
+        """Evaluation channel (uint8, optionally JPEG or WebP)."""
+        return transmit(y, condition.get("quality"), condition.get("codec"))
 
     def channel(
         self,
@@ -114,7 +116,7 @@ class Task:
     ) -> torch.Tensor:
         """The channel as a tensor: exact at evaluation, differentiable with ``train=True``."""
         if train:
-            return train_channel(y, quantizer, condition.get("quality"))
+            return train_channel(y, quantizer, condition.get("quality"), condition.get("codec"))
         return self.transmit(y, **condition).y
 
     # -- metrics -----------------------------------------------------------------------------
