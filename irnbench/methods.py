@@ -2,12 +2,14 @@
 
 A method turns an image into a degraded one (``degrade``) and restores it from what came
 through the harness's channel (``restore``). Paper-reported numbers travel with the method
-(``paper``) in the flat results schema, never in the measured table.
+(``paper``) in the flat results schema, never in the measured table; what the method is, where
+it departs from the official code, its weights and its citation travel as its ``card``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +24,7 @@ from irnbench.weights.cards import OfficialCheckpoint, PretrainedCfg
 if TYPE_CHECKING:  # presets are training records: the interface names them, never imports them
     from irnbench.training.presets import Preset
 
-__all__ = ["Method", "Paper", "PaperResult", "module_fingerprint"]
+__all__ = ["Method", "ModelCard", "Paper", "PaperResult", "module_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,54 @@ class Paper:
     results: tuple[PaperResult, ...] = ()
 
 
+@dataclass(frozen=True)
+class ModelCard:
+    """A method's model card: the one place for what it is, where irnbench departs from the
+    official code, its weights and its citation.
+
+    The method module sets ``__doc__ = CARD.docstring()`` (so ``help()`` shows the card), the
+    class sets ``card = CARD``, ``description = CARD.summary`` and ``paper = CARD.paper(...)``,
+    and its published-checkpoint records take ``code``, ``licence`` and the citation from it.
+    Text fields may be indented triple-quoted strings (``inspect.cleandoc`` is applied).
+    """
+
+    summary: str  #: one line, the method's ``description`` (reports record it)
+    what: str  #: what the method is and what it was written from
+    departures: str  #: where irnbench departs from the official code or paper, and why
+    weights: str  #: its weights: shipped, importable (the authors' release), or none needed
+    citation: str  #: the method's paper, as reports record it ("" for irnbench's own baselines)
+    url: str = ""  #: the paper (arXiv or project page)
+    code: str = ""  #: the official repository, e.g. ``github.com/sunwj/CAR`` ("" if none)
+    licence: str = ""  #: the official code's licence and the released weights' terms
+    #: Other publications some of its settings or released weights come from (full citations).
+    also: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for f in ("summary", "what", "departures", "weights"):
+            object.__setattr__(self, f, inspect.cleandoc(getattr(self, f)))
+        if "\n" in self.summary:
+            raise ValueError("ModelCard.summary is one line")
+
+    def paper(self, *results: PaperResult) -> Paper:
+        """The method's ``Paper``: the card's citation and url, with paper-reported ``results``."""
+        return Paper(citation=self.citation, url=self.url, results=tuple(results))
+
+    def docstring(self) -> str:
+        """The card as a module docstring: summary, what, departures, weights, citation."""
+        cite = [self.citation + (f" ({self.url})" if self.url else "")] if self.citation else []
+        cite += [f"Also: {c}" for c in self.also]
+        if self.code:
+            cite.append(f"Official code: https://{self.code}" if "://" not in self.code
+                        else f"Official code: {self.code}")
+        if self.licence:
+            cite.append(f"Licence: {self.licence}")
+        sections = [("Departures from the official code", self.departures),
+                    ("Weights", self.weights), ("Citation", "\n".join(cite))]
+        parts = [self.summary, self.what]
+        parts += [f"{title}\n{'-' * len(title)}\n{body}" for title, body in sections if body]
+        return "\n\n".join(p for p in parts if p) + "\n"
+
+
 class Method(nn.Module):
     """Base class of methods (subclasses are ``torch.nn.Module``\\ s).
 
@@ -62,6 +112,8 @@ class Method(nn.Module):
     description: ClassVar[str] = ""
     stochastic: ClassVar[bool] = False
     paper: ClassVar[Paper | None] = None
+    #: The method's model card (``ModelCard``): built-in methods all have one.
+    card: ClassVar[ModelCard | None] = None
     presets: ClassVar[dict[str, Preset]] = {}  #: ``irnbench.training.presets.Preset`` by name
     #: Set by a method irnbench runs but does not train (e.g. from the authors' weights only):
     #: ``irnbench train`` refuses it with this text, which says where to train it instead.
@@ -145,6 +197,31 @@ class Method(nn.Module):
     def supports(cls, task: Task) -> bool:
         """Whether the method can run this task setting (override for scale limits)."""
         return task.name in cls.tasks
+
+    @classmethod
+    def settings(cls, task: str) -> list[dict[str, Any]]:
+        """The settings of task ``task`` this method runs (what the method contract tests).
+
+        Default: the task's default settings and, for a task with a ``scale``, every scale
+        irnbench supports, each kept where ``supports`` accepts it. Override to declare others.
+        """
+        from irnbench.errors import InvalidSetting
+        from irnbench.plugins import registered_tasks
+        from irnbench.tasks.rescale import SUPPORTED_SCALES
+
+        task_cls = registered_tasks()[task]
+        candidates = list(task_cls.default_settings())
+        if "scale" in task_cls.setting_keys:
+            candidates += [{"scale": s} for s in SUPPORTED_SCALES]
+        out: dict[str, dict[str, Any]] = {}
+        for setting in candidates:
+            try:
+                t = task_cls(**setting)
+            except InvalidSetting:
+                continue
+            if t.key not in out and cls.supports(t):
+                out[t.key] = dict(setting)
+        return sorted(out.values(), key=lambda s: sorted(s.items()))
 
     @classmethod
     def weights_task(cls, task: Task) -> Task:

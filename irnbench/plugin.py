@@ -1,8 +1,9 @@
 """The one module a method plugin imports (besides ``irnbench.ops`` and ``irnbench.metrics``
 for maths): the method interface, presets, typed options, the hook marker, weights and paper
-metadata, and the helpers that describe the authors' published checkpoints.
+metadata (the model card, the published papers and tables plugins quote), and the helpers that
+describe the authors' published checkpoints.
 
-    from irnbench.plugin import Method, Paper, Preset, hookimpl, option
+    from irnbench.plugin import Method, ModelCard, Preset, hookimpl, option
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from typing import Any
 
 from irnbench.errors import CheckpointError, InvalidSetting, WeightsNotFound
 from irnbench.hookspecs import hookimpl
-from irnbench.methods import Method, Paper, PaperResult, module_fingerprint
+from irnbench.methods import Method, ModelCard, Paper, PaperResult, module_fingerprint
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.options import Options, config_overrides, option, overridden, tile_option
-from irnbench.papers import IRN_TABLE1, SAIN_QUALITIES, SAIN_README, sain_rows, table_rows
+from irnbench.papers import (
+    CAR_TIP,
+    IRN_ECCV,
+    IRN_IJCV,
+    IRN_TABLE1,
+    IRN_TABLE1_ROWS,
+    SAIN_QUALITIES,
+    SAIN_README,
+    SAIN_README_ROWS,
+    TAD_ECCV,
+    Publication,
+    irn_table1_rows,
+    sain_readme_rows,
+    sain_rows,
+    table_rows,
+)
 from irnbench.registry import (
     create_method,
     create_task,
@@ -35,9 +51,10 @@ __all__ = [
     "Options", "option", "tile_option", "config_overrides", "overridden",
     # training presets
     "Preset", "ColorAugment",
-    # papers
-    "Paper", "PaperResult", "IRN_TABLE1", "SAIN_README", "SAIN_QUALITIES", "table_rows",
-    "sain_rows",
+    # the model card, papers and the published tables plugins quote
+    "ModelCard", "Paper", "PaperResult", "Publication", "IRN_ECCV", "IRN_IJCV", "CAR_TIP",
+    "TAD_ECCV", "IRN_TABLE1", "IRN_TABLE1_ROWS", "SAIN_README", "SAIN_README_ROWS",
+    "SAIN_QUALITIES", "table_rows", "sain_rows", "irn_table1_rows", "sain_readme_rows",
     # weights: shipped, published
     "PretrainedCfg", "shipped_cfgs", "OfficialCheckpoint", "OfficialFile", "task_key",
     "sha256_file", "module_fingerprint", "find_weights", "load_weights", "train_command",
