@@ -1,4 +1,4 @@
-"""CAR plugin: Content Adaptive Resampler + EDSR (Sun & Chen, IEEE TIP 2020) as method ``car``.
+"""CAR plugin: Content Adaptive Resampler + EDSR as method ``car`` (model card: ``method``).
 
 ``sampler`` holds the pure-PyTorch adaptive grid sampler, ``model`` the resampler network and
 the EDSR upscaler, ``method`` the irnbench ``Method`` (losses, presets, paper-reported numbers).

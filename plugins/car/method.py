@@ -1,57 +1,3 @@
-"""The ``car`` method: Content Adaptive Resampler + EDSR (Sun & Chen, IEEE TIP 2020), ×2 / ×4.
-
-Written from the paper. Only CAR's inference code is public (sunwj/CAR; its sampler
-has no backward), so training follows the facts known from the public MindSpore training port
-[3P]; everything marked [U] below is an irnbench choice, not a confirmed detail of the paper.
-
-Pipeline
-    degrade(x): the resampler predicts, per LR pixel, a k×k kernel (k = 3s + 1; non-negative,
-    summing to 1) and per-tap offsets Δx, Δy ∈ (−1, 1) (×s HR pixels), shared by the three colour
-    channels; the pure-PyTorch adaptive grid sampler (``sampler.py``, exact CUDA-kernel formula
-    and edge rule) applies them to the HR image. The output is the float LR; the harness clamps
-    and rounds it to uint8 (the released ``run.py`` does the same before EDSR).
-    restore(y): EDSR (``paper``: 32 blocks × 256 features, residual scale 0.1, mean shift) on the
-    quantised LR.
-
-HR sizes. The resampler's encoder works at 1/8 resolution, so the released code needs H, W
-multiples of 8 (its ``run.py`` crops to ×8). Here any H, W that are multiples of the scale work:
-the HR image is reflection-padded at the bottom/right to a multiple of 8 for the resampler only,
-the kernel and offset maps are cropped back to the H/s × W/s grid, and the sampler runs on the
-unpadded image (so the sampler's own edge rule applies at the real image border). On sizes that
-are already multiples of 8 this is exactly the released pipeline.
-
-Memory. The sampler processes its k² taps in chunks (``chunk_taps``); ``restore`` runs EDSR
-tiled above ``AUTO_TILE_PIXELS`` HR pixels, with an overlap equal to EDSR's receptive radius, so
-tiled and untiled outputs agree. ``degrade`` is not tiled: the resampler's 1/8-resolution encoder
-sees the whole image, as in the released code.
-
-Training (``training_loss``)
-    LR = sampler(HR); LR_q = ``task.channel(LR, train=True, quantizer="soft")`` — forward rounding
-    to k/255, backward gradient × (1 − cos 2πx), the port's "soft round"; x̂ = EDSR(LR_q).
-    total = L1(x̂, HR) + 0.005·TV + 0.001·Offset, the weights of the public training port [3P]:
-    the CAR paper's own λ values are [U].
-    - L1: mean absolute error over pixels.
-    - Offset: mean over (B, LR pixels) of Σ_t w_t·√(Δx_t² + Δy_t² + 1e-12), w_t = Euclidean
-      distance of tap t from the centre tap divided by k (far taps pay more for moving); Δ are the
-      tanh outputs (before ×s). The 1e-12 only keeps the gradient finite at Δ = 0.
-    - TV: Σ over (taps, LR pixels) of K_t·(|∂_i Δx_t| + |∂_j Δx_t| + |∂_i Δy_t| + |∂_j Δy_t|)
-      (forward differences, weighted by the kernel weight at the first pixel of each pair),
-      divided by the batch size only, as the port describes ("normalised by batch") [3P; the exact
-      discretisation is U].
-    The loss weights and ``chunk_taps`` are constructor options.
-
-Presets. ``paper`` is the port's ×4 schedule and ``paper-x2`` its ×2 one (irnbench presets are
-not per scale): Adam, lr 1e-4 stepped to 5e-5 / 1e-5 / 5e-6 / 1e-6 at 20/40/60/80 % of 500 epochs,
-crops 192 (×4) / 96 (×2), batch 16 / 24, flips. Caveats: an "epoch" is taken as one crop per DIV2K
-training image (800), so 500 epochs = 25,000 steps at batch 16 and 17,000 at batch 24 [U]; Adam's
-eps is the port's 1e-6; the runner also applies the flip/transpose augmentation it applies to every
-method (the port uses H/V flips only). The step factors 0.5, 0.2, 0.5, 0.2 are expressed with the
-harness's single ``gamma`` by repeating milestones: γ = 10^−0.1 applied 3, 7, 3, 7 times gives
-×0.501, ×0.1, ×0.0501, ×0.01 of the base rate (within 0.3 % of the port's values). ``cpu`` trains
-the slim ``cpu`` configuration (not the paper's model) within about an hour on two CPU cores;
-``smoke`` takes seconds.
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -63,51 +9,82 @@ import torch.nn.functional as F
 
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.plugin import (
+    CAR_TIP,
     IRN_TABLE1,
     InvalidSetting,
     Method,
-    Paper,
+    ModelCard,
     Preset,
     PretrainedCfg,
     Task,
     config_overrides,
+    irn_table1_rows,
     option,
     overridden,
-    sain_rows,
+    sain_readme_rows,
     shipped_cfgs,
-    table_rows,
     tile_option,
 )
 from irnbench.plugin import Options as BaseOptions
 
 from .model import CONFIGS, EDSR, CARConfig, ResamplerNet, kernel_size
-from .official import CAR_OFFICIAL
+from .official import car_official
 from .sampler import adaptive_grid_sample
 
-__all__ = ["CAR", "SCALES", "offset_loss", "tv_loss"]
+__all__ = ["CARD", "CAR", "SCALES", "offset_loss", "tv_loss"]
+
+CARD = ModelCard(
+    summary=f"Content Adaptive Resampler + EDSR ({CAR_TIP.inline})",
+    what="""
+        The ``car`` method: CAR & EDSR, rescale ×2 and ×4. degrade: the resampler predicts, per
+        LR pixel, a k×k kernel (k = 3s + 1; non-negative, summing to 1) and per-tap offsets
+        Δx, Δy ∈ (−1, 1) (×s HR pixels), shared by the three colour channels, and the adaptive
+        grid sampler (``sampler.py``, pure PyTorch, the CUDA kernel's formula and edge rule)
+        applies them to the HR image; the harness rounds the float LR to uint8, as the released
+        ``run.py`` does before EDSR. restore: EDSR (``paper``: 32 blocks × 256 features,
+        residual scale 0.1, mean shift). Written from the paper and the released inference code
+        (sunwj/CAR); training follows the public MindSpore training port [3P] (the paper's own
+        training details are unpublished).
+        """,
+    departures="""
+        - Any HR size that is a multiple of the scale runs: the HR image is reflection-padded
+          at the bottom/right to a multiple of 8 for the resampler's 1/8-resolution encoder only,
+          its kernel and offset maps are cropped back to the H/s × W/s grid, and the sampler
+          runs on the unpadded image. The released code needs multiples of 8 (its ``run.py``
+          crops to ×8); on those sizes this is exactly the released pipeline.
+        - The sampler processes its k² taps in chunks (``chunk_taps``), and ``restore`` runs EDSR
+          tiled above ``AUTO_TILE_PIXELS`` with an overlap equal to EDSR's receptive radius (tiled
+          and untiled outputs agree), for bounded memory; ``degrade`` is not tiled.
+        - Training, which the release lacks (its sampler has no backward): LR_q is the
+          harness's training channel with the port's soft-round gradient (× (1 − cos 2πx));
+          loss = L1(x̂, HR) + 0.005·TV + 0.001·Offset, the port's weights [3P] (the paper's λ are
+          [U]). Offset: mean over (B, LR pixels) of Σ_t w_t·√(Δx_t² + Δy_t² + 1e-12), w_t the
+          distance of tap t from the centre over k. TV: Σ over taps and LR pixels of
+          K_t·(|∂_i Δx_t| + |∂_j Δx_t| + |∂_i Δy_t| + |∂_j Δy_t|) (forward differences weighted
+          by the kernel at the pair's first pixel), divided by the batch size [3P; the exact
+          discretisation is U]. [U]: an irnbench choice, not a confirmed detail of the paper.
+        - Presets [U]: ``paper`` / ``paper-x2`` are the port's ×4 / ×2 schedules, an "epoch"
+          read as one crop per DIV2K training image; the runner's flip/transpose augmentation
+          applies (the port flips only). ``cpu`` is irnbench's own budget and slim model.
+        """,
+    weights="""
+        - Shipped (tag ``cpu``): rescale ×2 and ×4, irnbench's own ``cpu``-preset runs of the slim
+          ``cpu`` configuration on ``mini-train``; not the paper's model.
+        - Importable (tag ``official``): the authors' ``2x/kgn.pth`` + ``2x/usn.pth`` and
+          ``4x/kgn.pth`` + ``4x/usn.pth`` (``irnbench weights import car 4x/kgn.pth 4x/usn.pth
+          --task rescale --scale 4``; docs/weights.md).
+        """,
+    citation=CAR_TIP.citation,
+    url=CAR_TIP.url,
+    code="github.com/sunwj/CAR",
+    licence="code GPL-3.0 (sunwj/CAR); the authors state no separate licence for the released "
+            "weights",
+)
+__doc__ = CARD.docstring()
 
 SCALES = (2, 4)
 
 CAR_SOURCE = f"CAR paper as quoted by {IRN_TABLE1}"
-
-# (scale, dataset) → (PSNR-Y, SSIM-Y), "CAR & EDSR" rows of IRN's Table 1.
-_TABLE1 = {
-    (2, "set5"): (38.94, 0.9658),
-    (2, "set14"): (35.61, 0.9404),
-    (2, "b100"): (33.83, 0.9262),
-    (2, "urban100"): (35.24, 0.9572),
-    (2, "div2k-val"): (38.26, 0.9599),
-    (4, "set5"): (33.88, 0.9174),
-    (4, "set14"): (30.31, 0.8382),
-    (4, "b100"): (29.15, 0.8001),
-    (4, "urban100"): (29.28, 0.8711),
-    (4, "div2k-val"): (32.82, 0.8837),
-}
-# "CAR & EDSR" rows of SAIN's README JPEG table (DIV2K val, QF 30/50/70/80/90).
-_SAIN_ROWS = {
-    2: [(27.83, 0.7602), (28.66, 0.7903), (29.44, 0.8165), (30.07, 0.8347), (31.31, 0.8648)],
-    4: [(25.25, 0.6610), (25.76, 0.6827), (26.22, 0.7037), (26.69, 0.7214), (27.91, 0.7604)],
-}
 
 #: 10^−0.1: repeating a milestone n times multiplies the rate by 10^(−n/10).
 _DECADE_GAMMA = 10 ** -0.1
@@ -165,47 +142,35 @@ def tv_loss(kernels: torch.Tensor, offsets_h: torch.Tensor, offsets_v: torch.Ten
 
 
 class CAR(Method):
-    """CAR & EDSR: content-adaptive resampler down, EDSR up (see the module docstring).
-
-    Constructor options (all optional): ``config`` ("paper" — default —, "cpu", "smoke"), any
-    ``CARConfig`` field to override it (e.g. ``edsr_blocks=8``), ``lambda_tv`` (0.005),
-    ``lambda_offset`` (0.001), ``chunk_taps`` (sampler taps per chunk; default automatic) and
-    ``tile`` (HR tile side for ``restore``; 0 = automatic above ``AUTO_TILE_PIXELS``).
-
-    The configuration is stored with the weights (buffer ``arch``), and ``load_state_dict``
-    rebuilds the networks to the stored configuration, so weights of the ``cpu`` model load into
-    a method created with the default (paper) configuration.
-    """
+    """CAR & EDSR: content-adaptive resampler down, EDSR up (the module docstring is the model
+    card; options: ``CAR.Options``). The configuration is stored with the weights (buffer
+    ``arch``) and ``load_state_dict`` rebuilds the networks to it, so ``cpu`` weights load into
+    a method created with the default (``paper``) configuration."""
 
     name = "car"
     tasks = ("rescale",)
-    description = "Content Adaptive Resampler + EDSR (Sun & Chen, IEEE TIP 2020)"
-    paper = Paper(
-        citation="Sun, Chen, 'Learned Image Downscaling for Upscaling using Content Adaptive "
-        "Resampler', IEEE TIP 29:4027-4040, 2020",
-        url="https://arxiv.org/abs/1907.12904",
-        results=(*table_rows("CAR & EDSR", CAR_SOURCE, _TABLE1),
-                 *sain_rows("CAR & EDSR", _SAIN_ROWS)),
-    )
+    card = CARD
+    description = CARD.summary
+    paper = CARD.paper(*irn_table1_rows("CAR & EDSR", CAR_SOURCE),
+                       *sain_readme_rows("CAR & EDSR"))
     presets = {
+        # the port's ×4 and ×2 schedules: 500 epochs of 800 crops (module docstring)
         "paper": _paper_preset("paper", iterations=25_000, batch=16, crop=192),
         "paper-x2": _paper_preset("paper-x2", iterations=17_000, batch=24, crop=96),
-        # irnbench's CPU budget (NOT the paper's schedule or model): slim resampler, EDSR 4×32,
-        # 64² crops (a multiple of 8 and of both scales), Adam 5e-4 with a short warm-up.
+        # irnbench's CPU budget, NOT the paper's: the slim model, crops a multiple of 8 and s
         "cpu": Preset(
             name="cpu", iterations=2500, batch_size=8, crop=64, lr=5e-4,
             milestones=(1500, 2100), gamma=0.5, warmup=100, grad_clip=10.0,
             val_every=500, checkpoint_every=250, options={"config": "cpu"},
         ),
-        "smoke": Preset(
+        "smoke": Preset(  # wiring check only (seconds)
             name="smoke", iterations=4, batch_size=2, crop=32, lr=1e-4, grad_clip=10.0,
             val_every=2, checkpoint_every=2, options={"config": "smoke"},
         ),
     }
-    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "car")
-    #: The authors' ×2 / ×4 releases (``irnbench weights import car kgn.pth usn.pth ...``).
-    official_weights = CAR_OFFICIAL
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "car",
+                                                             paper=CARD.citation)
+    official_weights = car_official(CARD)
 
     Options = config_overrides(CARConfig, _CAROptions, "Options")
 

@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import re
 
-from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
+from irnbench.plugin import ModelCard, OfficialCheckpoint, OfficialFile, task_key
 
-__all__ = ["CAR_OFFICIAL"]
+__all__ = ["car_official", "DOWNLOAD"]
 
-REPOSITORY = "github.com/sunwj/CAR"
 DOWNLOAD = ("https://mega.nz/#!XzIm3YhT!jbIOOOGBOiKtv3VAOD782Mz7nK1L_kma-BzR-RhboW4 (MEGA), "
             "linked from the README of https://github.com/sunwj/CAR")
-LICENCE = ("code GPL-3.0 (sunwj/CAR); the authors state no separate licence for the released "
-           "weights")
-PAPER = ("Sun, Chen, 'Learned Image Downscaling for Upscaling using Content Adaptive "
-         "Resampler', IEEE TIP 2020")
 
 #: Released trunk index → irnbench trunk index: 3 × [pad, conv, ReLU], upsample block, pad,
 #: conv, ReLU against 3 × [padded conv, ReLU], 1×1 conv, shuffle, padded conv, ReLU.
@@ -72,15 +67,16 @@ def _rename(file: str, key: str) -> str | None:
     return _apply(_USN, "upscaler.", key)
 
 
-def _car(scale: int) -> OfficialCheckpoint:
+def _car(card: ModelCard, scale: int) -> OfficialCheckpoint:
     return OfficialCheckpoint(
         task="rescale", setting={"scale": scale},
         files=(OfficialFile(f"{scale}x/kgn.pth", "resampler.", "CAR's kernel generation net"),
                OfficialFile(f"{scale}x/usn.pth", "upscaler.", f"EDSR ×{scale} upscaler")),
-        rename=_rename, repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE, paper=PAPER,
-        options={"config": "paper"}, config_keys=("arch",),
+        rename=_rename, repository=card.code, download=DOWNLOAD, licence=card.licence,
+        paper=card.citation, options={"config": "paper"}, config_keys=("arch",),
     )
 
 
-CAR_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    task_key("rescale", scale=s): _car(s) for s in (2, 4)}
+def car_official(card: ModelCard) -> dict[str, OfficialCheckpoint]:
+    """The ×2 and ×4 releases; repository, licence and paper from the method's card."""
+    return {task_key("rescale", scale=s): _car(card, s) for s in (2, 4)}

@@ -1,4 +1,5 @@
-"""IRN plugin: the Invertible Rescaling Network (Xiao et al., ECCV 2020) as method ``irn``.
+"""IRN plugin: methods ``irn`` (``method``) and ``irn-crm`` (``crm``); their module docstrings
+are their model cards.
 
 ``blocks`` holds the invertible building blocks shared with the IRN family (Haar downsampling,
 the sigmoid-clamped affine coupling, the DenseBlock subnet), ``model`` the network and

@@ -1,31 +1,3 @@
-"""The ``irn-crm`` method: IRN ×s with a JPEG compression restoration module (IJCV IRN-CRM).
-
-Written from the IJCV 2022 paper, "Compression" (official code: ``IRN_model_CRM.py``,
-``train/test_IRN-Compression_x2_q90.yml``). Pipeline at evaluation: HR → IRN forward → uint8 LR
-→ real JPEG (the harness, Pillow) → **CRM** → uint8 → IRN inverse with z ~ N(0, 1).
-
-* **CRM**: an RRDB network without upsampling (``conv_first``, RRDB blocks of three residual dense
-  blocks with residual scale 0.2, ``trunk_conv``, long skip, ``conv_last``). The ``paper``
-  config has the official 64 features, 8 RRDBs, growth 32 and no input-to-output skip; the
-  ``cpu`` and ``smoke`` configs are smaller and add an input-to-output skip with a zero-initialised
-  last conv, so the module starts as the identity (IRN-CRM ≥ IRN from step 0) — irnbench's
-  choice for short CPU budgets, not the paper's. The dense blocks are the IRN plugin's
-  ``DenseBlock`` (its last conv is zero-initialised, where ESRGAN scales a Kaiming init by 0.1).
-* **Quality**: ONE module conditioned on the JPEG quality (a constant input plane q/100 next to
-  the decoded LR), not one module per quality as the official q = 90 config. The ``official``
-  config is the released module exactly: unconditioned (3 input channels), trained at q = 90
-  only; it runs at any quality, and its label says it was trained at q = 90. Training draws the
-  quality of each sample uniformly from the integers between the task's lowest and highest
-  quality (30–90 by default), so one set of weights serves the whole RD curve; qualities outside
-  that range are extrapolation.
-* **Training** (the paper's mode, official issue #42): IRN frozen; the loss is the squared error
-  of CRM(JPEG(LR)) to the clean uint8 LR, summed per sample and averaged over the batch. The JPEG
-  in training is the task's channel: real Pillow JPEG forward with an identity gradient (with IRN
-  frozen no gradient needs to cross it). The frozen IRN is the ``rescale`` ×s IRN found by the
-  usual lookup (``irnbench train --plugin irn --task rescale --scale 2`` makes it); it is saved
-  with the CRM, so an ``irn-crm`` weights file is self-contained.
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -39,9 +11,10 @@ from torch import nn
 from irnbench.ops.quantize import quantize
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.plugin import (
+    IRN_IJCV,
     InvalidSetting,
     Method,
-    Paper,
+    ModelCard,
     Preset,
     PretrainedCfg,
     RescaleTask,
@@ -61,10 +34,53 @@ from irnbench.plugin import (
 from irnbench.plugin import Options as BaseOptions
 
 from .blocks import DenseBlock
+from .method import CARD as IRN_CARD
 from .method import IRN, SCALES
-from .official import IRN_CRM_OFFICIAL
+from .official import irn_crm_official
 
-__all__ = ["IRNCRM", "CRMNet", "CRMConfig", "RRDB", "CONFIGS"]
+__all__ = ["CARD", "IRNCRM", "CRMNet", "CRMConfig", "RRDB", "CONFIGS"]
+
+CARD = ModelCard(
+    summary=f"IRN ×2 + JPEG compression restoration module ({IRN_IJCV.inline})",
+    what="""
+        The ``irn-crm`` method: IRN ×s with a JPEG compression restoration module (the IJCV
+        paper's IRN-CRM), task ``compress``. HR → IRN forward → uint8 LR → real JPEG (the
+        harness, Pillow) → CRM → uint8 → IRN inverse with z ~ N(0, I). The CRM is an RRDB
+        network without upsampling (``conv_first``, RRDBs of three residual dense blocks with
+        residual scale 0.2, ``trunk_conv``, long skip, ``conv_last``); training freezes the IRN
+        (the ``rescale`` ×s IRN found by the usual lookup) and minimises the squared error of
+        CRM(JPEG(LR)) to the clean uint8 LR, summed per sample and averaged over the batch (the
+        paper's mode, official issue #42). The frozen IRN is saved with the CRM, so an
+        ``irn-crm`` weights file is self-contained. Written from the IJCV 2022 paper and the
+        official code (``IRN_model_CRM.py``, ``train/test_IRN-Compression_x2_q90.yml``).
+        """,
+    departures="""
+        - One CRM conditioned on the JPEG quality (a constant q/100 plane next to the decoded
+          LR), not one module per quality as the official q = 90 config; training draws each
+          sample's quality uniformly between the task's lowest and highest (30–90 by default),
+          so one set of weights serves the whole rate–distortion curve. The ``official``
+          config is the released module exactly: unconditioned and trained at q = 90 only.
+        - The ``cpu`` and ``smoke`` configs are smaller than the paper's (64 features, 8 RRDBs,
+          growth 32) and add an input-to-output skip with a zero-initialised last conv, so the
+          module starts as the identity (IRN-CRM ≥ IRN from step 0) for short CPU budgets.
+        - The dense blocks are the IRN plugin's ``DenseBlock`` (last conv zero-initialised,
+          where ESRGAN scales a Kaiming init by 0.1).
+        - The JPEG of training is the task's channel: real Pillow JPEG forward with an identity
+          gradient (with the IRN frozen no gradient needs to cross it).
+        """,
+    weights="""
+        - Shipped (tag ``cpu``): compress ×2, irnbench's own ``cpu``-preset CRM on
+          ``mini-train`` with the shipped ``irn`` ×2 frozen inside; not the paper's model.
+        - Importable (tag ``official``): the authors' ``IRN_x2_finetune.pth`` +
+          ``CRM_x2_q90.pth`` (``irnbench weights import irn-crm IRN_x2_finetune.pth
+          CRM_x2_q90.pth --task compress --scale 2``; docs/weights.md).
+        """,
+    citation=IRN_IJCV.citation,
+    url=IRN_IJCV.url,
+    code=IRN_CARD.code,
+    licence=IRN_CARD.licence,
+)
+__doc__ = CARD.docstring()
 
 #: ESRGAN's residual scaling inside and around each RRDB.
 RES_SCALE = 0.2
@@ -163,43 +179,31 @@ def _preset(name: str, config: str, irn_weights: str, **kw: Any) -> Preset:
 
 
 class IRNCRM(Method):
-    """IRN ×s + CRM on the JPEG-decoded LR (see the module docstring).
-
-    Constructor options (all optional): ``config`` ("paper" — default —, "cpu", "smoke"), any
-    ``CRMConfig`` field to override it, ``irn_weights`` ("" — default: a fresh IRN —, "auto": the
-    IRN ``rescale`` ×s weights from the cache or the plugin, or a path; the presets use "auto"
-    except ``smoke``) and ``tile`` (as IRN's; also tiles the CRM above ``AUTO_TILE_PIXELS``).
-    The CRM configuration is stored with the weights (buffer ``arch``) and restored on load.
-    """
+    """IRN ×s + CRM on the JPEG-decoded LR (the module docstring is the model card). The CRM
+    configuration is stored with the weights (buffer ``arch``) and restored on load."""
 
     name = "irn-crm"
     tasks = ("compress",)
-    description = "IRN ×2 + JPEG compression restoration module (Xiao et al., IJCV 2022)"
+    card = CARD
+    description = CARD.summary
     stochastic = True
-    paper = Paper(
-        citation="Xiao, Zheng, Liu, Lin, Liu, 'Invertible Rescaling Network and "
-        "Its Extensions', IJCV 2022",
-        url="https://arxiv.org/abs/2210.04188",
-    )
+    paper = CARD.paper()
     presets = {
-        # Official train_IRN-Compression_x2_q90.yml as run for the paper (issue #42).
+        # official train_IRN-Compression_x2_q90.yml as run for the paper (official issue #42)
         "paper": _preset("paper", "paper", "auto", iterations=50_000, batch_size=16, crop=144,
                          lr=2e-4, milestones=(10_000, 20_000, 30_000, 40_000), gamma=0.5,
                          grad_clip=10.0, val_every=5000, checkpoint_every=5000),
-        # irnbench's CPU budget (NOT the paper's schedule or model): 2 RRDBs of 32 features on
-        # 24² LR crops (48² HR), batch 16, Adam 5e-4 with a short warm-up. The frozen IRN's
-        # forward pass costs about as much as the CRM's step, so crops stay small.
+        # irnbench's CPU budget, NOT the paper's (small crops: the frozen IRN costs a CRM step)
         "cpu": _preset("cpu", "cpu", "auto", iterations=1500, batch_size=16, crop=48, lr=5e-4,
                        milestones=(900, 1200), gamma=0.5, warmup=100, grad_clip=10.0,
                        val_every=500, checkpoint_every=250),
-        # Wiring check only (a fresh IRN: no trained weights needed).
+        # wiring check only (a fresh IRN: no trained weights needed)
         "smoke": _preset("smoke", "smoke", "", iterations=4, batch_size=2, crop=32, lr=2e-4,
                          grad_clip=10.0, val_every=2, checkpoint_every=2),
     }
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-crm")
-    #: The released IJCV compression model (``irnbench weights import irn-crm IRN_x2_finetune.pth
-    #: CRM_x2_q90.pth --task compress --scale 2``).
-    official_weights = IRN_CRM_OFFICIAL
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-crm",
+                                                             paper=CARD.citation)
+    official_weights = irn_crm_official(CARD)
 
     Options = config_overrides(CRMConfig, _CRMOptions, "Options")
 

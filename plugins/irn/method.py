@@ -1,12 +1,3 @@
-"""The ``irn`` method: Invertible Rescaling Network (Xiao et al., ECCV 2020), rescale ×2/3/4/8.
-
-Written from the ECCV 2020 paper (official code: pkuxmq/Invertible-Image-Rescaling,
-``IRN_model.py``, ``Inv_arch.py``, train ymls). Where the paper and the code differ this follows
-the code: the Jacobian log-determinants are computed but never used, and the latent term is the
-Gaussian "CE" surrogate Σz²/B, not the paper's JS-divergence distribution loss (that is IRN+'s
-GAN stage; official issues #14, #16, #20, #22).
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,28 +8,70 @@ import torch
 
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.plugin import (
-    IRN_TABLE1,
+    IRN_ECCV,
+    IRN_IJCV,
     ColorAugment,
     InvalidSetting,
     Method,
-    Paper,
+    ModelCard,
     Preset,
     PretrainedCfg,
     RescaleTask,
     Task,
+    irn_table1_rows,
     module_fingerprint,
     option,
-    sain_rows,
+    sain_readme_rows,
     shipped_cfgs,
-    table_rows,
     tile_option,
 )
 from irnbench.plugin import Options as BaseOptions
 
 from .model import InvRescaleNet
-from .official import IRN_OFFICIAL
+from .official import irn_official
 
-__all__ = ["IRN", "SCALES", "paper_preset"]
+__all__ = ["CARD", "IRN", "SCALES", "paper_preset"]
+
+CARD = ModelCard(
+    summary=f"Invertible Rescaling Network ({IRN_ECCV.inline})",
+    what="""
+        The ``irn`` method: IRN rescaling ×2, ×3, ×4 and ×8. degrade = the first 3 channels of
+        the invertible forward pass (the LR); restore = the inverse pass of [LR, z] with
+        z ~ N(0, I)·temperature (the official test default, ``gaussian_scale`` 1.0; 0 is also a
+        valid sample, official issue #26). Written from the ECCV 2020 paper and the official
+        code (``IRN_model.py``, ``Inv_arch.py``, the train ymls); ×3 (learnable
+        downsampling) and ×8 follow the IJCV 2022 configs. On ``compress`` the ×s LR goes
+        straight into JPEG and is restored without JPEG restoration (the IJCV paper's "IRN"
+        line), with the ``rescale`` ×s weights.
+        """,
+    departures="""
+        - Where the paper and the code differ this follows the code: the Jacobian
+          log-determinants are computed but never used, and the latent term is the Gaussian
+          "CE" surrogate Σz²/B, not the paper's JS-divergence distribution loss (that is IRN+'s
+          GAN stage; official issues #14, #16, #20, #22).
+        - Images above ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``)
+          with 32 LR pixels of context, for bounded memory; the official test runs whole images.
+        - The ``gpu`` and ``cpu`` presets (and the ``cpu-*`` fine-tunes) are irnbench's own
+          budgets, not the paper's schedule (``paper``).
+        """,
+    weights="""
+        - Shipped (tag ``cpu``): rescale ×2 and ×4, irnbench's own CPU fine-tune chains on
+          ``mini-train``, not the paper's model; each file's sidecar (``weights/*.json``) holds
+          its record, docs/experiments.md its history.
+        - Importable (tag ``official``): the authors' ``IRN_x2.pth``, ``IRN_x3.pth``,
+          ``IRN_x4.pth``, ``IRN_x8.pth``, and ``IRN+_x4.pth`` with ``--tag plus``
+          (``irnbench weights import irn IRN_x4.pth --task rescale --scale 4``; docs/weights.md).
+        - ×3 and ×8 ship nothing: import the release or train (``irnbench train --plugin irn
+          --scale 3``).
+        """,
+    citation=IRN_ECCV.citation,
+    url=IRN_ECCV.url,
+    code="github.com/pkuxmq/Invertible-Image-Rescaling",
+    licence="code Apache-2.0 (pkuxmq/Invertible-Image-Rescaling); the authors state no "
+            "separate licence for the released weights",
+    also=(IRN_IJCV.citation,),
+)
+__doc__ = CARD.docstring()
 
 #: Context (in LR pixels) kept around each tile; images with more HR pixels than
 #: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
@@ -47,25 +80,6 @@ TILE_OVERLAP_LR = 32
 #: Scales this plugin builds: ×2 [8] and ×4 [8, 8] (ECCV), ×3 [12] (learnable downsampling) and
 #: ×8 [8, 8, 8] (IJCV configs).
 SCALES = (2, 3, 4, 8)
-
-# (scale, dataset) → (PSNR-Y, SSIM-Y), "IRN" rows of IRN's Table 1 (mean over 5 z draws).
-_TABLE1 = {
-    (2, "set5"): (43.99, 0.9871),
-    (2, "set14"): (40.79, 0.9778),
-    (2, "b100"): (41.32, 0.9876),
-    (2, "urban100"): (39.92, 0.9865),
-    (2, "div2k-val"): (44.32, 0.9908),
-    (4, "set5"): (36.19, 0.9451),
-    (4, "set14"): (32.67, 0.9015),
-    (4, "b100"): (31.64, 0.8826),
-    (4, "urban100"): (31.41, 0.9157),
-    (4, "div2k-val"): (35.07, 0.9318),
-}
-# "IRN" rows of SAIN's README table, DIV2K val, QF 30/50/70/80/90.
-_SAIN_ROWS = {
-    2: [(29.24, 0.8051), (30.20, 0.8342), (31.14, 0.8604), (31.86, 0.8783), (32.91, 0.9023)],
-    4: [(25.98, 0.6867), (26.62, 0.7096), (27.24, 0.7328), (27.72, 0.7508), (28.42, 0.7777)],
-}
 
 
 def paper_preset(batch_size: int) -> Preset:
@@ -87,26 +101,15 @@ def paper_preset(batch_size: int) -> Preset:
     )
 
 
-#: ``gpu`` preset budget: one hour at the step time assumed below (an estimate, not measured).
+#: The step time the ``gpu`` preset's hour assumes: an estimate, NOT YET MEASURED
+#: (``scripts/gpu_check.sh`` measures it; docs/performance.md).
 GPU_PRESET_STEP_SECONDS = 0.1
 
 
 def _gpu_preset() -> Preset:
-    """A one-GPU budget (irnbench's own, NOT the paper's schedule), between ``cpu`` and
-    ``paper``: the paper's batch (16) and 144² crops for 36k steps, about 1 hour. NOT YET
-    MEASURED, and no shipped weights come from it.
-
-    The arithmetic, an estimate: an IRN ×4 step at batch 16, crop 144 is 2.3 TFLOP forward +
-    backward (torch's FlopCounterMode; ×2: 1.7). The official repository's issue #7 puts 500k
-    steps at "about 4 days" on one GPU of 2020, 0.69 s a step, about 3.4 TFLOP/s achieved. At a
-    similar efficiency an H100/H200 does the step in about 0.14 s in fp32 and a few times less
-    in bf16 (the CPU measured bf16 1.9× faster, docs/performance.md); 0.1 s is assumed, so
-    3600 s / 0.1 s = 36k steps (×2 about 45 min). ``scripts/gpu_check.sh`` times the real step;
-    until it has run, the hour may be off by 2× either way. The learning rate is twice the
-    paper's, warmed up over 1k steps and halved at 60 % and 80 % (the ``cpu`` preset's shape) to
-    trade the paper's 500k-step stability for progress within the hour; grad-norm clipping at 10
-    as in every IRN preset.
-    """
+    """irnbench's one-GPU budget (NOT the paper's schedule; its hour is NOT YET MEASURED): the
+    paper's batch and crops for an hour at ``GPU_PRESET_STEP_SECONDS``, at twice the paper's
+    rate."""
     steps = round(3600 / GPU_PRESET_STEP_SECONDS)
     return Preset(
         name="gpu",
@@ -126,14 +129,9 @@ def _gpu_preset() -> Preset:
 
 
 def _cpu_preset() -> Preset:
-    """A CPU budget (irnbench's own, NOT the paper's schedule): 1.5k steps of 32² crops, batch 16.
-
-    The higher learning rate (8e-4, linear warm-up over 100 steps, halved at 60 % and 80 %) trades
-    the paper's 500k-step stability for progress within a few CPU hours; grad-norm clipping at 10
-    is kept because the stacked exp() couplings explode without it (official issues #24, #35).
-    Weights trained with it are labelled as such in every table. The shipped ×2 and ×4 chains
-    start from it stopped at step 1000 (``--iterations 1000``; milestones stay at 900, 1200).
-    """
+    """irnbench's CPU budget (NOT the paper's schedule): a higher rate after a warm-up, for
+    progress within a few CPU hours; grad-norm clipping at 10, as the stacked exp() couplings
+    explode without it (official issues #24, #35)."""
     return Preset(
         name="cpu",
         iterations=1500,
@@ -158,33 +156,27 @@ _FT = dict(batch_size=16, crop=32, betas=(0.9, 0.999), weight_decay=1e-5, gamma=
 
 
 def _chain_presets() -> dict[str, Preset]:
-    """The fine-tunes that made the shipped weights (irnbench's own, NOT the paper's schedule).
-
-    ×2: ``cpu`` (stopped at step 1000) → ``cpu-ft-color`` → ``cpu-long`` → ``cpu-sat`` →
-    ``cpu-cast`` (12.5k steps in all); ×4: ``cpu`` (1000 steps) → ``cpu-long-plain`` (4000).
-    Each step starts from its predecessor's weights, named with ``--init`` (sha256-checked);
-    the shipped sidecars record every step's command. ``cpu-ft-color``: the rest of the ``cpu``
-    schedule (4e-4, halved after 200 of 500 steps) with colour augmentation. ``cpu-long``:
-    6k steps at the paper's 2e-4, halved at 60 % and 80 % (written for ``train --bf16``).
-    ``cpu-sat``: clipped saturation gains up to 3 (saturated colours ``mini-train`` lacks), 3k
-    steps at 1e-4. ``cpu-cast``: per-channel casts as well (bright yellows), 2k steps.
-    ``cpu-long-plain``: ``cpu-long`` without colour augmentation, 3k steps (at ×4 every colour
-    augmentation tried taught a constant colour offset). Measurements: docs/experiments.md.
-    """
+    """The fine-tunes that made the shipped ×2 and ×4 weights (irnbench's own, NOT the paper's
+    schedule), each continuing its predecessor; their record is docs/experiments.md."""
     color = ColorAugment()
     return {
+        # the rest of the cpu schedule, with colour augmentation
         "cpu-ft-color": Preset(name="cpu-ft-color", iterations=500, lr=4e-4, milestones=(200,),
                                val_every=100, checkpoint_every=100, color=color,
                                continues="cpu", **_FT),
+        # 6k steps at the paper's rate (written for ``train --bf16``)
         "cpu-long": Preset(name="cpu-long", iterations=6000, lr=2e-4, milestones=(3600, 4800),
                            val_every=1000, checkpoint_every=250, color=color,
                            continues="cpu-ft-color", **_FT),
+        # saturation gains up to 3, clipped: the saturated colours mini-train lacks
         "cpu-sat": Preset(name="cpu-sat", iterations=3000, lr=1e-4, milestones=(1800, 2400),
                           val_every=500, checkpoint_every=250, color=ColorAugment(clip=True),
                           continues="cpu-long", **_FT),
+        # per-channel casts as well: bright saturated yellows
         "cpu-cast": Preset(name="cpu-cast", iterations=2000, lr=1e-4, milestones=(1200, 1600),
                            val_every=500, checkpoint_every=250,
                            color=ColorAugment(clip=True, cast=True), continues="cpu-sat", **_FT),
+        # cpu-long without colour augmentation, for ×4
         "cpu-long-plain": Preset(name="cpu-long-plain", iterations=3000, lr=2e-4,
                                  milestones=(1800, 2400), val_every=1000, checkpoint_every=250,
                                  continues="cpu", **_FT),
@@ -192,35 +184,21 @@ def _chain_presets() -> dict[str, Preset]:
 
 
 class IRN(Method):
-    """Invertible Rescaling Network: degrade = forward LR channels, restore = inverse of [y, z].
-
-    ``restore`` draws z ~ N(0, I)·temperature (official test default ``gaussian_scale`` = 1.0; 0 is
-    also a valid sample, official issue #26). Constructor options (all optional): ``lambda_fit``
-    (default s², official ``lambda_fit_forw``), ``lambda_ce`` (1), ``lambda_rec`` (1) and
-    ``train_temperature`` (1.0, the z scale of the training inverse pass).
-    """
+    """Invertible Rescaling Network: degrade = forward LR channels, restore = inverse of [y, z]
+    (the module docstring is the model card; options: ``IRN.Options``)."""
 
     name = "irn"
-    #: On ``compress`` the ×s LR goes straight into JPEG and is restored without any JPEG
-    #: restoration (the IJCV paper's "IRN" line); it runs the ``rescale`` weights.
-    tasks = ("rescale", "compress")
-    description = "Invertible Rescaling Network (Xiao et al., ECCV 2020)"
+    tasks = ("rescale", "compress")  # compress: the rescale ×s network and weights, no CRM
+    card = CARD
+    description = CARD.summary
     stochastic = True
-    paper = Paper(
-        citation="Xiao, Zheng, Liu, Wang, He, Ke, Bian, Lin, Liu, 'Invertible Image Rescaling', "
-        "ECCV 2020",
-        url="https://arxiv.org/abs/2005.05650",
-        results=(*table_rows("IRN", IRN_TABLE1, _TABLE1), *sain_rows("IRN", _SAIN_ROWS)),
-    )
+    paper = CARD.paper(*irn_table1_rows("IRN"), *sain_readme_rows("IRN"))
     presets = {
-        # Official train_IRN_x{2,4}.yml; the IJCV ×3 config runs the
-        # same schedule on 144² crops (a multiple of 3).
-        "paper": paper_preset(batch_size=16),
+        "paper": paper_preset(batch_size=16),  # official train_IRN_x{2,4}.yml (and the IJCV ×3)
         "gpu": _gpu_preset(),  # about 1 h on one GPU (an estimate, not yet measured)
-        "cpu": _cpu_preset(),
+        "cpu": _cpu_preset(),  # irnbench's CPU budget; the shipped chains start from it
         **_chain_presets(),
-        # Wiring check only: crop 32 is a multiple of 2·s for s = 2, 4, 8; at ×3 the trainer
-        # rounds it down to 30.
+        # wiring check only (crop 32: a multiple of 2·s for s = 2, 4, 8; 30 at ×3)
         "smoke": Preset(
             name="smoke",
             iterations=6,
@@ -241,10 +219,9 @@ class IRN(Method):
         "cpu-cast": "×2 chain, step 5 of 5 (shipped)",
         "cpu-long-plain": "×4 chain, step 2 of 2 (shipped)",
     }
-    #: Weights shipped in ``weights/`` (irnbench CPU runs; their JSON sidecars hold each chain).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn")
-    #: The authors' ×2/×3/×4/×8 releases (``irnbench weights import irn IRN_x4.pth ...``).
-    official_weights = IRN_OFFICIAL
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn",
+                                                             paper=CARD.citation)
+    official_weights = irn_official(CARD)
 
     @dataclass(frozen=True)
     class Options(BaseOptions):

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import re
 
-from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
+from irnbench.plugin import IRN_IJCV, ModelCard, OfficialCheckpoint, OfficialFile, task_key
 
-__all__ = ["IRN_OFFICIAL", "IRN_CRM_OFFICIAL", "REPOSITORY", "DOWNLOAD", "LICENCE"]
+__all__ = ["irn_official", "irn_crm_official", "DOWNLOAD"]
 
-REPOSITORY = "github.com/pkuxmq/Invertible-Image-Rescaling"
 #: Where the README of the repository's ``codes/`` links the pretrained models.
 DOWNLOAD = ("https://drive.google.com/drive/folders/1ym6DvYNQegDrOy_4z733HxrULa1XIN92 "
             "(Google Drive) or https://pan.baidu.com/s/14OvTiJNhFpHHN2yU-h7vDg (Baidu Drive, "
             "code rx0z), linked from codes/README.md of "
             "https://github.com/pkuxmq/Invertible-Image-Rescaling")
-LICENCE = ("code Apache-2.0 (pkuxmq/Invertible-Image-Rescaling); the authors state no "
-           "separate licence for the released weights")
-ECCV = "Xiao et al., 'Invertible Image Rescaling', ECCV 2020"
-IJCV = "Xiao et al., 'Invertible Rescaling Network and Its Extensions', IJCV 2022"
 
 
 def _irn_rename(prefix: str):
@@ -33,23 +28,25 @@ def _irn_rename(prefix: str):
     return rename
 
 
-def _irn(scale: int) -> OfficialCheckpoint:
+def _irn(card: ModelCard, scale: int) -> OfficialCheckpoint:
     what = f"IRN ×{scale} InvRescaleNet"
     return OfficialCheckpoint(
         task="rescale", setting={"scale": scale},
         files=(OfficialFile(f"IRN_x{scale}.pth", "net.", what),),
-        rename=_irn_rename("net."), repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE,
-        paper=ECCV if scale in (2, 4) else IJCV,
+        rename=_irn_rename("net."), repository=card.code, download=DOWNLOAD,
+        licence=card.licence,
+        paper=card.citation if scale in (2, 4) else IRN_IJCV.citation,  # ×3, ×8: the extension
         variants={"plus": OfficialFile("IRN+_x4.pth", "net.", "IRN+: the ×4 network GAN "
                                         "fine-tuned")} if scale == 4
         else {},
     )
 
 
-#: IRN ×2, ×3, ×4 and ×8 (``IRN+_x4.pth`` has the ×4 tensors: import it with ``--tag plus``).
-IRN_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    task_key("rescale", scale=s): _irn(s) for s in (2, 3, 4, 8)
-}
+def irn_official(card: ModelCard) -> dict[str, OfficialCheckpoint]:
+    """IRN ×2, ×3, ×4 and ×8 (``IRN+_x4.pth`` has the ×4 tensors: import it with ``--tag
+    plus``); repository, licence and paper from the method's card."""
+    return {task_key("rescale", scale=s): _irn(card, s) for s in (2, 3, 4, 8)}
+
 
 _RDB = re.compile(r"^RRDB_trunk\.(\d+)\.RDB([123])\.(conv[1-5]\.(?:weight|bias))$")
 _CRM_DIRECT = {f"{n}.{p}" for n in ("conv_first", "trunk_conv", "conv_last")
@@ -69,14 +66,17 @@ def _crm_rename(file: str, key: str) -> str | None:
     return None
 
 
-#: IRN ×2 fine-tuned for compression + the q = 90 CRM (the released IJCV compression model).
-IRN_CRM_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    task_key("compress", scale=2): OfficialCheckpoint(
-        task="compress", setting={"scale": 2},
-        files=(OfficialFile("IRN_x2_finetune.pth", "irn.", "IRN ×2 fine-tuned for JPEG"),
-               OfficialFile("CRM_x2_q90.pth", "crm.", "compression restoration module, q = 90")),
-        rename=_crm_rename, repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE,
-        paper=IJCV, options={"config": "official"}, config_keys=("arch",),
-        note="CRM trained at q = 90",
-    )
-}
+def irn_crm_official(card: ModelCard) -> dict[str, OfficialCheckpoint]:
+    """IRN ×2 fine-tuned for compression + the q = 90 CRM (the released IJCV compression
+    model); repository, licence and paper from the method's card."""
+    return {
+        task_key("compress", scale=2): OfficialCheckpoint(
+            task="compress", setting={"scale": 2},
+            files=(OfficialFile("IRN_x2_finetune.pth", "irn.", "IRN ×2 fine-tuned for JPEG"),
+                   OfficialFile("CRM_x2_q90.pth", "crm.",
+                                "compression restoration module, q = 90")),
+            rename=_crm_rename, repository=card.code, download=DOWNLOAD, licence=card.licence,
+            paper=card.citation, options={"config": "official"}, config_keys=("arch",),
+            note="CRM trained at q = 90",
+        )
+    }

@@ -1,4 +1,5 @@
-"""IRN-Color plugin: invertible decolorization–colorization (IJCV 2022) as method ``irn-color``.
+"""IRN-Color plugin: invertible decolorization–colorization as method ``irn-color`` (model card:
+``method``).
 
 ``model`` holds ``InvGreyNet`` (the invertible 1×1 colour transform and the couplings, built
 from the IRN plugin's shared blocks), ``method`` the irnbench ``Method``.

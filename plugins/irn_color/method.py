@@ -1,18 +1,3 @@
-"""The ``irn-color`` method: IRN-Color (Xiao et al., IJCV 2022), decolorization–colorization.
-
-Written from the IJCV 2022 paper (official code: ``InvGreyNet``, ``IRN_color_model.py``,
-``train_IRN_color.yml`` of pkuxmq's IJCV repository). The network is ``InvGreyNet`` (see
-``model.py``): degrade = channel 0 of the forward pass (the grey image), restore = the inverse of
-[grey, z]. As in the official code z = 0 by default, both when training and at test
-(``gaussian_scale`` 0), so the method is deterministic: one row per image. The ``temperature`` /
-``train_temperature`` options draw z ~ N(0, I)·T instead.
-
-Losses (official, each summed per sample and averaged over the batch, as IRN's):
-fit = λ_fit·Σ(grey − guide)² on the un-quantised grey, λ_fit = 3, guide = 0.299R + 0.587G +
-0.114B; ce = λ_ce·Σz², λ_ce = 1; rec = λ_rec·Σ√((x̂ − x)² + 1e-6), λ_rec = 1, with
-x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel.
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +8,10 @@ import torch
 
 from irnbench.ops.tiling import resolve_tile, tiled
 from irnbench.plugin import (
+    IRN_IJCV,
     InvalidSetting,
     Method,
-    Paper,
+    ModelCard,
     Preset,
     PretrainedCfg,
     Task,
@@ -34,12 +20,46 @@ from irnbench.plugin import (
     tile_option,
 )
 from irnbench.plugin import Options as BaseOptions
+from irnbench_plugins.irn.method import CARD as IRN_CARD
 from irnbench_plugins.irn.method import paper_preset
 
 from .model import InvGreyNet
-from .official import IRN_COLOR_OFFICIAL
+from .official import irn_color_official
 
-__all__ = ["IRNColor"]
+__all__ = ["CARD", "IRNColor"]
+
+CARD = ModelCard(
+    summary=f"IRN-Color: invertible decolorization-colorization ({IRN_IJCV.inline})",
+    what="""
+        The ``irn-color`` method: IRN-Color, task ``decolorize``. The network is ``InvGreyNet``
+        (an invertible 1×1 colour transform initialised to RGB → YUV, then eight couplings):
+        degrade = channel 0 of the forward pass (the grey image), restore = the inverse of
+        [grey, z]. As in the official code z = 0 by default, both in training and at test
+        (``gaussian_scale`` 0), so the method is deterministic; the ``temperature`` and
+        ``train_temperature`` options draw z ~ N(0, I)·T instead. Losses (official, each summed
+        per sample and averaged over the batch): fit = 3·Σ(grey − luma)² on the un-quantised
+        grey, luma = 0.299R + 0.587G + 0.114B; ce = Σz²; rec = Σ√((x̂ − x)² + 1e-6) with
+        x̂ = f⁻¹([Q(grey), z]) and Q the straight-through training channel. Written from the IJCV
+        2022 paper and the official code (``InvGreyNet``, ``IRN_color_model.py``,
+        ``train_IRN_color.yml``).
+        """,
+    departures="""
+        - Images above ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``) with
+          32 pixels of context, for bounded memory; the official test runs whole images.
+        - The ``cpu`` preset is irnbench's own budget, not the paper's schedule (``paper``).
+        """,
+    weights="""
+        - Shipped (tag ``cpu``): decolorize, irnbench's own ``cpu``-preset run on
+          ``mini-train``, not the paper's model (docs/experiments.md).
+        - Importable (tag ``official``): the authors' ``IRN_color.pth`` (``irnbench weights
+          import irn-color IRN_color.pth --task decolorize``; docs/weights.md).
+        """,
+    citation=IRN_IJCV.citation,
+    url=IRN_IJCV.url,
+    code=IRN_CARD.code,
+    licence=IRN_CARD.licence,
+)
+__doc__ = CARD.docstring()
 
 #: Context kept around each tile, in pixels; images with more pixels than
 #: ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` run tiled (option ``tile``).
@@ -47,15 +67,9 @@ TILE_OVERLAP = 32
 
 
 def _cpu_preset() -> Preset:
-    """irnbench's CPU budget (NOT the paper's schedule): 1k steps of 32² crops, batch 4.
-
-    One step (forward, inverse and backward of eight full-resolution couplings) costs about as
-    much as an IRN ×2 step on four times the pixels, so the batch is small to keep the run near an
-    hour on two cores. A higher learning rate than the paper's (8e-4 after a 100-step warm-up,
-    halved at 60 % and 80 %) buys progress within that budget; grad-norm clipping at 10 is kept.
-    Weights trained with it are labelled as such in every table. The shipped weights ran it for
-    2000 steps (``--iterations 2000``). Fine-tunes tried and not shipped: docs/experiments.md.
-    """
+    """irnbench's CPU budget (NOT the paper's schedule): a small batch, as a step costs about an
+    IRN ×2 step on four times the pixels, and a higher rate after a warm-up, for progress within
+    about an hour on two cores; grad-norm clipping at 10."""
     return Preset(
         name="cpu",
         iterations=1000,
@@ -74,27 +88,20 @@ def _cpu_preset() -> Preset:
 
 
 class IRNColor(Method):
-    """IRN-Color: invertible decolorization (grey = forward channel 0) and colorization (inverse).
-
-    Constructor options: see ``IRNColor.Options``.
-    """
+    """IRN-Color: invertible decolorization (grey = forward channel 0) and colorization (inverse)
+    (the module docstring is the model card; options: ``IRNColor.Options``)."""
 
     name = "irn-color"
     tasks = ("decolorize",)
-    description = "IRN-Color: invertible decolorization-colorization (Xiao et al., IJCV 2022)"
+    card = CARD
+    description = CARD.summary
     stochastic = False  # z = 0 by default: deterministic (IRN-Color's test code)
-    paper = Paper(
-        citation="Xiao, Zheng, Liu, Lin, Liu, 'Invertible Rescaling Network and "
-        "Its Extensions', IJCV 2022",
-        url="https://arxiv.org/abs/2210.04188",
-        # The IJCV decolorization table is not confirmed from the paper's text: no rows.
-        results=(),
-    )
+    # The IJCV decolorization table is not confirmed from the paper's text: no rows.
+    paper = CARD.paper()
     presets = {
-        # Official train_IRN_color.yml: batch 8, crop 144.
-        "paper": paper_preset(batch_size=8),
-        "cpu": _cpu_preset(),
-        # Wiring check only (seconds).
+        "paper": paper_preset(batch_size=8),  # official train_IRN_color.yml: batch 8, crop 144
+        "cpu": _cpu_preset(),  # irnbench's CPU budget
+        # wiring check only (seconds)
         "smoke": Preset(
             name="smoke",
             iterations=4,
@@ -108,10 +115,9 @@ class IRNColor(Method):
             checkpoint_every=2,
         ),
     }
-    #: Weights shipped in ``weights/`` (the ``cpu`` preset's, trained on ``mini-train``).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-color")
-    #: The authors' release (``irnbench weights import irn-color IRN_color.pth ...``).
-    official_weights = IRN_COLOR_OFFICIAL
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "irn-color",
+                                                             paper=CARD.citation)
+    official_weights = irn_color_official(CARD)
 
     @dataclass(frozen=True)
     class Options(BaseOptions):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from irnbench.plugin import OfficialCheckpoint, OfficialFile, task_key
-from irnbench_plugins.irn.official import DOWNLOAD, IJCV, LICENCE, REPOSITORY
+from irnbench.plugin import ModelCard, OfficialCheckpoint, OfficialFile, task_key
+from irnbench_plugins.irn.official import DOWNLOAD
 
-__all__ = ["IRN_COLOR_OFFICIAL"]
+__all__ = ["irn_color_official"]
 
 _BLOCK = re.compile(r"^operations\.(\d+)\.(.+)$")
 
@@ -26,10 +26,13 @@ def _rename(_file: str, key: str) -> str | None:
     return None
 
 
-IRN_COLOR_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    task_key("decolorize"): OfficialCheckpoint(
-        task="decolorize", setting={},
-        files=(OfficialFile("IRN_color.pth", "net.", "IRN-Color InvGreyNet"),),
-        rename=_rename, repository=REPOSITORY, download=DOWNLOAD, licence=LICENCE, paper=IJCV,
-    )
-}
+def irn_color_official(card: ModelCard) -> dict[str, OfficialCheckpoint]:
+    """The released ``IRN_color.pth``; repository, licence and paper from the method's card."""
+    return {
+        task_key("decolorize"): OfficialCheckpoint(
+            task="decolorize", setting={},
+            files=(OfficialFile("IRN_color.pth", "net.", "IRN-Color InvGreyNet"),),
+            rename=_rename, repository=card.code, download=DOWNLOAD, licence=card.licence,
+            paper=card.citation,
+        )
+    }

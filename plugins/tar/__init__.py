@@ -1,4 +1,4 @@
-"""TAR plugin: Task-Aware Downscaling & Upscaling (Kim et al., ECCV 2018) as method ``tar``.
+"""TAR plugin: Task-Aware Downscaling & Upscaling as method ``tar`` (model card: ``method``).
 
 ``model`` holds the downscaler (TAD) and upscaler (TAU) networks, ``method`` the irnbench
 ``Method`` (joint loss, presets, paper-reported numbers as quoted by IRN).

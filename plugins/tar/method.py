@@ -1,34 +1,3 @@
-"""The ``tar`` method: Task-Aware image Downscaling (TAD & TAU; Kim, Choi, Lim, Lee, ECCV 2018).
-
-Written from the paper and its project page. No official code was found, so this is irnbench's
-reconstruction; every choice that is not confirmed by the paper's project page is marked [U].
-
-Idea [R: project page]: an auto-encoder — a downscaling CNN g (TAD) produces the LR image, an
-upscaling CNN f (TAU) restores it, both trained jointly with
-
-    L = L1(f(Q(g(x))), x) + λ·L1(g(x), bicubic(x))
-
-where the guide term keeps the LR close to the (float, MATLAB-bicubic) LR reference.
-
-Choices
-    - Architecture: the third-party port's AETAD (see ``model.py``), generalised to ×4 with a 1×1
-      projection after space-to-depth(4) and two pixel-shuffle stages in TAU [3P + irnbench].
-    - λ = 1 [U]; both L1 terms are means over pixels; the guide is on the un-quantised LR.
-    - Q = ``task.channel(y, train=True)``: the harness's straight-through rounding to k/255
-      (option ``quantizer="soft"`` switches to the soft-round gradient) [U: the paper's handling
-      of quantisation is not known].
-    - Presets [U]: ``paper`` is an EDSR-like schedule chosen by irnbench, not a published one —
-      Adam 1e-4 (β 0.9/0.999), batch 16, 96² crops, 300k steps halved at 100k and 200k; ``cpu``
-      trains the slim ``cpu`` configuration within about an hour on two CPU cores; ``smoke``
-      takes seconds.
-    - Decolorization (task ``decolorize``, irnbench's learned joint baseline for IRN-Color): the
-      same networks at scale 1 (``model.py``) — TAD maps RGB → grey, TAU grey → RGB — trained with
-      the same two L1 terms, the guide now being the luma 0.299R + 0.587G + 0.114B, and the same
-      runner and presets (``cpu`` with 48² crops: ``decolorize_presets``). The paper shows
-      colourisation but its model and numbers are [U], so there are no paper rows for it. The
-      rescaling networks and their state-dict keys are unchanged.
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -39,14 +8,15 @@ import torch
 
 from irnbench.plugin import (
     IRN_TABLE1,
+    TAD_ECCV,
     InvalidSetting,
     Method,
-    Paper,
-    PaperResult,
+    ModelCard,
     Preset,
     PretrainedCfg,
     Task,
     config_overrides,
+    irn_table1_rows,
     option,
     overridden,
     shipped_cfgs,
@@ -55,28 +25,51 @@ from irnbench.plugin import Options as BaseOptions
 
 from .model import CONFIGS, TAD, TAU, TARConfig
 
-__all__ = ["TAR", "SCALES"]
+__all__ = ["CARD", "TAR", "SCALES"]
+
+CARD = ModelCard(
+    summary=f"Task-Aware Downscaling & Upscaling ({TAD_ECCV.inline})",
+    what="""
+        The ``tar`` method: TAD & TAU, rescale ×2 and ×4, and irnbench's learned joint baseline
+        for decolorization. An auto-encoder [R: project page]: a downscaling CNN g (TAD) makes
+        the LR, an upscaling CNN f (TAU) restores it, both trained jointly with
+        L = L1(f(Q(g(x))), x) + λ·L1(g(x), reference), the reference being the float
+        MATLAB-bicubic LR (the luma 0.299R + 0.587G + 0.114B for decolorize). Written from the
+        paper and its project page; no official code was found, so this is irnbench's
+        reconstruction, and every choice the project page does not confirm is marked [U].
+        """,
+    departures="""
+        - Architecture: the third-party port's AETAD (``model.py``), generalised to ×4 with a
+          1×1 projection after space-to-depth(4) and two pixel-shuffle stages in TAU [3P +
+          irnbench].
+        - λ = 1 [U]; both L1 terms are means over pixels; the guide is on the un-quantised LR.
+        - Q is the harness's training channel, straight-through rounding to k/255 (option
+          ``quantizer="soft"``: the soft-round gradient) [U: the paper's handling of
+          quantisation is not known].
+        - Presets [U]: ``paper`` is an EDSR-like schedule chosen by irnbench, not a published
+          one; ``cpu`` is irnbench's own budget and slim model.
+        - Decolorization (task ``decolorize``): the same networks at scale 1, TAD RGB → grey and
+          TAU grey → RGB, the same two L1 terms with the luma as guide, and a ``cpu`` preset of
+          48² crops. The paper shows colourisation but its model and numbers are [U], so there
+          are no paper rows for it.
+        """,
+    weights="""
+        - Shipped (tag ``cpu``): rescale ×2 and ×4 and decolorize, irnbench's own ``cpu``-preset
+          runs of the slim ``cpu`` configuration on ``mini-train``; not the paper's model.
+        - No official weights or code are public: nothing to import.
+        """,
+    citation=TAD_ECCV.citation,
+    url=TAD_ECCV.url,
+)
+__doc__ = CARD.docstring()
 
 SCALES = (2, 4)
 
 TAR_SOURCE = f"TAD paper as quoted by {IRN_TABLE1}"
 TAR_NOTE = (
-    "as quoted by the IRN paper, unverified against TAD's own (Kim et al., ECCV 2018); PSNR only; "
+    f"as quoted by the IRN paper, unverified against TAD's own ({TAD_ECCV.inline}); PSNR only; "
     "B100 ×2 above Set14 ×2 is unusual"
 )
-# (scale, dataset) → PSNR-Y, "TAD & TAU" rows of IRN's Table 1 (no SSIM given).
-_TABLE1 = {
-    (2, "set5"): 38.46,
-    (2, "set14"): 35.52,
-    (2, "b100"): 36.68,
-    (2, "urban100"): 35.03,
-    (2, "div2k-val"): 39.01,
-    (4, "set5"): 31.81,
-    (4, "set14"): 28.63,
-    (4, "b100"): 28.51,
-    (4, "urban100"): 26.63,
-    (4, "div2k-val"): 31.16,
-}
 
 
 @dataclass(frozen=True)
@@ -91,52 +84,41 @@ class _TAROptions(BaseOptions):
 
 
 class TAR(Method):
-    """TAD & TAU: jointly trained downscaling and upscaling CNNs (see the module docstring).
-
-    Constructor options (all optional): ``config`` ("paper" — default —, "cpu", "smoke"), any
-    ``TARConfig`` field to override it, ``lambda_guide`` (1.0) and ``quantizer`` ("ste" or
-    "soft", the training channel's gradient). The configuration is stored with the weights
-    (buffer ``arch``) and ``load_state_dict`` rebuilds the networks to it.
-    """
+    """TAD & TAU: jointly trained downscaling and upscaling CNNs (the module docstring is the
+    model card; options: ``TAR.Options``). The configuration is stored with the weights (buffer
+    ``arch``) and ``load_state_dict`` rebuilds the networks to it."""
 
     name = "tar"
     tasks = ("rescale", "decolorize")
-    description = "Task-Aware Downscaling & Upscaling (Kim et al., ECCV 2018)"
-    paper = Paper(
-        citation="Kim, Choi, Lim, Lee, 'Task-Aware Image Downscaling', ECCV 2018",
-        url="https://cv.snu.ac.kr/research/taid/",
-        results=tuple(
-            PaperResult("TAD & TAU", "rescale", f"x{s}", ds, {"psnr_y": v}, TAR_SOURCE, TAR_NOTE)
-            for (s, ds), v in _TABLE1.items()
-        ),
-    )
+    card = CARD
+    description = CARD.summary
+    paper = CARD.paper(*irn_table1_rows("TAD & TAU", TAR_SOURCE, protocol=TAR_NOTE))
     presets = {
+        # irnbench's EDSR-like choice [U], not a published schedule
         "paper": Preset(
             name="paper", iterations=300_000, batch_size=16, crop=96, lr=1e-4,
             betas=(0.9, 0.999), milestones=(100_000, 200_000), gamma=0.5,
             val_every=5000, checkpoint_every=5000, options={"config": "paper"},
         ),
+        # irnbench's CPU budget, NOT the paper's: the slim model, about an hour on two cores
         "cpu": Preset(
             name="cpu", iterations=4000, batch_size=8, crop=64, lr=5e-4,
             milestones=(2400, 3200), gamma=0.5, warmup=100, grad_clip=10.0,
             val_every=500, checkpoint_every=250, options={"config": "cpu"},
         ),
-        "smoke": Preset(
+        "smoke": Preset(  # wiring check only (seconds)
             name="smoke", iterations=4, batch_size=2, crop=32, lr=1e-4, grad_clip=10.0,
             val_every=2, checkpoint_every=2, options={"config": "smoke"},
         ),
     }
-    #: decolorize runs both networks at full resolution (a ×2 trunk sees a quarter of the pixels),
-    #: so its ``cpu`` preset takes 48² crops instead of 64² to stay within about an hour on two
-    #: cores: a step costs about 2.2× a rescale ×2 ``cpu`` step instead of 3.2× (one thread, this
-    #: machine, both measured side by side); the other presets are shared.
+    #: decolorize runs both networks at full resolution, so its ``cpu`` preset takes 48² crops
+    #: to stay near an hour on two cores; the other presets are shared.
     decolorize_presets = {
         **presets,
         "cpu": replace(presets["cpu"], crop=48),
     }
-    # Fine-tunes tried on the decolorize weights and not shipped: docs/experiments.md.
-    #: Weights shipped in ``weights/`` (irnbench ``cpu``-preset runs; see their JSON sidecars).
-    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "tar")
+    pretrained_cfgs: dict[str, PretrainedCfg] = shipped_cfgs(Path(__file__).parent, "tar",
+                                                             paper=CARD.citation)
 
     Options = config_overrides(TARConfig, _TAROptions, "Options")
 
