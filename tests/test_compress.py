@@ -22,6 +22,7 @@ from irnbench.errors import InvalidSetting, WeightsNotFound
 from irnbench.evaluate import evaluate
 from irnbench.ops.jpeg import jpeg_encode
 from irnbench.ops.quantize import to_uint8
+from irnbench.papers import SAIN_QUALITIES, SAIN_README_ROWS
 from irnbench.protocol import COMPRESS_QUALITIES, JPEG_ANCHOR_QUALITIES
 from irnbench.rd import BDRateUndefined, bd_rate
 from irnbench.registry import find_weights, get_method_class, train_command
@@ -345,7 +346,8 @@ def test_rescale_jpeg_matrix_with_paper_rows(images, tmp_path):
     (t,) = ctx["quality_tables"]
     paper = [r for r in t["rows"] if r["kind"] == "paper"]
     assert [r["label"] for r in paper] == ["Bicubic & Bicubic"]
-    assert [c["text"] for c in paper[0]["cells"]] == ["29.38†", "31.96†"]
+    x2 = dict(zip(SAIN_QUALITIES, SAIN_README_ROWS["Bicubic & Bicubic"][2], strict=True))
+    assert [c["text"] for c in paper[0]["cells"]] == [f"{x2[q][0]:.2f}†" for q in (30, 90)]
     assert t["dagger"] and any("SAIN" in f for f in t["footnotes"])
 
 

@@ -413,14 +413,6 @@ def test_run_with_the_shipped_weights(tmp_path):
         assert math.isfinite(by[name]["psnr_rgb"]) and math.isfinite(by[name]["grey_psnr"])
 
 
-def test_builtin_entry_points():
-    from importlib.metadata import entry_points
-
-    eps = {ep.name: ep.value for ep in entry_points(group="irnbench")}
-    assert eps["irn-color"] == "irnbench_plugins.irn_color"
-    assert eps["grey"] == "irnbench_plugins.grey"
-
-
 def test_hidden_colour_script_tells_a_hiding_method_from_a_colouriser(tmp_path, capsys,
                                                                       monkeypatch):
     """scripts/decolorize_hidden_colour.py: the grey floor hides nothing (both restorations are

@@ -1,4 +1,5 @@
-"""IRN plugin: architecture facts, exact invertibility, initial behaviour, losses and gradients."""
+"""IRN plugin: architecture facts, exact invertibility, initial behaviour, losses and gradients
+(what every method must do is tests/test_method_contract.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import irnbench_plugins.irn as irn_plugin
 from irnbench import create_task
 from irnbench.errors import InvalidSetting
 from irnbench.ops.quantize import quantize
-from irnbench.plugins import load_plugins, pm, registered_methods
 from irnbench_plugins.irn import IRN, DenseBlock, HaarDownsampling, InvBlockExp, InvRescaleNet
 
 
@@ -156,20 +155,14 @@ def test_degrade_at_init_is_box_average(scale):
     torch.testing.assert_close(y, F.avg_pool2d(x, scale), rtol=0, atol=1e-6)
 
 
-def test_restore_reproducible_and_temperature_zero():
+def test_restore_at_temperature_zero_is_z_zero():
     m = _method(2)
     _randomise(m)
     y = quantize(m.degrade(_image()).detach())
     with torch.no_grad():
-        a = m.restore(y, generator=torch.Generator().manual_seed(5))
-        b = m.restore(y, generator=torch.Generator().manual_seed(5))
-        c = m.restore(y, generator=torch.Generator().manual_seed(6))
         t0 = m.restore(y, temperature=0.0, generator=torch.Generator().manual_seed(7))
         t0b = m.restore(y, temperature=0.0, quality=90)  # channel info is ignored
         zero = m.restore_with_z(y, torch.zeros(1, 9, 16, 16))
-    assert a.shape == (1, 3, 32, 32)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert not torch.allclose(a, c)
     torch.testing.assert_close(t0, t0b, rtol=0, atol=0)
     torch.testing.assert_close(t0, zero, rtol=0, atol=0)
     assert m.latent_shape(y) == (1, 9, 16, 16)
@@ -224,9 +217,8 @@ def test_gradients_flow_through_straight_through_channel():
     assert torch.isfinite(norm) and norm > 0
 
 
-# -- metadata and registration ------------------------------------------------------------------
-def test_presets_and_paper_rows():
-    assert IRN.stochastic and IRN.tasks == ("rescale", "compress")  # compress: rescale weights
+# -- presets -------------------------------------------------------------------------------------
+def test_paper_preset_is_the_official_schedule():
     p = IRN.presets["paper"]
     assert (p.iterations, p.batch_size, p.crop, p.lr, p.weight_decay, p.grad_clip) == (
         500_000,
@@ -240,32 +232,6 @@ def test_presets_and_paper_rows():
     for preset in IRN.presets.values():
         for s in (2, 4):
             assert preset.crop % (2 * s) == 0
-    rows = IRN.paper.results
-    t1 = {(r.setting, r.dataset): r.metrics for r in rows if r.quality is None}
-    assert len(t1) == 10 and t1[("x2", "div2k-val")] == {"psnr_y": 44.32, "ssim_y": 0.9908}
-    assert t1[("x4", "set5")] == {"psnr_y": 36.19, "ssim_y": 0.9451}
-    jpeg = [r for r in rows if r.quality is not None]
-    assert len(jpeg) == 10 and all(set(r.metrics) == {"psnr", "ssim"} and r.protocol for r in jpeg)
-    assert set(IRN.pretrained_cfgs) == {"rescale-x2", "rescale-x4"}  # shipped cpu weights
-
-
-@pytest.fixture
-def irn_registered():
-    load_plugins()
-    added = not pm.is_registered(irn_plugin)
-    if added:
-        pm.register(irn_plugin, name="irn-test")
-    yield
-    if added:
-        pm.unregister(irn_plugin)
-
-
-def test_registration(irn_registered):
-    from irnbench import create_method
-
-    assert registered_methods()["irn"] is IRN
-    m = create_method("irn", scale=4, pretrained=False)
-    assert isinstance(m, IRN) and m.scale == 4 and not m.training
 
 
 def test_latent_probe_script_reports_each_temperature(tmp_path, capsys):

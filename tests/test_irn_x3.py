@@ -21,7 +21,6 @@ from irnbench import create_task
 from irnbench.cli import cli
 from irnbench_plugins.irn import IRN, InvRescaleNet
 from irnbench_plugins.irn.blocks import ConvDownsampling, nchw_inference
-from irnbench_plugins.irn.crm import IRNCRM
 from irnbench_plugins.irn.method import SCALES
 from irnbench_plugins.irn.model import DEFAULT_BLOCKS
 
@@ -270,15 +269,3 @@ def test_train_smoke_x3_end_to_end(train_folder, tmp_path):
         x_hat = trained.restore(y, generator=torch.Generator().manual_seed(0))
     assert y.shape == (1, 3, 10, 10) and x_hat.shape == (1, 3, 30, 30)
     assert torch.isfinite(x_hat).all()
-
-
-def test_irn_crm_x3_runs_on_a_fresh_irn():
-    assert IRNCRM.supports(create_task("compress", scale=3))
-    m = irnbench.create_method("irn-crm", task="compress", scale=3, pretrained=False,
-                               config="smoke")
-    x = _image(h=48, w=48)
-    with torch.no_grad():
-        y = m.degrade(x)
-        out = m.restore(y.clamp(0, 1), quality=70, generator=torch.Generator().manual_seed(0))
-    assert y.shape == (1, 3, 16, 16) and out.shape == x.shape
-    assert torch.isfinite(out).all()
