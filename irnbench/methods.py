@@ -55,9 +55,10 @@ class ModelCard:
     """A method's model card: the one place for what it is, where irnbench departs from the
     official code, its weights and its citation.
 
-    The method module sets ``__doc__ = CARD.docstring()`` (so ``help()`` shows the card), the
-    class sets ``card = CARD``, ``description = CARD.summary`` and ``paper = CARD.paper(...)``,
-    and its published-checkpoint records take ``code``, ``licence`` and the citation from it.
+    The method module sets ``__doc__ = CARD.docstring()`` (so ``help()`` shows the card; a
+    module of several methods joins their cards), the class sets ``card = CARD``,
+    ``description = CARD.summary`` and ``paper = CARD.paper(...)``, and its published-checkpoint
+    records take ``code``, ``licence`` and the citation from it.
     Text fields may be indented triple-quoted strings (``inspect.cleandoc`` is applied).
     """
 

@@ -1,8 +1,8 @@
 """Published sources quoted by method plugins: one place for each paper and each quoted table.
 
-A paper cited by several methods (IRN's ECCV and IJCV papers), or quoted in a table that rows of
-several methods come from (IRN's Table 1, ECCV 2020; SAIN's README table, AAAI 2023), is written
-here once; the methods' model cards and paper-reported rows read it.
+Each paper a method cites (IRN's ECCV and IJCV papers are cited by several), and each table that
+rows of several methods come from (IRN's Table 1, ECCV 2020; SAIN's README table, AAAI 2023), is
+written here once; the methods' model cards and paper-reported rows read it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from irnbench.methods import PaperResult
 
-__all__ = ["Publication", "IRN_ECCV", "IRN_IJCV", "CAR_TIP", "TAD_ECCV", "IRN_TABLE1",
+__all__ = ["Publication", "IRN_ECCV", "IRN_IJCV", "CAR_TIP", "TAD_ECCV", "SAIN_AAAI",
+           "TINVBLOCKS_AAAI", "IRN_TABLE1",
            "IRN_TABLE1_ROWS", "SAIN_README", "SAIN_README_ROWS", "SAIN_PROTOCOL",
            "SAIN_QUALITIES", "table_rows", "sain_rows", "irn_table1_rows", "sain_readme_rows"]
 
@@ -68,6 +69,15 @@ CAR_TIP = Publication(
 TAD_ECCV = Publication(
     ("Kim", "Choi", "Lim", "Lee"), "Task-Aware Image Downscaling", "ECCV", 2018,
     "https://cv.snu.ac.kr/research/taid/")
+SAIN_AAAI = Publication(
+    ("Yang", "Guo", "Zhao", "Li", "Zhang"),
+    "Self-Asymmetric Invertible Network for Compression-Aware Image Rescaling", "AAAI", 2023,
+    "https://arxiv.org/abs/2303.02353")
+#: T-IRN and T-SAIN.
+TINVBLOCKS_AAAI = Publication(
+    ("Bao", "Hao", "Xu", "Sun", "Zhou", "Zhu"),
+    "Plug-and-Play Tri-Branch Invertible Block for Image Rescaling", "AAAI", 2025,
+    "https://arxiv.org/abs/2412.13508")
 
 IRN_TABLE1 = f"IRN ({IRN_ECCV.inline}) Table 1"
 #: IRN's Table 1 as published, by row label: (scale, dataset) → (PSNR-Y, SSIM-Y); the TAD & TAU
@@ -106,7 +116,7 @@ IRN_TABLE1_ROWS: dict[str, dict[tuple[int, str], tuple[float, ...]]] = {
     },
 }
 
-SAIN_README = "SAIN (Yang et al., AAAI 2023) README table"
+SAIN_README = f"SAIN ({SAIN_AAAI.inline}) README table"
 #: SAIN's JPEG table is not on irnbench's protocol: the README does not state its channel (Y is
 #: inferred), every row of it (the baselines too) is from the SAIN authors' own runs, and its
 #: Bicubic & Bicubic x2 at QF 90 (31.96) exceeds IRN's clean 31.01 on the same set.
@@ -131,6 +141,10 @@ SAIN_README_ROWS: dict[str, dict[int, list[tuple[float, float]]]] = {
     "IRN": {
         2: [(29.24, 0.8051), (30.20, 0.8342), (31.14, 0.8604), (31.86, 0.8783), (32.91, 0.9023)],
         4: [(25.98, 0.6867), (26.62, 0.7096), (27.24, 0.7328), (27.72, 0.7508), (28.42, 0.7777)],
+    },
+    "SAIN": {
+        2: [(31.47, 0.8747), (33.17, 0.9082), (34.73, 0.9296), (35.46, 0.9374), (35.96, 0.9419)],
+        4: [(27.90, 0.7745), (29.05, 0.8088), (29.83, 0.8272), (30.13, 0.8331), (30.31, 0.8367)],
     },
 }
 

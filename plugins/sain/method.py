@@ -1,50 +1,3 @@
-"""The ``sain`` method: SAIN, the Self-Asymmetric Invertible Network, rescale ×2 and ×4.
-
-What it is
-    Compression-aware image rescaling (Yang et al., AAAI 2023). An invertible network takes the
-    HR image through every Haar stage, then Enhanced invertible blocks (IRN's affine coupling
-    plus a subnet E whose output forms the LR) and Vanilla blocks (IRN's coupling). The
-    transmitted LR is the last Enhanced block's x1 + E(x2); the Vanilla blocks learn to mimic
-    what a codec does to that LR, so the inverse, run from the decoded LR and a latent z drawn
-    from a learned Gaussian mixture, restores the HR image. irnbench runs the authors' released
-    weights: ``degrade`` returns the float LR (the harness quantises it and, with ``--jpeg``,
-    JPEG-codes it), ``restore`` draws z from the mixture under the run's seeded generator
-    (times ``temperature``, as the official ``gaussian_scale``) and returns the inverse's HR.
-
-Where irnbench departs from the official code, and why
-    - z comes from the harness's seeded generator, one draw per ``--draws`` (the rescale task
-      scores the mean of 5, as for IRN); the official test draws one z per image from the
-      unseeded global RNG. The draw itself is the official one: the same random numbers in the
-      same order, so a seed reproduces the official z.
-    - The harness owns the channel: uint8 rounding, then Pillow JPEG (4:2:0, optimise off, the
-      settings of SAIN's own codec wrapper) at each ``--jpeg`` quality. irnbench has no WebP
-      channel, so ``sain.webp`` runs under JPEG (or none).
-    - ``degrade`` skips the Vanilla blocks (only the training losses read their output), which
-      leaves the LR unchanged; the HR is not clamped here (the harness clamps and rounds it, as
-      the official metric code does).
-    - Images above ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` HR pixels (DIV2K's included) run
-      tiled with 32 LR pixels of context, the z of the whole image sliced per tile: the result
-      differs slightly from an untiled run near tile borders. ``--option tile=-1`` never tiles.
-    - No training: ``irnbench train --plugin sain`` refuses and points to the official code.
-
-Weights
-    No weights ship with irnbench. ``irnbench weights import sain FILE --task rescale --scale S``
-    imports the authors' files, committed in github.com/yang-jin-hai/SAIN at commit
-    e361d7a0d34b31468f1e47b3e4f181b0e2ca7d46 (``experiments/pretrained_models/``; each pinned
-    by URL and git blob SHA-1 in ``SAIN_OFFICIAL``), after checking every tensor's name and
-    shape and that the Haar weights are the Haar constants:
-    ``SAINx2_JPEG.pth`` → ``sain.official`` ×2, ``SAINx4_JPEG.pth`` → ``sain.official`` ×4
-    (both trained with JPEG at QF 75; they should reproduce the SAIN rows of SAIN's README table,
-    DIV2K val at QF 30–90, under SAIN's protocol, whose channel is inferred to be Y), and
-    ``SAINx2_WebP.pth`` → ``sain.webp`` ×2 (``--tag webp``; trained with WebP, no published
-    numbers). An untagged ``sain`` resolves to ``sain.official`` once imported.
-
-Citation
-    Yang, Guo, Zhao, Li, Zhang, "Self-Asymmetric Invertible Network for Compression-Aware Image
-    Rescaling", AAAI 2023 (arXiv 2303.02353). Code and weights:
-    https://github.com/yang-jin-hai/SAIN @ e361d7a0d34b31468f1e47b3e4f181b0e2ca7d46 (Apache-2.0).
-"""
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,34 +7,79 @@ import torch
 from torch import nn
 
 from irnbench.plugin import (
+    SAIN_AAAI,
     InvalidSetting,
     Method,
-    Paper,
+    ModelCard,
     Task,
     module_fingerprint,
     resolve_tile,
-    sain_rows,
+    sain_readme_rows,
     tile_option,
     tiled,
 )
 from irnbench.plugin import Options as BaseOptions
 
 from .model import SAINet
-from .official import PAPER, SAIN_OFFICIAL
+from .official import COMMIT, sain_official
 
-__all__ = ["InvertibleRescaler", "SAIN", "SCALES", "TILE_OVERLAP_LR"]
+__all__ = ["CARD", "InvertibleRescaler", "SAIN", "SCALES", "TILE_OVERLAP_LR"]
+
+CARD = ModelCard(
+    summary=f"Self-Asymmetric Invertible Network, compression-aware rescaling ({SAIN_AAAI.inline})",
+    what="""
+        The ``sain`` method: SAIN, compression-aware image rescaling ×2 and ×4. An invertible
+        network takes the HR image through every Haar stage, then Enhanced invertible blocks
+        (IRN's affine coupling plus a subnet E whose output forms the LR) and Vanilla blocks
+        (IRN's coupling). The transmitted LR is the last Enhanced block's x1 + E(x2); the
+        Vanilla blocks learn to mimic what a codec does to that LR, so the inverse, run from the
+        decoded LR and a latent z drawn from a learned Gaussian mixture, restores the HR image.
+        irnbench runs the authors' released weights: ``degrade`` returns the float LR (the
+        harness quantises it and, with ``--jpeg``, JPEG-codes it), ``restore`` draws z from the
+        mixture under the run's seeded generator (times ``temperature``, as the official
+        ``gaussian_scale``) and returns the inverse's HR.
+        """,
+    departures="""
+        - z comes from the harness's seeded generator, one draw per ``--draws`` (the rescale task
+          scores the mean of 5, as for IRN); the official test draws one z per image from the
+          unseeded global RNG. The draw itself is the official one: the same random numbers in
+          the same order, so a seed reproduces the official z.
+        - The harness owns the channel: uint8 rounding, then Pillow JPEG (4:2:0, optimise off,
+          the settings of SAIN's own codec wrapper) at each ``--jpeg`` quality. irnbench has no
+          WebP channel, so ``sain.webp`` runs under JPEG (or none).
+        - ``degrade`` skips the Vanilla blocks (only the training losses read their output),
+          which leaves the LR unchanged; the HR is not clamped here (the harness clamps and
+          rounds it, as the official metric code does).
+        - Images above ``irnbench.ops.tiling.AUTO_TILE_PIXELS`` HR pixels (DIV2K's included) run
+          tiled with 32 LR pixels of context, the z of the whole image sliced per tile: the
+          result differs slightly from an untiled run near tile borders. ``--option tile=-1``
+          never tiles.
+        - No training: ``irnbench train --plugin sain`` refuses and points to the official code.
+        """,
+    weights=f"""
+        No weights ship with irnbench. ``irnbench weights import sain FILE --task rescale --scale
+        S`` (or ``irnbench weights fetch``) installs the authors' files, committed in the
+        repository at commit {COMMIT} (``experiments/pretrained_models/``; each pinned by URL and
+        git blob SHA-1 in ``SAIN.official_weights``), after checking every tensor's name and
+        shape and that the Haar weights are the Haar constants: ``SAINx2_JPEG.pth`` →
+        ``sain.official`` ×2, ``SAINx4_JPEG.pth`` → ``sain.official`` ×4 (both trained with JPEG
+        at QF 75; they should reproduce the SAIN rows of SAIN's README table, DIV2K val at QF
+        30–90, under SAIN's protocol, whose channel is inferred to be Y), and
+        ``SAINx2_WebP.pth`` → ``sain.webp`` ×2 (``--tag webp``; trained with WebP, no published
+        numbers). An untagged ``sain`` resolves to ``sain.official`` once imported.
+        """,
+    citation=SAIN_AAAI.citation,
+    url=SAIN_AAAI.url,
+    code="github.com/yang-jin-hai/SAIN",
+    licence="Apache-2.0 (yang-jin-hai/SAIN: code and weights, which are committed in the "
+            "repository)",
+)
+__doc__ = CARD.docstring()
 
 #: Scales with released weights.
 SCALES = (2, 4)
 #: Context (in LR pixels) kept around each tile, as IRN's.
 TILE_OVERLAP_LR = 32
-
-# The "SAIN" rows of SAIN's README table, DIV2K val, QF 30/50/70/80/90 (PSNR, SSIM).
-_SAIN_ROWS = {
-    2: [(31.47, 0.8747), (33.17, 0.9082), (34.73, 0.9296), (35.46, 0.9374), (35.96, 0.9419)],
-    4: [(27.90, 0.7745), (29.05, 0.8088), (29.83, 0.8272), (30.13, 0.8331), (30.31, 0.8367)],
-}
-
 
 class InvertibleRescaler(Method):
     """A rescaler run from an invertible network ``self.net`` with ``downscale(x)`` → LR and
@@ -145,12 +143,12 @@ class SAIN(InvertibleRescaler):
     from the learned Gaussian mixture × ``temperature`` (official ``gaussian_scale`` = 1)."""
 
     name = "sain"
-    description = "Self-Asymmetric Invertible Network, compression-aware rescaling (AAAI 2023)"
+    card = CARD
+    description = CARD.summary
     stochastic = True
-    paper = Paper(citation=PAPER, url="https://arxiv.org/abs/2303.02353",
-                  results=tuple(sain_rows("SAIN", _SAIN_ROWS)))
+    paper = CARD.paper(*sain_readme_rows("SAIN"))
     #: The authors' ×2 and ×4 JPEG releases (and ×2 WebP as ``--tag webp``).
-    official_weights = SAIN_OFFICIAL
+    official_weights = sain_official(CARD)
     training_note = ("training is out of scope here; train SAIN with the official code at "
                      "https://github.com/yang-jin-hai/SAIN and import its checkpoint with "
                      "`irnbench weights import sain`")

@@ -17,24 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from irnbench.plugin import CheckpointError, OfficialCheckpoint, OfficialFile, task_key
+from irnbench.plugin import CheckpointError, ModelCard, OfficialCheckpoint, OfficialFile, task_key
 from irnbench_plugins.irn.blocks import HaarDownsampling
 
 from .model import SAINet
 
 __all__ = [
-    "REPOSITORY", "COMMIT", "LICENCE", "PAPER", "OFFICIAL_FILES", "ReleasedFile",
-    "official_key", "official_state_dict", "build_official", "check_haar", "map_state_dict",
-    "strip_module_prefix", "WEIGHTS_LICENCE", "SAIN_OFFICIAL", "pinned_checkpoint",
+    "COMMIT", "OFFICIAL_FILES", "ReleasedFile", "official_key", "official_state_dict",
+    "build_official", "check_haar", "map_state_dict", "strip_module_prefix", "sain_official",
+    "pinned_checkpoint",
 ]
 
-REPOSITORY = "github.com/yang-jin-hai/SAIN"
-#: The commit whose code and weights the mapping was written against.
+#: The commit whose code and weights the mapping was written against (the repository is the
+#: method's card's ``code``).
 COMMIT = "e361d7a0d34b31468f1e47b3e4f181b0e2ca7d46"
-LICENCE = ("Apache-2.0 (yang-jin-hai/SAIN: code and weights, which are committed in the "
-           "repository)")
-PAPER = ("Yang, Guo, Zhao, Li, Zhang, 'Self-Asymmetric Invertible Network for "
-         "Compression-Aware Image Rescaling', AAAI 2023 (arXiv 2303.02353)")
 
 #: At most this many keys are named in one error.
 _SHOWN_KEYS = 5
@@ -170,10 +166,6 @@ def official_state_dict(state: Mapping[str, torch.Tensor], model: SAINet,
 
 
 # -- the importable checkpoints (``irnbench weights import sain FILE --task rescale --scale S``)
-#: The licence an import records (``OfficialCheckpoint.licence``), for SAIN and T-InvBlocks.
-WEIGHTS_LICENCE = "Apache-2.0 (code; the weights are committed in the same repository)"
-
-
 def _pinned_file(name: str, released: ReleasedFile, what: str, repository: str,
                  commit: str) -> OfficialFile:
     """A released file that fills the method's ``net.``, with its immutable URL at ``commit``."""
@@ -186,46 +178,47 @@ def pinned_checkpoint(
     file: str,
     what: str,
     *,
+    card: ModelCard,
     released: Mapping[str, ReleasedFile],
     key: Callable[[str], str | None],
-    repository: str,
     commit: str,
-    paper: str,
     variants: Mapping[str, tuple[str, str]] | None = None,
 ) -> OfficialCheckpoint:
-    """The ``OfficialCheckpoint`` of a one-file rescale ×``scale`` release committed in a git
-    repository: it fills the method's ``net.`` through ``key`` (the official name → the
-    network's, ``None`` if foreign), its Haar weights must be the Haar constants, and every file
-    is pinned (URL at ``commit``, git blob SHA-1). ``variants``: tag → (file, what) of other
-    releases with the same tensors."""
+    """The ``OfficialCheckpoint`` of a one-file rescale ×``scale`` release committed in the git
+    repository of the method's ``card`` (which also gives the licence and paper): it fills the
+    method's ``net.`` through ``key`` (the official name → the network's, ``None`` if foreign),
+    its Haar weights must be the Haar constants, and every file is pinned (URL at ``commit``,
+    git blob SHA-1). ``variants``: tag → (file, what) of other releases with the same tensors."""
 
     def rename(_file: str, name: str) -> str | None:
         target = key(name)
         return None if target is None else "net." + target
 
     def pinned(name: str, text: str) -> OfficialFile:
-        return _pinned_file(name, released[name], text, repository, commit)
+        return _pinned_file(name, released[name], text, card.code, commit)
 
     return OfficialCheckpoint(
         task="rescale", setting={"scale": scale}, files=(pinned(file, what),), rename=rename,
-        repository=repository, download=f"https://{repository}", licence=WEIGHTS_LICENCE,
-        paper=paper, check=check_haar,
+        repository=card.code, download=f"https://{card.code}", licence=card.licence,
+        paper=card.citation, check=check_haar,
         variants={tag: pinned(name, text) for tag, (name, text) in (variants or {}).items()},
     )
 
 
-def _sain(scale: int, **variants: tuple[str, str]) -> OfficialCheckpoint:
+def _sain(card: ModelCard, scale: int, **variants: tuple[str, str]) -> OfficialCheckpoint:
     blocks = OFFICIAL_FILES[f"SAINx{scale}_JPEG.pth"].args
     what = (f"SAIN ×{scale} SAINet ({blocks['e_blocks']} Enhanced + {blocks['v_blocks']} Vanilla "
             "blocks), trained with JPEG at QF 75")
-    return pinned_checkpoint(scale, f"SAINx{scale}_JPEG.pth", what, released=OFFICIAL_FILES,
-                             key=official_key, repository=REPOSITORY, commit=COMMIT, paper=PAPER,
+    return pinned_checkpoint(scale, f"SAINx{scale}_JPEG.pth", what, card=card,
+                             released=OFFICIAL_FILES, key=official_key, commit=COMMIT,
                              variants=variants)
 
 
-#: SAIN ×2 and ×4 (JPEG); ``SAINx2_WebP.pth`` has the ×2 tensors: import it with ``--tag webp``.
-SAIN_OFFICIAL: dict[str, OfficialCheckpoint] = {
-    task_key("rescale", scale=2): _sain(2, webp=("SAINx2_WebP.pth", "SAIN ×2 SAINet trained "
-                                                  "with WebP at quality 75")),
-    task_key("rescale", scale=4): _sain(4),
-}
+def sain_official(card: ModelCard) -> dict[str, OfficialCheckpoint]:
+    """SAIN ×2 and ×4 (JPEG); ``SAINx2_WebP.pth`` has the ×2 tensors: import it with ``--tag
+    webp``."""
+    return {
+        task_key("rescale", scale=2): _sain(card, 2, webp=("SAINx2_WebP.pth", "SAIN ×2 SAINet "
+                                                            "trained with WebP at quality 75")),
+        task_key("rescale", scale=4): _sain(card, 4),
+    }

@@ -14,23 +14,19 @@ from collections.abc import Mapping
 
 import torch
 
-from irnbench.plugin import CheckpointError, OfficialCheckpoint, task_key
+from irnbench.plugin import CheckpointError, ModelCard, OfficialCheckpoint, task_key
 from irnbench_plugins.sain.official import ReleasedFile, map_state_dict, pinned_checkpoint
 
 from .model import TIRN, TSAIN, TriBranchRescaleNet
 
 __all__ = [
-    "REPOSITORY", "COMMIT", "LICENCE", "PAPER", "OFFICIAL_FILES", "official_key",
-    "official_state_dict", "build_official", "TIRN_OFFICIAL", "TSAIN_OFFICIAL",
+    "COMMIT", "OFFICIAL_FILES", "official_key", "official_state_dict", "build_official",
+    "tinvblocks_official",
 ]
 
-REPOSITORY = "github.com/Jingwei-Bao/T-InvBlocks"
-#: The commit whose code and weights the mapping was written against.
+#: The commit whose code and weights the mapping was written against (the repository is the
+#: methods' cards' ``code``).
 COMMIT = "3590f069420ae2e88d4e2804a4b93c4e3dc5530d"
-LICENCE = ("Apache-2.0 (Jingwei-Bao/T-InvBlocks: code and weights, which are committed in "
-           "the repository)")
-PAPER = ("Bao, Hao, Xu, Sun, Zhou, Zhu, 'Plug-and-Play Tri-Branch Invertible Block for Image "
-         "Rescaling', AAAI 2025 (arXiv 2412.13508)")
 
 #: The released files at ``COMMIT``; ``args`` are those of ``TIRN`` / ``TSAIN`` (official
 #: classes TIRN_2, TIRN_4, TSAIN_2, TSAIN_4 with the block counts of their test ymls).
@@ -91,16 +87,12 @@ _WHAT = {
 }
 
 
-def _checkpoints(net: str) -> dict[str, OfficialCheckpoint]:
+def tinvblocks_official(card: ModelCard, net: str) -> dict[str, OfficialCheckpoint]:
+    """``net``'s (``TIRN`` or ``TSAIN``) ×2 and ×4 releases; repository, licence and paper from
+    the method's card."""
     return {
         task_key("rescale", scale=s): pinned_checkpoint(
-            s, f"{net}x{s}.pth", _WHAT[f"{net}x{s}.pth"], released=OFFICIAL_FILES,
-            key=official_key, repository=REPOSITORY, commit=COMMIT, paper=PAPER)
+            s, f"{net}x{s}.pth", _WHAT[f"{net}x{s}.pth"], card=card, released=OFFICIAL_FILES,
+            key=official_key, commit=COMMIT)
         for s in (2, 4)
     }
-
-
-#: T-IRN ×2 and ×4.
-TIRN_OFFICIAL: dict[str, OfficialCheckpoint] = _checkpoints("TIRN")
-#: T-SAIN ×2 and ×4.
-TSAIN_OFFICIAL: dict[str, OfficialCheckpoint] = _checkpoints("TSAIN")
