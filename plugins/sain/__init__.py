@@ -1,5 +1,5 @@
-"""SAIN: the Self-Asymmetric Invertible Network for compression-aware rescaling (Yang et al.,
-AAAI 2023, arXiv 2303.02353; official code github.com/yang-jin-hai/SAIN) as method ``sain``.
+"""SAIN plugin: the Self-Asymmetric Invertible Network for compression-aware rescaling as method
+``sain`` (model card: ``method``).
 
 ``model`` holds the network (``SAINet``) and its Gaussian-mixture latent, ``official`` the
 mapping of the authors' released state dicts onto it and the importable checkpoints, ``method``

@@ -1,6 +1,5 @@
-"""T-InvBlocks: T-IRN and T-SAIN, IRN and SAIN built from tri-branch invertible blocks in YCbCr
-(Bao et al., AAAI 2025, arXiv 2412.13508; official code github.com/Jingwei-Bao/T-InvBlocks), as
-methods ``tirn`` and ``tsain``.
+"""T-InvBlocks plugin: T-IRN and T-SAIN, IRN and SAIN built from tri-branch invertible blocks in
+YCbCr, as methods ``tirn`` and ``tsain`` (model cards: ``method``).
 
 ``model`` holds the block, the colour conversions and the networks (``model.TIRN``,
 ``model.TSAIN``), ``official`` the mapping of the authors' released state dicts onto them and the
