@@ -47,7 +47,7 @@ from irnbench.methods import Method, ModelCard
 from irnbench.metrics import psnr
 from irnbench.ops.quantize import to_uint8
 from irnbench.options import describe_options
-from irnbench.papers import IRN_TABLE1_ROWS
+from irnbench.papers import IRN_TABLE1_ROWS, SAIN_README_ROWS
 from irnbench.plugins import registered_datasets
 from irnbench.registry import create_task, get_method_class
 from irnbench.results import METRIC_COLUMNS
@@ -499,27 +499,39 @@ def test_published_reports_record_the_cards_citation():
         assert info["description"] == card.summary, f"{where}: {spec}"
 
 
+def _weights_md_sections(name: str) -> str:
+    """The text of docs/weights.md's sections whose heading names a weight set of ``name``."""
+    text = (ROOT / "docs" / "weights.md").read_text(encoding="utf-8")
+    parts = re.split(r"(?m)^(?=#{2,3} )", text)
+    return "\n".join(p for p in parts if p.startswith("### ") and f"`{name}." in p.splitlines()[0])
+
+
 def test_docs_weights_md_names_every_methods_card():
-    """docs/weights.md names, for each method with weights, its paper, code and files."""
+    """docs/weights.md: each method with published weights has a section naming its card's
+    paper, code, licence and every released file; each with shipped weights is in the table."""
     text = (ROOT / "docs" / "weights.md").read_text(encoding="utf-8")
     for name in METHODS:
         cls = get_method_class(name)
-        if not (cls.pretrained_cfgs or cls.official_weights):
-            continue
         card = cls.card
-        assert card.url in text, f"docs/weights.md: {name}'s paper ({card.url})"
-        if card.code:
-            assert card.code in text, f"docs/weights.md: {name}'s code ({card.code})"
         if cls.pretrained_cfgs:
             assert f"`{name}.cpu`" in text, f"docs/weights.md: {name}'s shipped weights"
+        if not cls.official_weights:
+            continue
+        section = _weights_md_sections(name)
+        assert section, f"docs/weights.md has no section for {name}.official"
+        assert card.url in section, f"docs/weights.md {name}: the paper ({card.url})"
+        repo = card.code.removeprefix("github.com/")
+        assert repo in section, f"docs/weights.md {name}: the code ({repo})"
+        for licence in re.findall(r"(?:Apache|GPL|MIT|BSD)[\w.-]*", card.licence):
+            assert licence in section, f"docs/weights.md {name}: the licence ({licence})"
         for ckpt in cls.official_weights.values():
-            assert f"`{name}.official`" in text
             for f in (*ckpt.files, *ckpt.variants.values()):
-                assert f.name in text, f"docs/weights.md: {name}'s {f.name}"
+                assert Path(f.name).name in section, f"docs/weights.md {name}: {f.name}"
 
 
-def test_docs_table1_is_papers_table1():
-    """The Table 1 rows docs/weights.md quotes are papers.py's (one transcription)."""
+def test_docs_quote_papers_tables():
+    """The rows of IRN's Table 1 and of SAIN's README table that docs/weights.md quotes are
+    papers.py's (one transcription)."""
     text = (ROOT / "docs" / "weights.md").read_text(encoding="utf-8")
     cols = ("set5", "set14", "b100", "urban100", "div2k-val")
     found = 0
@@ -533,6 +545,11 @@ def test_docs_table1_is_papers_table1():
             assert quoted == IRN_TABLE1_ROWS[cells[0]][(scale, ds)], f"{cells[0]} x{scale} {ds}"
             found += 1
     assert found == 30
+    sain = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in _weights_md_sections("sain").splitlines()
+            if re.match(r"\s*\| x\d \|", line)]
+    assert {int(c[0][1:]): [tuple(float(v) for v in x.split("/")) for x in c[1:]]
+            for c in sain} == SAIN_README_ROWS["SAIN"]
 
 
 # -- a method added later -----------------------------------------------------------------------
