@@ -6,20 +6,26 @@ Per case (method × task × setting), built with ``pretrained=False`` and the me
 preset options when it has them (its small wiring-check configuration):
 
 * ``create_method`` builds it in eval mode for that setting;
-* ``degrade`` is deterministic, batch-independent, finite and of the input's dtype; what comes
-  through the harness's channel is k/255 in [0, 1]; ``restore`` of it has the HR's shape and
-  dtype and is finite;
+* ``degrade`` is deterministic, batch-independent, finite, of the input's dtype and leaves its
+  input alone; what comes through the harness's channel is k/255 in [0, 1]; ``restore`` of it
+  has the HR's shape and dtype, is finite and leaves its input alone (and, for a method that
+  needs no weights, restores the image);
 * a stochastic method restores the same image from the same seeded generator and another from
   another seed; any other method restores deterministically;
 * the evaluator (``irnbench.evaluate``) scores it on one tiny image: every row ok, every metric
   of the task filled;
 * its options round-trip: the declared defaults written as command-line strings parse back to
   the same typed values, and ``m.options`` (as given) parses back to ``m.opts``;
+* a trainable method has the ``cpu`` preset ``irnbench train`` names, and one training step's
+  loss is finite and reaches its parameters;
 * shipped weights of the setting load, match their sidecar's sha256 and restore the tiny image.
 
 Per method: paper-reported rows resolve to registered datasets and to settings the method runs;
 the model card (``ModelCard``) is what the module docstring, ``description``, ``paper`` and the
-published-checkpoint records say; every weights key (shipped or published) is a setting it runs.
+weights records say; every weights key (shipped or published) is a setting it runs. Across
+methods: methods with one ``degrade_key`` degrade alike, built-in entry points register them
+all, the published reports record the cards' citations, and docs/weights.md agrees with the
+cards and papers.py.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+    built.cache_clear()
 
 
 # -- the cases --------------------------------------------------------------------------------
