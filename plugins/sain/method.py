@@ -45,8 +45,9 @@ CARD = ModelCard(
           unseeded global RNG. The draw itself is the official one: the same random numbers in
           the same order, so a seed reproduces the official z.
         - The harness owns the channel: uint8 rounding, then Pillow JPEG (4:2:0, optimise off,
-          the settings of SAIN's own codec wrapper) at each ``--jpeg`` quality. irnbench has no
-          WebP channel, so ``sain.webp`` runs under JPEG (or none).
+          the settings of SAIN's own codec wrapper) at each ``--jpeg`` quality, or Pillow WebP
+          (lossy, other options default, as SAIN's ``REALCOMP``) at each ``--webp`` quality
+          (``sain.webp``'s channel; docs/protocol.md).
         - ``degrade`` skips the Vanilla blocks (only the training losses read their output),
           which leaves the LR unchanged; the HR is not clamped here (the harness clamps and
           rounds it, as the official metric code does).
