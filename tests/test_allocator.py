@@ -34,11 +34,8 @@ _PROBE = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap policy: Linux only")
 def test_kept_heap_reuses_pages_instead_of_faulting_them_in_again():
-    """Every one of 3 fresh processes saves the page faults of a reused 64 MiB block.
-
-    With a 64 MiB warm-up block (as this test had) it failed in 13 of 30 processes of the tox env:
-    the heap grew instead (strace: a second 64 MiB ``brk``); the 65 MiB block gave 30 of 30.
-    """
+    """Every one of 3 fresh processes saves the page faults of a reused 64 MiB block (why the
+    probe frees 65 MiB first: docs/experiments.md, "The CPU heap policy")."""
     env = {k: v for k, v in os.environ.items()
            if k != ENV_VAR and not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     seen = []

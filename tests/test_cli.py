@@ -1,4 +1,4 @@
-"""The ``irnbench`` command line (DESIGN.md §5), driven in-process with click's CliRunner.
+"""The ``irnbench`` command line, driven in-process with click's CliRunner.
 
 Runs use tiny images in ``tmp_path`` folders, ``--quiet`` and ``irnbench eval`` (no report).
 """
@@ -22,6 +22,7 @@ from irnbench.hookspecs import hookimpl
 from irnbench.methods import Method
 from irnbench.ops.imresize import imresize
 from irnbench.plugins import load_plugins, pm
+from irnbench.report import render_report
 
 
 @pytest.fixture(autouse=True)
@@ -271,15 +272,16 @@ def test_eval_jpeg_conditions(runner, folder, tmp_path):
 
 
 def test_run_with_report(runner, folder, tmp_path):
-    report = pytest.importorskip("irnbench.report")
-    if not hasattr(report, "render_report"):
-        pytest.skip("irnbench.report has no render_report yet")
+    """``run`` writes the report beside the results; ``render_report`` re-renders the folder."""
     out = tmp_path / "run"
     result = runner.invoke(cli, ["run", "--plugins", "bicubic", "--scale", "2", "--datasets",
                                  str(folder), "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "results.csv").is_file()
-    assert (out / "report.html").is_file()
+    html = (out / "report.html").read_text()
+    assert "bicubic" in html
+    again = render_report(out, tmp_path / "again.html")
+    assert "bicubic" in again.read_text()
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Data: the decoding rules (DESIGN.md §6), dataset resolution and the bundled sets.
+"""Data: the decoding rules, dataset resolution and the bundled sets.
 
 Every rule is checked twice: on ``irnbench.data.decode.load_image`` (exact values) and through a
 full ``irnbench eval`` run on a folder (the run finishes, the rows and notes say what happened).
@@ -370,11 +370,14 @@ def test_bundled_set_size_and_image_sides(name):
 
 @pytest.mark.parametrize("name", ["mini", "mini-train"])
 def test_bundled_files_match_card_hashes(name):
+    """The card lists every bundled file with its sha256 (and the files match): a card that
+    lost its hash list, or an image added without an entry, fails."""
     card = registered_datasets()[name]
     listed = card.extra.get("files")
-    if not listed:
-        pytest.skip("card lists no per-file hashes")
+    assert listed, f"card {name!r} lists no per-file hashes"
     folder = card.local_dir()
+    assert sorted(e["file"] for e in listed) == sorted(p.name for p in list_image_files(folder))
+    assert card.images == len(listed)
     for entry in listed:
         assert _sha256(folder / entry["file"]) == entry["sha256"], entry["file"]
 

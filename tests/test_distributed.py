@@ -32,7 +32,7 @@ from irnbench.distributed import DistContext, strip_option, torchrun_command
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method
 from irnbench.ops.imresize import imresize
-from irnbench.training.data import SampleNoise, TrainingData
+from irnbench.training.data import SampleNoise
 from irnbench.training.loop import NonFiniteLoss, train_method
 from irnbench.training.presets import Preset
 
@@ -161,12 +161,12 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def test_ddp_training_matches_one_process(ddp_methods, tmp_path):
+def test_ddp_training_matches_one_process(ddp_methods, tmp_path, tiny_train_set):
     """2 gloo ranks × 2 samples = 1 process × 4 samples: same loss curve and weights; the DDP
     run was stopped half-way and resumed (rank 0 reads the checkpoint and broadcasts it). Then
     the NaN guard across ranks."""
     kw = dict(name="test-ddp-ae", task="rescale", scale=2, preset="smoke",
-              datasets="mini-train", device="cpu", progress=False, install=False)
+              datasets=tiny_train_set, device="cpu", progress=False, install=False)
     single = train_method(**kw, out=tmp_path / "single")
     ranks = _spawn(tmp_path, "train", {**kw, "out": str(tmp_path / "ddp")})
     assert ranks[0]["history"] == ranks[1]["history"]  # rank 0's record, validation included
@@ -203,23 +203,22 @@ def test_training_noise_is_per_sample():
     assert not torch.equal(SampleNoise(1, [10], torch.device("cpu"))(3), b[:1, :, 0, 0])
 
 
-def test_batch_carries_global_sample_indices():
+def test_batch_carries_global_sample_indices(mini_train_data):
     import irnbench
 
-    task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(irnbench.create_task("rescale", scale=2))
     part = data.batch(5, 4, seed=0, crop=16, augment=True, indices=range(2, 4))
     assert part["sample_index"].tolist() == [22, 23]
 
 
-def test_batch_size_must_split_evenly(ddp_methods, tmp_path, monkeypatch):
+def test_batch_size_must_split_evenly(ddp_methods, tmp_path, monkeypatch, tiny_train_set):
     import irnbench.training.loop as train_mod
 
     monkeypatch.setattr(train_mod, "setup",
                         lambda device: (DistContext(rank=0, world=3), torch.device("cpu")))
     with pytest.raises(InvalidSetting, match="batch size 4.*3 processes"):
         train_method("test-ddp-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "x",
-                     datasets="mini-train", device="cpu", progress=False, install=False)
+                     datasets=tiny_train_set, device="cpu", progress=False, install=False)
 
 
 def _images(folder: Path) -> Path:
@@ -329,13 +328,13 @@ def test_torchrun_smoke_training_changes_nothing_a_run_resolves(tmp_path):
     assert (after.weights_tag, after.weights_sha256) == ("cpu", before.weights_sha256)
 
 
-def test_ddp_fp16_grad_scaler_follows_one_process(ddp_methods, tmp_path):
+def test_ddp_fp16_grad_scaler_follows_one_process(ddp_methods, tmp_path, tiny_train_set):
     """fp16 autocast with a GradScaler on 2 gloo ranks (stopped and resumed half-way): the
     gradients are unscaled after the all-reduce, so both ranks take the same steps, and the run
     follows the one-process fp16 run."""
     # 24 steps: the first ones overflow the initial loss scale and are skipped
     kw = dict(name="test-ddp-ae", task="rescale", scale=2, preset="smoke", amp="fp16",
-              iterations=24, datasets="mini-train", device="cpu", progress=False,
+              iterations=24, datasets=tiny_train_set, device="cpu", progress=False,
               install=False)
     single = train_method(**kw, out=tmp_path / "single")
     ranks = _spawn(tmp_path, "train", {**kw, "out": str(tmp_path / "ddp")})

@@ -53,10 +53,12 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
     """Every step of the GPU check on CPU (smoke preset), evaluated on one small crop of a mini
-    photo to stay short (about 20 s with one thread); nothing is installed and the shipped
-    weights do not change."""
+    photo; nothing is installed and the shipped weights do not change. Slow (about 20 s with
+    one thread: five CLI processes, two of them loading mini-train); the default suite keeps
+    the script's flags and its device step (the tests above and below)."""
     shipped = get_method_class("irn").package_dir() / "weights"
     before = _digests(shipped)
     images = tmp_path / "tiny-set"

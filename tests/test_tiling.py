@@ -21,8 +21,12 @@ def test_tiled_pointwise_is_exact():
     assert torch.equal(tiled(down, x, 33, 4, 0.5, align=2), down(x))
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_irn_tiled_equals_untiled(scale):
+#: Image sizes: at ×2, tiles of 64 with 64 pixels of context cut some context off in the 192
+#: columns; at ×4 the 128-pixel context spans the image, so a 2 × 2 grid with a partial last
+#: row of tiles checks the placement at ratios 4 and 1/4 as the 3 × 3 grid of 160 × 192 did,
+#: with a fifth of the pixels through the network.
+@pytest.mark.parametrize("scale,size", [(2, (160, 192)), (4, (96, 128))])
+def test_irn_tiled_equals_untiled(scale, size):
     torch.manual_seed(0)
     whole = irnbench.create_method("irn", scale=scale, pretrained=False)
     with torch.no_grad():  # non-trivial weights: zero-init would make every block the identity
@@ -31,7 +35,7 @@ def test_irn_tiled_equals_untiled(scale):
                 p.add_(0.02 * torch.randn_like(p))
     tiles = irnbench.create_method("irn", scale=scale, pretrained=False, tile=64)
     tiles.load_state_dict(whole.state_dict())
-    x = torch.rand(1, 3, 160, 192)
+    x = torch.rand(1, 3, *size)
     with torch.no_grad():
         y_whole, y_tiles = whole.degrade(x), tiles.degrade(x)
         assert (y_whole - y_tiles).abs().max() < TOLERANCE

@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 
+import helpers
 import pytest
 import torch
 from conftest import make_plugin
-from helpers import TINY, TinyAE
+from helpers import TinyAE
 from safetensors.torch import load_file
 
 import irnbench
@@ -21,9 +22,20 @@ from irnbench.errors import InvalidSetting
 from irnbench.ops.imresize import imresize
 from irnbench.registry import get_method_class
 from irnbench.training.augment import color_jitter
-from irnbench.training.data import TrainingData
 from irnbench.training.loop import NonFiniteLoss, lr_factor, train_method, validate, validation_side
 from irnbench.training.presets import ColorAugment, Preset
+
+#: ``helpers.TINY`` on ``tiny_train_set`` (four small crops of ``mini-train``; set for each test
+#: below): what these tests check of the runner does not depend on the photos' size.
+TINY = dict(helpers.TINY)
+
+
+@pytest.fixture(autouse=True)
+def _tiny_training_set(tiny_train_set):
+    """Not through ``monkeypatch``: tests that call ``monkeypatch.undo()`` keep the set."""
+    TINY["datasets"] = tiny_train_set
+    yield
+    TINY["datasets"] = helpers.TINY["datasets"]
 
 
 def test_lr_schedule():
@@ -31,9 +43,9 @@ def test_lr_schedule():
     assert [lr_factor(s, p) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, .25, .25]
 
 
-def test_training_samples_are_pure_functions_of_index():
+def test_training_samples_are_pure_functions_of_index(mini_train_data):
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
     a = data.batch(3, 4, seed=1, crop=32, augment=True)
     b = data.batch(3, 4, seed=1, crop=32, augment=True)
     assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr_ref"], b["lr_ref"])
@@ -46,15 +58,15 @@ def test_training_samples_are_pure_functions_of_index():
     assert len(data.val_images) >= 1 and not set(data.val_names) & set(data.train_names)
 
 
-def test_whole_image_reference_is_cropped_not_recomputed():
+def test_whole_image_reference_is_cropped_not_recomputed(mini_train_data):
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
     assert torch.allclose(data.refs[0], imresize(data.images[0].unsqueeze(0), 0.5)[0])
 
 
-def test_validation_scores_whole_held_out_images_or_centre_crops():
+def test_validation_scores_whole_held_out_images_or_centre_crops(mini_train_data):
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
     torch.manual_seed(0)
     model = TinyAE(task)
     seen, degrade = [], model.degrade
@@ -97,9 +109,9 @@ def test_color_jitter_commutes_with_the_bicubic_reference():
     assert torch.allclose(color_jitter(hr, ref, (2, 0, 1), 1.0)[0], hr[[2, 0, 1]])
 
 
-def test_color_augment_is_pure_and_leaves_the_crops_alone():
+def test_color_augment_is_pure_and_leaves_the_crops_alone(mini_train_data):
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
     a = data.batch(2, 6, seed=0, crop=32, augment=True, color=ColorAugment())
     b = data.batch(2, 6, seed=0, crop=32, augment=True, color=ColorAugment())
     plain = data.batch(2, 6, seed=0, crop=32, augment=True)
@@ -114,10 +126,10 @@ def test_color_augment_is_pure_and_leaves_the_crops_alone():
                    for p in perms)
 
 
-def test_color_augment_recomputes_the_decolorize_guide():
+def test_color_augment_recomputes_the_decolorize_guide(mini_train_data):
     """Decolorize: the 1-channel guide is the luma of the jittered crop, not a permuted copy."""
     grey = irnbench.create_task("decolorize")
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), grey)
+    data = mini_train_data(grey)
     luma = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
     changed = 0
     for i in range(8):
@@ -135,23 +147,27 @@ def test_color_augment_recomputes_the_decolorize_guide():
 
 
 @pytest.mark.parametrize("scale,cast", [(2, False), (4, False), (2, True)])
-def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(scale, cast):
+def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
+        scale, cast, tiny_train_set):
     """A clipped crop's bicubic LR equals the whole clipped image's, cropped (not a crop's own).
 
     The sample is replayed by hand (crop, channel order, gain from the same random stream), so a
     reference computed from the crop alone (with its own borders) would fail at the LR edges.
+    Small photos (``tiny_train_set``): each clipped sample recomputes a whole image's reference.
     """
     import numpy as np
 
+    from irnbench.data.loading import resolve_dataset
     from irnbench.training.augment import (
         COLOR_CAST,
         SATURATION_GAIN_CLIPPED,
         no_clip_cap,
         saturate_clipped,
     )
+    from irnbench.training.data import TrainingData
 
     task = irnbench.create_task("rescale", scale=scale)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = TrainingData(resolve_dataset(tiny_train_set), task)
     f, c, clipped = data.factor, 32, 0
     for index in range(40):
         hr, ref = data.sample(index, 0, c, False, ColorAugment(clip=True, cast=cast))
@@ -175,9 +191,9 @@ def test_color_clip_reference_is_the_whole_image_reference_of_the_clipped_image(
     assert clipped >= 5
 
 
-def test_color_clip_makes_the_saturated_colours_the_cap_never_does():
+def test_color_clip_makes_the_saturated_colours_the_cap_never_does(mini_train_data):
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
 
     def saturated(clip: bool) -> float:
         hr = data.batch(0, 48, seed=1, crop=32, augment=True,
@@ -187,10 +203,10 @@ def test_color_clip_makes_the_saturated_colours_the_cap_never_does():
     assert saturated(True) > max(0.05, 2 * saturated(False))
 
 
-def test_color_cast_makes_bright_saturated_yellows():
+def test_color_cast_makes_bright_saturated_yellows(mini_train_data):
     """The kodim23 failure colour: R and G high, B near 0; gains alone make (almost) none."""
     task = irnbench.create_task("rescale", scale=2)
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
 
     def yellow(cast: bool) -> float:
         hr = data.batch(0, 64, seed=1, crop=32, augment=True,
@@ -202,7 +218,7 @@ def test_color_cast_makes_bright_saturated_yellows():
     assert yellow(True) > max(0.002, 10 * yellow(False))  # measured: 0.006 against 0.0001
 
 
-def test_color_permute_off_keeps_the_hues_and_the_other_draws():
+def test_color_permute_off_keeps_the_hues_and_the_other_draws(mini_train_data):
     """``ColorAugment(permute=False)``: each sample is the same crop, gain and clipping as with
     permutations on, in the photo's own channel order (a red stays red), replayed by hand."""
     import numpy as np
@@ -210,7 +226,7 @@ def test_color_permute_off_keeps_the_hues_and_the_other_draws():
     from irnbench.training.augment import SATURATION_GAIN_CLIPPED, no_clip_cap, saturate_clipped
 
     task = irnbench.create_task("decolorize")
-    data = TrainingData(irnbench.data.resolve_dataset("mini-train"), task)
+    data = mini_train_data(task)
     clipped = reordered = 0
     for index in range(24):
         hr, ref = data.sample(index, 0, 32, False, ColorAugment(permute=False, clip=True))
@@ -410,7 +426,7 @@ def test_failed_final_weights_write_is_an_error(tiny, tmp_path, monkeypatch):
 
 def test_checkpoint_files_and_install(tiny, tmp_path):
     res = train_method("test-tiny-ae", "rescale", scale=2, preset="smoke", out=tmp_path / "c",
-                       datasets="mini-train", device="cpu", progress=False, install=True)
+                       **{**TINY, "install": True})
     side = json.loads((tmp_path / "c" / "checkpoint.json").read_text())
     for key in ("method", "task", "setting", "preset", "iteration", "data", "irnbench_version",
                 "sha256", "history"):
@@ -648,7 +664,7 @@ def test_smoke_chain_rebuilds_from_its_recorded_commands(plugin, tiny, tmp_path,
         monkeypatch.setenv("IRNBENCH_HOME", str(tmp_path / "home1"))
         a, b = tmp_path / "chain" / "a", tmp_path / "chain" / "b"
         base = (f"irnbench train --plugin {plugin} --scale 2 --preset smoke --iterations 3 "
-                "--device cpu --quiet")
+                f"--datasets {TINY['datasets']} --device cpu --quiet")
         assert irnbench_cli(f"{base} --out {a}").startswith("0:")
         assert irnbench_cli(f"{base} --out {b} --init {a}/weights.safetensors").startswith("0:")
         side = json.loads((b / "weights.json").read_text())

@@ -1,26 +1,12 @@
 """CPU heap policy: keep freed memory in the process (glibc) instead of handing it back to the OS.
 
-Why: PyTorch's CPU allocator takes every tensor from ``malloc``. Above glibc's mmap threshold
-(128 KiB, rising adaptively to at most 32 MiB) each large tensor is a fresh ``mmap`` whose pages
-fault in one by one on first touch, and is unmapped again when freed. IRN inference allocates and
-frees hundreds of MB of feature maps per pass, so a 5-minute ``irnbench run --task rescale
---plugins irn,bicubic`` on a 2-core CPU spent 133 s of its 600 CPU-seconds in the kernel (108 M
-minor page faults). Raising glibc's mmap and trim thresholds lets the heap reuse those pages; the
-arithmetic is untouched, so results are bit-identical. The cost: the process keeps its peak heap
-until it exits instead of shrinking after each pass.
-
-``irnbench run`` and ``irnbench eval`` apply it; API users may call :func:`keep_freed_memory`
-once. ``irnbench train`` does not: after it was applied to every command, one CI run of the
-SIGKILL-then-resume test ended with weights that differed from the uninterrupted run's. That
-was later traced to MKL's threaded kernels, not the heap (it happens with glibc's default heap
-too; the test now pins one thread), but training has not been re-measured with the policy, so it
-keeps the default heap. A freed block is not always reused: PyTorch asks ``posix_memalign`` for
-64-byte alignment, so a free chunk of exactly the requested size is too small once something
-allocated after it fences it off from the heap's top, and the heap grows instead (the 64 MiB
-probe of ``tests/test_allocator.py`` hit this in 13 of 30 processes; its probe now frees a
-slightly larger block). It never changes results.
-Skipped (returns False) off glibc, when ``IRNBENCH_KEEP_FREED_MEMORY=0``, or when the user already
-tunes malloc through ``GLIBC_TUNABLES`` or ``MALLOC_*`` variables (theirs win).
+Large tensors are otherwise mmapped afresh and page-faulted in on every pass; raising glibc's mmap
+and trim thresholds lets the heap reuse those pages, results bit-identical, at the cost of keeping
+the peak heap until exit (measured in docs/performance.md). ``irnbench run`` and ``eval`` apply it
+and API users may call :func:`keep_freed_memory`; ``irnbench train`` does not, as training was
+never measured with it (docs/experiments.md, "The CPU heap policy"). Skipped (returns False) off
+glibc, when ``IRNBENCH_KEEP_FREED_MEMORY=0``, or when the user already tunes malloc through
+``GLIBC_TUNABLES`` or ``MALLOC_*`` variables (theirs win).
 """
 
 from __future__ import annotations
@@ -77,9 +63,9 @@ def keep_freed_memory(threshold: int = THRESHOLD_BYTES) -> bool:
 def release_free_memory() -> bool:
     """Hand the free pages inside glibc's heap back to the OS (``malloc_trim(0)``); True if done.
 
-    Loading a training set frees a float copy of each image between the uint8 images it keeps;
-    glibc does not always reuse those holes (see above), and the resident set grew by about
-    20 MB per 2K photo. Trimming after each image keeps it to the data held. Results unchanged.
+    Loading a training set frees a float copy of each image between the uint8 images it keeps,
+    holes the heap may not reuse: trimming after each image keeps the resident set to the data
+    held (docs/performance.md). Results unchanged.
     """
     libc = _glibc("malloc_trim")
     if libc is None:

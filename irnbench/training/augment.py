@@ -34,10 +34,7 @@ def color_jitter(
     transformed HR (exactly, in real arithmetic). A 1-channel reference must be the luma guide of
     ``hr`` (decolorize; checked) and is recomputed from the transformed HR. The gain a is capped
     so that no HR value leaves [0, 1] (nothing is clipped, which would break that identity);
-    a ≤ 1 never needs the cap. Measured for IRN ×2 on ``mini`` (1 z draw): from scratch (1500
-    steps of 64² crops at 2e-4) it cost 4.6 dB Y-PSNR against the same run without it; as a
-    500-step fine-tune of trained weights (irn's ``cpu-ft-color``) it gained 1.7 dB, fixing the
-    saturated photos that the muted ``mini-train`` never shows.
+    a ≤ 1 never needs the cap. What it gained and cost for IRN: docs/experiments.md.
     """
     w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
     grey_ref = ref.shape[0] == 1
@@ -63,9 +60,8 @@ def saturate_clipped(hr: torch.Tensor, perm: Sequence[int], gain: float,
 
     Clipping makes the colours the muted training photos lack (saturated yellows, pure reds),
     where one HR channel sits at 0 or 1; the reference must then be recomputed from the result.
-    ``cast`` b adds one offset per channel: gains and channel orders alone almost never make
-    a bright saturated yellow from ``mini-train`` (measured: no 32² crop in 400 had 5 % of
-    such pixels; with offsets up to ±0.4, 4 %).
+    ``cast`` b adds one offset per channel, which gains and channel orders alone cannot: they
+    almost never make a bright saturated yellow (docs/experiments.md, IRN ×2).
     """
     w = torch.tensor(GREY_WEIGHTS, dtype=hr.dtype).view(3, 1, 1)
     hr = hr[torch.as_tensor(list(perm), dtype=torch.long)]
