@@ -298,13 +298,15 @@ def _iqa_names(value: str | None) -> list[str]:
 
 
 def _check_device(device: str) -> None:
-    """An unusable --device is a bad parameter (exit 2), not a traceback."""
+    """An unusable --device (unknown, or absent here: cuda without CUDA, cuda:7 on one GPU, mps
+    off macOS) is one ``Error:`` line and exit 2, before any work."""
     from irnbench.device import resolve_device
+    from irnbench.errors import InvalidSetting
 
     try:
         resolve_device(device)
     except (ValueError, RuntimeError) as exc:
-        raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
+        raise InvalidSetting(f"--device: {str(exc).splitlines()[0]}") from None
 
 
 def _method_options(req: RunRequest, methods: list[str]) -> dict[str, str]:
