@@ -4,7 +4,8 @@ Each :class:`~irnbench.leaderboard.Leaderboard` becomes one table: the protocol 
 for its setting above it (BasicSR style), measured rows ranked by the task's metric, each metric
 as ``mean ± half-width`` of its 95 % percentile bootstrap interval over images, the
 paired-bootstrap difference from the reference (``Δ``, ``*`` when the interval excludes 0),
-then the paper-reported rows of the same dataset.
+then the paper-reported rows of the same dataset. A not-finite mean is "n/a" with a numbered
+note under the table (never bold, no Δ); ``+inf`` is written ∞.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from typing import Any
 from irnbench import __version__
 from irnbench.leaderboard import Leaderboard, Row, as_float, as_text, codec_label
 from irnbench.report.formatting import (
+    NA_NOTE,
+    NA_TEXT,
     format_number,
     format_params,
     format_seconds,
     quality_label,
+    rankable,
 )
 from irnbench.results import BOOTSTRAP, MetricSpec
 
@@ -111,7 +115,9 @@ def _fixed(v: float, digits: int, sign: bool = False) -> str:
     return text
 
 
-def _metric_cell(row: Row, m: MetricSpec, style: _Style) -> str:
+def _metric_cell(row: Row, m: MetricSpec, style: _Style, notes: list[str]) -> str:
+    if row.kind != "failed" and row.na(m.key):
+        return f"{NA_TEXT} {_note(notes, NA_NOTE)}"
     mean = row.value(m.key) if row.kind != "failed" else None
     if mean is None:
         return ""
@@ -153,7 +159,7 @@ def _row_cells(table: Leaderboard, row: Row, style: _Style, notes: list[str]
         name += " " + _note(notes, note)
     weights = _row_weights(row)
     weights = _note(notes, weights) if len(weights) > MAX_WEIGHTS_CHARS else style.esc(weights)
-    cells = [name, weights] + [_metric_cell(row, m, style) for m in table.metrics()]
+    cells = [name, weights] + [_metric_cell(row, m, style, notes) for m in table.metrics()]
     if table.reference is not None and table.lead is not None:
         cells.append(_diff_cell(row, table.lead.digits, style))
     measured = row.kind == "measured"
@@ -254,9 +260,10 @@ _TEX = _Style(esc=latex_escape, num=_math, pm=r" $\pm$ ")
 
 
 def _places(values: list[float | None], better: str | None) -> list[int]:
-    """1 for the best value(s), 2 for the second distinct value, 0 otherwise."""
-    present = sorted({v for v in values if v is not None and not math.isnan(v)},
-                     reverse=better == "higher")
+    """1 for the best value(s), 2 for the second distinct value, 0 otherwise (missing and
+    not-finite values never place: ``formatting.rankable``)."""
+    values = [rankable(v, better) for v in values]
+    present = sorted({v for v in values if v is not None}, reverse=better == "higher")
     if better is None or len([v for v in values if v is not None]) < 2:
         return [0] * len(values)
     rank = {v: i + 1 for i, v in enumerate(present[:2])}
