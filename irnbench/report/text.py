@@ -6,6 +6,11 @@ as ``mean ± half-width`` of its 95 % percentile bootstrap interval over images,
 paired-bootstrap difference from the reference (``Δ``, ``*`` when the interval excludes 0),
 then the paper-reported rows of the same dataset. A not-finite mean is "n/a" with a numbered
 note under the table (never bold, no Δ); ``+inf`` is written ∞.
+
+Every text that comes from the inputs (labels, weights, datasets, protocol texts, notes) is
+escaped: in Markdown ``<`` and ``>`` become entities and backslash, backtick, ``* _ [ ] ~ |``
+are backslash-escaped, so that a label can neither inject HTML nor turn into code, a link or
+emphasis; in LaTeX the special characters become commands.
 """
 
 from __future__ import annotations
@@ -203,9 +208,14 @@ def _protocol(table: Leaderboard) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]~|])")
+
+
 def _md_escape(text: str) -> str:
-    """A GitHub table cell: ``|`` escaped, line breaks flattened."""
-    return re.sub(r"\s*\n\s*", " ", str(text)).replace("|", r"\|")
+    """User text in Markdown: line breaks flattened, ``< >`` as entities (no raw HTML), and
+    ``\\ ` * _ [ ] ~ |`` backslash-escaped (no code, emphasis, link or extra cell)."""
+    flat = re.sub(r"\s*\n\s*", " ", str(text))
+    return _MD_SPECIAL.sub(r"\\\1", flat).replace("<", "&lt;").replace(">", "&gt;")
 
 
 _MD = _Style(esc=_md_escape, num=_plain, pm=" ± ")
@@ -218,8 +228,8 @@ def markdown_table(table: Leaderboard) -> str:
     rows = [_row_cells(table, r, _MD, notes) for r in table.rows]
     align = "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"
     lines = [f"### {_md_escape(table_title(table))}", ""]
-    lines += [line for p in _protocol(table) for line in (p, "")]
-    lines += [" ".join(_legend(table)).replace("* :", r"\* :", 1), ""]
+    lines += [line for p in _protocol(table) for line in (_md_escape(p), "")]
+    lines += [_md_escape(" ".join(_legend(table))), ""]
     lines += ["| " + " | ".join(header) + " |", align]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if notes:
@@ -251,9 +261,10 @@ _LATEX = {
 
 
 def latex_escape(text: Any) -> str:
-    """Text safe in a LaTeX cell or caption: ``\\ & % $ # _ { } ~ ^`` (and a few non-ASCII
-    symbols the reports use) are written as LaTeX commands."""
-    return "".join(_LATEX.get(c, c) for c in str(text))
+    """Text safe in a LaTeX cell or caption: ``\\ & % $ # _ { } ~ ^ < >`` (and a few non-ASCII
+    symbols the reports use) are written as LaTeX commands; line breaks are flattened (a blank
+    line would end the paragraph inside a tabular)."""
+    return "".join(_LATEX.get(c, c) for c in re.sub(r"\s*\n\s*", " ", str(text)))
 
 
 _TEX = _Style(esc=latex_escape, num=_math, pm=r" $\pm$ ")
