@@ -298,13 +298,15 @@ def _iqa_names(value: str | None) -> list[str]:
 
 
 def _check_device(device: str) -> None:
-    """An unusable --device is a bad parameter (exit 2), not a traceback."""
+    """An unusable --device (unknown, or absent here: cuda without CUDA, cuda:7 on one GPU, mps
+    off macOS) is one ``Error:`` line and exit 2, before any work."""
     from irnbench.device import resolve_device
+    from irnbench.errors import InvalidSetting
 
     try:
         resolve_device(device)
     except (ValueError, RuntimeError) as exc:
-        raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from exc
+        raise InvalidSetting(f"--device: {str(exc).splitlines()[0]}") from None
 
 
 def _method_options(req: RunRequest, methods: list[str]) -> dict[str, str]:
@@ -476,17 +478,20 @@ def report(run_dirs, fmt, baseline, out):
     for d in dirs:
         if not (d / "results.json").exists():
             raise IrnbenchError(f"{d} is not an irnbench run folder (no results.json)")
-    if fmt != "html":
-        text = export_report(dirs, fmt, out=out, baseline=baseline)
-        click.echo(f"report: {out}" if out else text, nl=bool(out))
-        return
-    if baseline is not None:
+    if fmt == "html" and baseline is not None:
         raise click.BadParameter("applies to --format md, latex and csv only",
                                  param_hint="--baseline")
-    target = Path(out) if out else (dirs[0] / ("report.html" if len(dirs) == 1 else
-                                               "merged-report.html"))
-    path = render_report(dirs, target)
-    click.echo(f"report: {path}")
+    try:  # an unreadable results.json is one UnreadableRun line (irnbench.report.runs)
+        if fmt != "html":
+            text = export_report(dirs, fmt, out=out, baseline=baseline)
+            click.echo(f"report: {out}" if out else text, nl=bool(out))
+            return
+        target = Path(out) if out else (dirs[0] / ("report.html" if len(dirs) == 1 else
+                                                   "merged-report.html"))
+        click.echo(f"report: {render_report(dirs, target)}")
+    except OSError as exc:  # e.g. --out in a folder that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise IrnbenchError(f"{where}{exc.strerror or exc}") from None
 
 
 @cli.command()

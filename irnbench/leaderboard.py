@@ -10,6 +10,13 @@ interval (``irnbench.stats``). A method × quality summary (per codec) is ranked
 (``Task.summary_rank``): by BD-rate against the codec's own curve (compression), else by the mean
 of the rank metric over qualities.
 
+A metric whose set mean is not a finite number — a per-image ``NaN`` or ``−inf``, or a value
+missing on some of a method's images but present on others (``results.json`` writes NaN as
+``null``) — is *not finite* (:data:`NOT_FINITE`, :func:`not_finite`): it has no mean, interval,
+rank or Δ, and every format shows it as "n/a". ``+inf`` is a real value (the PSNR of an exact
+copy, e.g. bicubic's LR against itself): it is shown as ∞, ranks first where higher is better
+and may be the best.
+
 The HTML report, the Markdown/LaTeX/CSV exports and :func:`compare` all read this module, so they
 cannot rank a table differently.
 """
@@ -27,7 +34,16 @@ import pandas as pd
 
 from irnbench.channel import CODECS
 from irnbench.rd import BDRateUndefined, bd_rate
-from irnbench.results import BOOTSTRAP, LEGACY_CODEC, METRICS, MetricSpec, per_image, summarize
+from irnbench.results import (
+    BOOTSTRAP,
+    GROUP_KEYS,
+    LEGACY_CODEC,
+    METRIC_COLUMNS,
+    METRICS,
+    MetricSpec,
+    per_image,
+    summarize,
+)
 from irnbench.stats import align, paired_difference
 from irnbench.tasks.base import Task
 
@@ -37,6 +53,7 @@ __all__ = [
     "BDRate",
     "Delta",
     "Leaderboard",
+    "NOT_FINITE",
     "Row",
     "as_codec",
     "as_float",
@@ -51,6 +68,7 @@ __all__ = [
     "method_name",
     "natural_key",
     "normalise",
+    "not_finite",
     "paired_deltas",
     "rank",
     "rank_metric",
@@ -69,6 +87,9 @@ TABLE_KEYS = ["task", "setting", "codec", "quality", "dataset"]
 #: it from a row.
 TableKey = tuple[str, str, str, int | None, str]
 _SPECS = {m.key: m for m in METRICS}
+#: Column of set-level rows (and of per-image rows read from a file with ``NaN`` tokens): the
+#: metric keys, comma-separated, whose value is not finite and shown as "n/a".
+NOT_FINITE = "not_finite"
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,6 +110,14 @@ def as_float(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
+
+
+def not_finite(rec: Mapping[str, Any], metric: str) -> bool:
+    """Whether ``rec``'s ``metric`` is n/a: listed in its :data:`NOT_FINITE` column, or −inf."""
+    flagged = as_text(rec.get(NOT_FINITE))
+    if flagged and metric in flagged.split(","):
+        return True
+    return as_float(rec.get(metric)) == -math.inf
 
 
 def as_quality(v: Any) -> int | None:
@@ -253,8 +282,13 @@ class Row:
     delta: Delta | None = None
 
     def value(self, metric: str) -> float | None:
-        """The row's value of ``metric`` (a set mean for measured rows)."""
-        return as_float(self.record.get(metric))
+        """The row's value of ``metric`` (a set mean for measured rows); ``None`` when missing
+        or not finite (:meth:`na`)."""
+        return None if self.na(metric) else as_float(self.record.get(metric))
+
+    def na(self, metric: str) -> bool:
+        """Whether the row's ``metric`` is not finite (shown as "n/a"; see the module notes)."""
+        return not_finite(self.record, metric)
 
 
 @dataclass
@@ -283,8 +317,9 @@ class Leaderboard:
         return [r for r in self.rows if r.kind == "measured"]
 
     def metrics(self) -> list[MetricSpec]:
-        """The metric columns with a value in some row, in ``METRICS`` order."""
-        return [m for m in METRICS if any(r.value(m.key) is not None for r in self.rows)]
+        """The metric columns with a value (or an n/a) in some row, in ``METRICS`` order."""
+        return [m for m in METRICS
+                if any(r.value(m.key) is not None or r.na(m.key) for r in self.rows)]
 
 
 @dataclass(frozen=True)
@@ -299,13 +334,14 @@ class BDRate:
 # ranking and Δ
 # --------------------------------------------------------------------------------------------
 def rank(records: Sequence[Mapping[str, Any]], metric: str | None) -> list[Mapping[str, Any]]:
-    """Records best first by ``metric`` (missing values last, ties in their given order)."""
+    """Records best first by ``metric`` (missing and not-finite values last, ties in their given
+    order)."""
     if metric is None:
         return list(records)
     sign = -1.0 if _spec(metric).better == "higher" else 1.0
 
     def key(rec: Mapping[str, Any]) -> tuple[bool, float]:
-        v = as_float(rec.get(metric))
+        v = None if not_finite(rec, metric) else as_float(rec.get(metric))
         return v is None, sign * (v if v is not None else 0.0)
 
     return sorted(records, key=key)
@@ -314,7 +350,8 @@ def rank(records: Sequence[Mapping[str, Any]], metric: str | None) -> list[Mappi
 def paired_deltas(rows: pd.DataFrame, reference: str, metric: str) -> dict[str, Delta]:
     """Each method's (``name`` column) Δ of ``metric`` from ``reference`` on the images both
     measured (``BOOTSTRAP``); a stochastic method's draws are averaged per image first, so
-    images are resampled, not draws."""
+    images are resampled, not draws. A method that shares no finite image with the reference
+    gets none."""
     per_method = {str(n): per_image(g, metric) for n, g in rows.groupby("name", sort=False)}
     if reference not in per_method:
         return {}
@@ -322,6 +359,8 @@ def paired_deltas(rows: pd.DataFrame, reference: str, metric: str) -> dict[str, 
     for name, (images, values) in per_method.items():
         a, b = align(images, values, *per_method[reference])
         ci = paired_difference(a, b, **BOOTSTRAP)
+        if ci.n == 0:
+            continue
         out[name] = Delta(reference, metric, ci.mean, ci.lo, ci.hi, ci.n,
                           bool(name != reference and ci.excludes_zero))
     return out
@@ -339,14 +378,51 @@ def _baseline(baseline: str | None, rows: pd.DataFrame) -> str | None:
     return None
 
 
+def _not_finite_groups(measured: pd.DataFrame) -> dict[tuple[str, ...], list[str]]:
+    """Set-level row key (``GROUP_KEYS`` as text) → its metrics with no finite mean: a
+    per-image ``NaN`` token (:data:`NOT_FINITE`) or ``−inf``, or a value missing on some of the
+    group's ok rows but present on others."""
+    ok = measured[measured["status"].fillna("ok") == "ok"]
+    out: dict[tuple[str, ...], list[str]] = {}
+    for key, g in ok.groupby(GROUP_KEYS, dropna=False, sort=False):
+        tokens = set(",".join(as_text(v) for v in g.get(NOT_FINITE, [])).split(","))
+        bad = []
+        for m in METRIC_COLUMNS:
+            v = pd.to_numeric(g[m], errors="coerce")
+            present = v.notna()
+            if m in tokens or (present.any() and (not present.all() or (v == -np.inf).any())):
+                bad.append(m)
+        if bad:
+            out[tuple(as_text(k) for k in key)] = bad
+    return out
+
+
+def _mark_not_finite(summary: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with its not-finite metrics blanked (mean, interval, spread) and listed in
+    its :data:`NOT_FINITE` column (``""`` elsewhere)."""
+    summary[NOT_FINITE] = ""
+    groups = _not_finite_groups(measured) if len(summary) else {}
+    for idx, rec in zip(summary.index, summary[GROUP_KEYS].to_dict(orient="records"),
+                        strict=True):
+        bad = groups.get(tuple(as_text(rec[k]) for k in GROUP_KEYS))
+        if not bad or as_text(summary.at[idx, "status"]) == "failed":
+            continue
+        for m in bad:
+            for col in (m, f"{m}_lo", f"{m}_hi", f"{m}_std"):
+                summary.loc[idx, col] = np.nan
+        summary.at[idx, NOT_FINITE] = ",".join(bad)
+    return summary
+
+
 def summarize_measured(df: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """``results.summarize`` of the measured rows, codec and quality normalised (empty frame
-    if none)."""
+    if none); metrics without a finite set mean are blanked and listed in :data:`NOT_FINITE`."""
     measured = normalise(df[df["source"] == "measured"]) if len(df) else df
     if not len(measured):
         return pd.DataFrame()
     with np.errstate(invalid="ignore"):  # std of [inf, inf] (a lossless LR) is NaN: fine
-        return normalise(summarize(measured, intervals=intervals))
+        summary = normalise(summarize(measured, intervals=intervals))
+    return _mark_not_finite(summary, measured)
 
 
 def _board(key: TableKey, recs: list[dict[str, Any]], per_image_rows: pd.DataFrame,
@@ -364,9 +440,11 @@ def _board(key: TableKey, recs: list[dict[str, Any]], per_image_rows: pd.DataFra
         reference = rows[0].name if lead and rows and rows[0].value(lead.key) is not None \
             else None
     if lead and reference:
-        deltas = paired_deltas(per_image_rows, reference, lead.key)
+        # a not-finite mean has no Δ, and a not-finite reference gives none to anyone
+        na = {r.name for r in rows if r.na(lead.key)}
+        deltas = {} if reference in na else paired_deltas(per_image_rows, reference, lead.key)
         for r in rows:
-            r.delta = deltas.get(r.name)
+            r.delta = None if r.name in na else deltas.get(r.name)
         reference = reference if deltas else None
     rows += [Row("failed", method_name(r), as_text(r.get("method")), r) for r in failed]
     rows += [Row("paper", method_name(r), as_text(r.get("method")), r) for r in papers]
@@ -442,7 +520,12 @@ def compare(df: pd.DataFrame, baseline: str | None = None,
         if b.reference is None or b.lead is None:
             continue
         for metric in metrics or [b.lead.key]:
+            na = {r.name for r in b.measured if r.na(metric)}
+            if b.reference in na:
+                continue
             for name, d in paired_deltas(b.per_image, b.reference, metric).items():
+                if name in na:
+                    continue
                 out.append({**dict(zip(TABLE_KEYS, b.key, strict=True)), "label": name,
                             "reference": d.reference, "metric": metric, "diff": d.diff,
                             "diff_lo": d.lo, "diff_hi": d.hi, "images": d.images,

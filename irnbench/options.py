@@ -24,6 +24,7 @@ __all__ = [
     "OptionInfo",
     "option",
     "tile_option",
+    "MIN_TILE",
     "config_overrides",
     "overridden",
     "describe_options",
@@ -46,10 +47,24 @@ def option(default: Any, help: str, choices: Iterable[str] | None = None) -> Any
     return dataclasses.field(default=default, metadata=meta)
 
 
+#: The smallest tile side ``--option tile=N`` accepts. The tiling methods give each tile 32 px of
+#: context on every side (``irnbench.ops.tiling.tiled``'s overlap, in the network's input
+#: pixels), so a tile of t such pixels runs (t + 64)² pixels to keep t²: 9× the untiled work at
+#: IRN ×2 with tile=64 (32 LR px), over 4000× at tile=2, minutes where one pass takes 0.25 s.
+MIN_TILE = 64
+
+
 def tile_option() -> Any:
-    """The ``tile`` option shared by the tiling methods (see ``irnbench.ops.tiling``)."""
-    return option(0, "tile side in pixels (bounded memory): 0 automatic above "
-                     "AUTO_TILE_PIXELS, > 0 that side, < 0 never tile")
+    """The ``tile`` option shared by the tiling methods (see ``irnbench.ops.tiling``); a positive
+    side below ``MIN_TILE`` given as text (the command line) is refused."""
+    return dataclasses.field(default=0, metadata={
+        "help": f"tile side in pixels (bounded memory): 0 automatic above AUTO_TILE_PIXELS, "
+                f"< 0 never tile, else at least {MIN_TILE} (each tile carries 32 px of context "
+                f"per side: at ×2 a {MIN_TILE} px tile already costs ~9× the untiled work, a "
+                "2 px one thousands of times)",
+        "text_minimum": (MIN_TILE, "each tile carries 32 px of context per side, so smaller "
+                                   "tiles multiply the work (thousands of times at 2 px)"),
+    })
 
 
 def config_overrides(config_cls: type, base: type[Options], name: str) -> type[Options]:
@@ -157,6 +172,19 @@ def _convert(f: dataclasses.Field, tp: Any, value: Any) -> Any:
     return _convert_scalar(value, inner)
 
 
+def _check_minimum(f: dataclasses.Field, raw: Any, value: Any, owner: str) -> None:
+    """A field's ``text_minimum``: a positive value below it, given as text (``--option``), is
+    refused (0 and negative values keep their meanings; Python callers, e.g. tests of the tiler
+    on tiny images, may go lower)."""
+    minimum = f.metadata.get("text_minimum")
+    if minimum is None or not isinstance(raw, str) or not isinstance(value, int):
+        return
+    floor, why = minimum
+    if 0 < value < floor:
+        raise InvalidSetting(f"{owner} option {f.name!r} is {value}: give at least {floor}, "
+                             f"0 (automatic) or -1 (never); {why}")
+
+
 def describe_options(cls: type[Options]) -> list[OptionInfo]:
     """Every option of an ``Options`` class: name, type, default and help."""
     hints = _hints(cls)
@@ -198,6 +226,7 @@ def parse_options(cls: type[Options], values: Mapping[str, Any],
         except (ValueError, OverflowError):
             raise InvalidSetting(f"{owner} option {name!r} expects "
                                  f"{_type_label(f, hints[name])}; got {value!r}") from None
+        _check_minimum(f, value, given[name], owner)
     try:
         return cls(**given), given
     except InvalidSetting:

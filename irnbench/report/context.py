@@ -17,7 +17,7 @@ from irnbench.leaderboard import as_text, normalise, summarize_measured
 from irnbench.report.per_image import per_image_tables
 from irnbench.report.pivot import measured_pivots, published_pivots
 from irnbench.report.quality import quality_matrix_tables
-from irnbench.report.runs import RunData, merge_runs, protocols_for
+from irnbench.report.runs import RunData, dataset_labels, merge_runs, protocols_for
 from irnbench.report.tables import leaderboard_tables
 from irnbench.report.visuals import visual_groups
 from irnbench.results import BOOTSTRAP
@@ -66,8 +66,10 @@ def _environment(runs: Sequence[RunData]) -> dict[str, Any]:
 
 
 def _header(runs: Sequence[RunData]) -> list[dict[str, Any]]:
+    """Per run: folder, version, commit, command, date and what it measured (a dataset name
+    that two runs use for different images with the fingerprint its tables show)."""
     out = []
-    for r in runs:
+    for r, shown in zip(runs, dataset_labels(runs)[0], strict=True):
         m = r.meta
         settings = m.get("settings") or []
         out.append({
@@ -81,7 +83,8 @@ def _header(runs: Sequence[RunData]) -> list[dict[str, Any]]:
                 ", ".join(f"{k}={v}" for k, v in s.items()) if isinstance(s, dict) else str(s)
                 for s in settings),
             "datasets": ", ".join(
-                f"{d.get('name')} ({d.get('images')} images)" if isinstance(d, dict) else str(d)
+                f"{shown.get(as_text(d.get('name')), d.get('name'))} ({d.get('images')} images)"
+                if isinstance(d, dict) else str(d)
                 for d in (m.get("datasets") or [])),
             "methods": ", ".join(str(x) for x in (m.get("methods") or [])),
             "draws": as_text(m.get("draws")),

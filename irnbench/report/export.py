@@ -5,11 +5,14 @@
 the leaderboards of :mod:`irnbench.leaderboard` — one per task × setting × codec × quality ×
 dataset, ranked by the task's metric, with the Δ of that metric from a reference — as Markdown
 or LaTeX (:mod:`irnbench.report.text`), or as the flat set-level table (CSV, in the same order,
-with each measured row's ``rank``).
+with each measured row's ``rank``). In the CSV a not-finite mean is written "n/a" (pandas reads
+it back as NaN) with empty interval and spread, its metric keys are listed in the
+``not_finite`` column, and the row has no rank; ``+inf`` is written "inf".
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,15 @@ import pandas as pd
 
 from irnbench.errors import UnknownNameError
 from irnbench.leaderboard import (
+    NOT_FINITE,
     Leaderboard,
+    as_float,
     as_text,
     leaderboards,
     method_name,
     normalise,
 )
+from irnbench.report.formatting import NA_TEXT
 from irnbench.report.runs import load_runs, merge_runs, protocols_for
 from irnbench.report.text import to_latex, to_markdown
 from irnbench.results import METRIC_COLUMNS
@@ -35,7 +41,7 @@ FORMATS = ("md", "latex", "csv")
 _CSV_IDS = ["source", "method", "label", "weights", "tag", "task", "setting", "codec",
             "quality", "dataset", "reference", "notes", "rank"]
 _CSV_DIFFS = ["diff_reference", "diff_metric", "diff", "diff_lo", "diff_hi", "distinguishable"]
-_CSV_TAIL = ["params", "seconds", "images", "draws", "status", "error"]
+_CSV_TAIL = ["params", "seconds", "images", "draws", "status", "error", NOT_FINITE]
 
 
 def _frame(measured: pd.DataFrame, papers: pd.DataFrame | None) -> pd.DataFrame:
@@ -60,7 +66,8 @@ def export_tables(measured: pd.DataFrame, papers: pd.DataFrame | None = None,
 
 
 def _csv_records(boards: Sequence[Leaderboard]) -> list[dict[str, Any]]:
-    """Measured rows in leaderboard order (``rank`` 1 is the best), then failed rows."""
+    """Measured rows in leaderboard order (``rank`` 1 is the best; a row without a finite
+    value of the rank metric has none), then failed rows."""
     out = []
     for b in boards:
         rank = 0
@@ -68,7 +75,8 @@ def _csv_records(boards: Sequence[Leaderboard]) -> list[dict[str, Any]]:
             if row.kind == "paper":
                 continue
             rec = dict(row.record)
-            if row.kind == "measured" and b.lead is not None:
+            if row.kind == "measured" and b.lead is not None \
+                    and row.value(b.lead.key) is not None:
                 rank += 1
                 rec["rank"] = rank
             d = row.delta
@@ -92,6 +100,11 @@ def set_level_frame(measured: pd.DataFrame, papers: pd.DataFrame | None = None,
     out = out.reindex(columns=_CSV_IDS + metric_cols + _CSV_DIFFS + _CSV_TAIL)
     for col in ("images", "draws", "rank"):  # counts, not floats, beside the blanks
         out[col] = pd.to_numeric(out[col], errors="coerce").round().astype("Int64")
+    for m in METRIC_COLUMNS:  # a not-finite mean is "n/a", not an empty (unmeasured) cell
+        na = [m in as_text(v).split(",") or as_float(x) == -math.inf
+              for v, x in zip(out[NOT_FINITE], out[m], strict=True)]
+        if any(na):
+            out[m] = out[m].astype(object).where(~pd.Series(na, index=out.index), NA_TEXT)
     return out
 
 

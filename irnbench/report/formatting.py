@@ -1,4 +1,10 @@
-"""How report cells write numbers: means, parameter counts, seconds, sort keys, best marks."""
+"""How report cells write numbers: means, parameter counts, seconds, sort keys, best marks.
+
+Not-finite metrics (``irnbench.leaderboard.not_finite``: NaN, −inf, or missing on some images)
+are written :data:`NA_TEXT` with the footnote :data:`NA_NOTE` in every format (HTML, Markdown,
+LaTeX; the CSV writes "n/a" in the cell and lists the metric in its ``not_finite`` column).
+``+inf`` is a real value (the PSNR of an exact copy) and is written "∞" (CSV: "inf").
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from irnbench.leaderboard import as_float, codec_label
 from irnbench.results import MetricSpec
 
 __all__ = [
+    "NA_NOTE",
+    "NA_TEXT",
     "best_flags",
     "format_number",
     "format_params",
@@ -17,18 +25,28 @@ __all__ = [
     "int_text",
     "metric_title",
     "quality_label",
+    "rankable",
     "sort_key",
 ]
 
+#: How a not-finite metric is written, in every format.
+NA_TEXT = "n/a"
+#: Its footnote (HTML, Markdown and LaTeX tables).
+NA_NOTE = ("n/a: not a finite number (NaN or −∞ on some image, or missing on some of the set's "
+           "images), so there is no mean, interval, rank, best mark or Δ; ranked last.")
+#: Above this magnitude a number is written in scientific notation (never 300 digits).
+_HUGE = 1e12
+
 
 def format_number(v: Any, digits: int) -> str:
-    """``33.6612`` → ``"33.66"``; ``inf`` → ``"∞"``; missing → ``""``."""
+    """``33.6612`` → ``"33.66"``; ``inf`` → ``"∞"``; missing → ``""``; a huge finite value
+    (a broken metric) in scientific notation, e.g. ``"1.00e+308"``."""
     f = as_float(v)
     if f is None:
         return ""
     if math.isinf(f):
         return "∞" if f > 0 else "−∞"
-    return f"{f:.{digits}f}"
+    return f"{f:.{digits}e}" if abs(f) >= _HUGE else f"{f:.{digits}f}"
 
 
 def format_params(v: Any) -> str:
@@ -84,13 +102,24 @@ def metric_title(m: MetricSpec, codec: str) -> str:
     return m.title
 
 
+def rankable(v: Any, better: str | None) -> float | None:
+    """``v`` as a value that may be marked best: finite, or ``+inf`` where higher is better (an
+    exact copy's PSNR); ``None`` for missing, NaN, −inf, and ``+inf`` of a lower-is-better
+    metric (no real LPIPS is infinite)."""
+    f = as_float(v)
+    if f is None or (math.isinf(f) and not (f > 0 and better == "higher")):
+        return None
+    return f
+
+
 def best_flags(values: Sequence[Any], better: str | None = "higher") -> list[bool]:
     """Which of ``values`` is best (``higher`` → max, ``lower`` → min); ties all win.
 
-    Missing values never win; with fewer than two present values nothing is marked (a lone row
-    is not "best" of anything); ``better=None`` marks nothing.
+    Missing and not-finite values never win (:func:`rankable`); with fewer than two such
+    values nothing is marked (a lone row is not "best" of anything); ``better=None`` marks
+    nothing.
     """
-    nums = [as_float(v) for v in values]
+    nums = [rankable(v, better) for v in values]
     present = [v for v in nums if v is not None]
     if better is None or len(present) < 2:
         return [False] * len(nums)

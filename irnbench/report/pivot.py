@@ -2,16 +2,19 @@
 matrix of the published numbers on datasets a run did not measure.
 
 A measured row is paired with the paper-reported rows of its own method class (``method`` of a
-paper row is the class name, e.g. ``irn``; a measured ``irn.official`` row belongs to it).
+paper row is the class name, e.g. ``irn``; a measured ``irn.official`` row belongs to it). A
+not-finite set mean (``irnbench.leaderboard.not_finite``) is "n/a", with a note under the pivot.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
-from irnbench.leaderboard import as_codec, codec_label
+from irnbench.leaderboard import as_codec, codec_label, not_finite
+from irnbench.report.formatting import NA_NOTE, NA_TEXT
 from irnbench.weights import parse_spec
 
 __all__ = ["measured_pivots", "published_pivots"]
@@ -26,6 +29,8 @@ def _fmt(v: Any, metric: str, signed: bool = False) -> str:
     x = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
     if pd.isna(x):
         return "—"
+    if math.isinf(x):
+        return "∞" if x > 0 and not signed else NA_TEXT
     return f"{x:+.{_DIGITS.get(metric, 2)}f}" if signed else f"{x:.{_DIGITS.get(metric, 2)}f}"
 
 
@@ -82,7 +87,7 @@ def _paper_value(papers: pd.DataFrame, method: str, task: str, setting: str,
 
 
 def _measured_pivot(task, setting, channel, metric, rows, datasets, papers) -> dict[str, Any]:
-    body, sources = [], []
+    body, sources, na = [], [], False
     for label, g in rows.groupby("label", sort=False):
         method = str(g["method"].iloc[0])
         cells: list[dict[str, Any]] = [{"text": str(label), "cls": "name"}]
@@ -92,14 +97,17 @@ def _measured_pivot(task, setting, channel, metric, rows, datasets, papers) -> d
             paper, src = _paper_value(papers, method, task, setting, channel, ds, metric)
             if src and src not in sources:
                 sources.append(src)
-            diff = None if paper is None or value is None else float(value) - float(paper)
-            cells += [{"text": _fmt(value, metric), "cls": "num"},
+            bad = bool(len(mine)) and not_finite(mine.iloc[0].to_dict(), metric)
+            na = na or bad
+            diff = None if paper is None or value is None or bad else float(value) - float(paper)
+            cells += [{"text": NA_TEXT if bad else _fmt(value, metric), "cls": "num"},
                       {"text": _fmt(paper, metric), "cls": "num paper"},
                       {"text": _fmt(diff, metric, signed=True), "cls": "num diff"}]
         body.append(cells)
     return {"title": f"{_title(task, setting, channel)} · {metric}", "task": task,
             "setting": setting, "metric": metric, "datasets": datasets,
-            "sub": ["measured", "paper", "Δ"], "rows": body, "sources": sources}
+            "sub": ["measured", "paper", "Δ"], "rows": body, "sources": sources,
+            "na_note": NA_NOTE if na else ""}
 
 
 def published_pivots(papers: pd.DataFrame, measured: set[tuple[str, str, str]]

@@ -8,7 +8,8 @@ also has the RD curves (bpp vs Y-PSNR and vs RGB-PSNR, one line per method, code
 as an inline PNG, and when a codec's own curve (plain JPEG) was measured, each method's BD-rate
 against it (``irnbench.rd.bd_rate``), or "n/a" with the reason. Cells show the task's rank
 metric; rows are ranked as the task says (``irnbench.leaderboard.summary_order``: compression
-by BD-rate against plain JPEG).
+by BD-rate against plain JPEG). A not-finite set mean (``irnbench.leaderboard.not_finite``) is
+"n/a" with a footnote; its method has no BD-rate on that metric and ranks below the others.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from typing import Any
 import pandas as pd
 
 from irnbench.leaderboard import (
+    BDRate,
     as_codec,
     as_float,
     as_quality,
     bd_rates,
     codec_label,
+    not_finite,
     rank_metric,
     summary_order,
     summary_rank,
 )
 from irnbench.report.charts import png_data_uri
+from irnbench.report.formatting import NA_NOTE, NA_TEXT
 from irnbench.results import METRICS
 
 __all__ = ["codec_methods", "rd_curves", "rd_figure", "quality_matrix_tables"]
@@ -47,7 +51,7 @@ def _fmt(v: float | None, key: str) -> str:
     if v is None:
         return ""
     if math.isinf(v):
-        return "∞"
+        return "∞" if v > 0 else NA_TEXT
     return f"{v:.{_DIGITS.get(key, 2)}f}"
 
 
@@ -63,8 +67,8 @@ def codec_methods(metas: Sequence[dict[str, Any]]) -> set[str]:
 
 def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, float]]]]:
     """(task, setting, codec, dataset) → method → points sorted by quality, from a set-level
-    summary (``results.summarize``): each point has the quality and every metric of
-    ``METRICS``."""
+    summary (``results.summarize``): each point has the quality, every metric of ``METRICS``
+    (``None`` when missing or not finite) and ``na``, the set of its not-finite metrics."""
     out: dict[tuple, dict[str, list[dict[str, float]]]] = {}
     if not len(summary):
         return out
@@ -75,7 +79,9 @@ def rd_curves(summary: pd.DataFrame) -> dict[tuple, dict[str, list[dict[str, flo
             continue
         key = (str(rec["task"]), str(rec["setting"]), as_codec(rec.get("codec"), q),
                str(rec["dataset"]))
-        point = {"quality": q, **{k: as_float(rec.get(k)) for k in _DIGITS}}
+        na = {k for k in _DIGITS if not_finite(rec, k)}
+        point = {"quality": q, "na": na,
+                 **{k: None if k in na else as_float(rec.get(k)) for k in _DIGITS}}
         out.setdefault(key, {}).setdefault(str(rec["method"]), []).append(point)
     for methods in out.values():
         for pts in methods.values():
@@ -188,8 +194,28 @@ def _matrix(key: tuple, methods: dict[str, list[dict[str, Any]]], codecs: set[st
     others = [m for m in methods if m not in codecs]
     mx.cols = sorted({p["quality"] for m in others for p in methods[m]}) if others else qualities
     if mx.anchor is not None:
-        mx.bd = {k: bd_rates(methods, mx.anchor, k) for k in ("psnr_y", "psnr_rgb")}
+        mx.bd = {k: _na_bd(methods, mx.anchor, k, bd_rates(methods, mx.anchor, k))
+                 for k in ("psnr_y", "psnr_rgb")}
     return mx
+
+
+def _na_bd(methods: dict[str, list[dict[str, Any]]], anchor: str, key: str,
+           bd: dict[str, BDRate]) -> dict[str, BDRate]:
+    """``bd`` with "n/a" for a curve (or every curve, for the anchor's) that has a not-finite
+    point on ``key``: a BD-rate over the remaining points would be over other qualities."""
+    def gaps(name: str) -> list[int]:
+        return [p["quality"] for p in methods[name] if key in p["na"]]
+
+    out = dict(bd)
+    for name in methods:
+        if name == anchor:
+            continue
+        bad = gaps(anchor) or gaps(name)
+        if bad:
+            who = f"the anchor {anchor}" if gaps(anchor) else name
+            out[name] = BDRate(None, f"{_LABELS[key]} of {who} is n/a at quality "
+                                     f"{', '.join(map(str, bad))}")
+    return out
 
 
 def _best_per_column(mx: _Matrix) -> dict[int, float | None]:
@@ -219,17 +245,21 @@ def _measured_rows(mx: _Matrix) -> list[dict[str, Any]]:
     best = _best_per_column(mx)
     main, second = mx.main, mx.second
     rows = []
-    for m in summary_order(mx.task, mx.methods, mx.anchor, mx.cols):
-        pts = mx.methods[m]
-        by_q = {p["quality"]: p for p in pts}
+    order = summary_order(mx.task, mx.methods, mx.anchor, mx.cols)
+    order.sort(key=lambda m: any(main in p["na"] for p in mx.methods[m]))  # n/a last
+    for m in order:
+        by_q = {p["quality"]: p for p in mx.methods[m]}
         cells = []
         for q in mx.cols:
             p = by_q.get(q)
             v = None if p is None else p[main]
-            cells.append({"text": _fmt(v, main),
-                          "sub": "" if p is None else _fmt(p[second], second),
+            na = p is not None and main in p["na"]
+            sub = "" if p is None else NA_TEXT if second in p["na"] else _fmt(p[second], second)
+            cells.append({"text": NA_TEXT if na else _fmt(v, main), "sub": sub,
                           "bold": v is not None and best[q] is not None and v == best[q],
-                          "cls": "num"})
+                          "cls": "num na" if na else "num",
+                          "fn": _footnote(mx.footnotes, NA_NOTE)
+                          if na or (p is not None and second in p["na"]) else None})
         rows.append({"kind": "measured", "method": m, "label": mx.labels.get(m, m),
                      "weights": mx.weights.get(m, ""), "codec": m in mx.codecs,
                      "cells": cells, "bd": _bd_cells(mx, m) if mx.kind == "rd" else []})

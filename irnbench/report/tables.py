@@ -8,6 +8,7 @@ table per task × setting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,12 +25,15 @@ from irnbench.leaderboard import (
     codec_label,
     codec_rank,
     leaderboards,
+    not_finite,
     table_key,
     table_order,
     unmatched_papers,
 )
 from irnbench.report.charts import cost_figure, difference_figure
 from irnbench.report.formatting import (
+    NA_NOTE,
+    NA_TEXT,
     best_flags,
     format_number,
     format_params,
@@ -64,10 +68,22 @@ def _ci_text(rec: dict[str, Any], m: MetricSpec) -> str | None:
     return f"[{format_number(lo, m.digits)}, {format_number(hi, m.digits)}]"
 
 
+def _footnote(footnotes: list[str], note: str) -> int:
+    """The 1-based number of ``note`` among the table's footnotes (appended when new)."""
+    if note not in footnotes:
+        footnotes.append(note)
+    return footnotes.index(note) + 1
+
+
 def _metric_cells(rec: dict[str, Any], shown: list[MetricSpec], best: dict[str, list[bool]],
-                  i: int | None) -> list[dict[str, Any]]:
-    cells = []
+                  i: int | None, footnotes: list[str]) -> list[dict[str, Any]]:
+    """A row's metric cells: mean, spread and interval, or "n/a" with its footnote."""
+    cells: list[dict[str, Any]] = []
     for m in shown:
+        if not_finite(rec, m.key):
+            cells.append({"text": NA_TEXT, "sort": "", "bold": False, "cls": "num na",
+                          "fn": _footnote(footnotes, NA_NOTE)})
+            continue
         v = rec.get(m.key)
         std = as_float(rec.get(f"{m.key}_std"))
         cells.append({
@@ -84,7 +100,7 @@ def _metric_cells(rec: dict[str, Any], shown: list[MetricSpec], best: dict[str, 
 
 def _delta_cell(name: str, d: Delta | None) -> dict[str, Any]:
     """Δ of the rank metric from the reference method, its paired interval and the mark."""
-    if d is None:
+    if d is None or not all(math.isfinite(v) for v in (d.diff, d.lo, d.hi)):
         return {"text": "—", "sort": "", "cls": "num"}
     if name == d.reference:
         return {"text": "reference", "sort": sort_key(0.0), "cls": "num"}
@@ -103,13 +119,13 @@ def _name_cell(r: dict[str, Any]) -> dict[str, Any]:
 # rows
 # --------------------------------------------------------------------------------------------
 def _measured_row(row: Row, i: int, shown: list[MetricSpec], best: dict[str, list[bool]],
-                  budgets: dict[tuple[str, str], str]) -> dict[str, Any]:
+                  budgets: dict[tuple[str, str], str], footnotes: list[str]) -> dict[str, Any]:
     r = row.record
     cells = [
         _name_cell(r),
         {"text": as_text(r.get("weights")) or "—"},
         {"badge": "measured", "text": "measured"},
-        *_metric_cells(r, shown, best, i),
+        *_metric_cells(r, shown, best, i, footnotes),
         _delta_cell(row.name, row.delta),
         {"text": budgets.get((row.method, as_text(r.get("setting")))) or "—",
          "cls": "budget"},
@@ -139,11 +155,7 @@ def _paper_row(r: dict[str, Any], shown: list[MetricSpec], where: bool, with_qua
                with_extra: bool, footnotes: list[str], codec_cells: bool = False
                ) -> dict[str, Any]:
     note = as_text(r.get("notes"))
-    fn = None
-    if note:
-        if note not in footnotes:
-            footnotes.append(note)
-        fn = footnotes.index(note) + 1
+    fn = _footnote(footnotes, note) if note else None
     q_r = as_quality(r.get("quality"))
     q_text = "" if q_r is None else str(q_r)
     if codec_cells:  # several codecs in one column: "WebP q75"
@@ -155,7 +167,7 @@ def _paper_row(r: dict[str, Any], shown: list[MetricSpec], where: bool, with_qua
         {"text": as_text(r.get("weights")) or "as published"},
         {"badge": "paper-reported", "text": "paper-reported",
          "ref": as_text(r.get("reference")), "fn": fn},
-        *_metric_cells(r, shown, {}, None),
+        *_metric_cells(r, shown, {}, None, footnotes),
     ]
     if with_extra:
         cells += [{"text": "", "sort": "", "cls": "num"} for _ in _MEASURED_EXTRA]
@@ -228,7 +240,7 @@ def _measured_table(board: Leaderboard, protocol: list[str],
     best = {m.key: best_flags([r.value(m.key) for r in ok], m.better) for m in shown}
     columns = _columns(shown, False, False, board.codec) + _extra_columns(board)
     footnotes: list[str] = []
-    rows = [_measured_row(r, i, shown, best, budgets) for i, r in enumerate(ok)]
+    rows = [_measured_row(r, i, shown, best, budgets, footnotes) for i, r in enumerate(ok)]
     rows += [_failed_row(r, len(columns)) for r in board.rows if r.kind == "failed"]
     rows += [_paper_row(r.record, shown, False, False, True, footnotes)
              for r in board.rows if r.kind == "paper"]
@@ -266,7 +278,8 @@ def _published_table(key: tuple, recs: list[dict[str, Any]],
 def _figures(table: dict[str, Any], board: Leaderboard) -> list[dict[str, str]]:
     """The table's charts, both of the rank metric: quality against cost, and the per-image
     difference from the reference method (none for a single method)."""
-    lead, ok = board.lead, [r.record for r in board.measured]
+    lead = board.lead
+    ok = [r.record for r in board.measured if lead is not None and not r.na(lead.key)]
     if lead is None or len(ok) < 2:
         return []
     out = []
@@ -276,8 +289,10 @@ def _figures(table: dict[str, Any], board: Leaderboard) -> list[dict[str, str]]:
                     "caption": f"Set-mean {lead.label} against trainable parameters (left) and "
                                "seconds per image (right)."})
     ref = board.reference
-    if ref and len(board.per_image):
-        rows = board.per_image.assign(label=board.per_image["name"])
+    if ref and len(board.per_image):  # methods without a finite mean are left out, as from Δ
+        shown = {r.name for r in board.measured if r.delta is not None}
+        rows = board.per_image[board.per_image["name"].isin(shown)]
+        rows = rows.assign(label=rows["name"])
         diff = difference_figure(rows, lead.key, lead.label, ref,
                                  f"{table['title']}: per-image {lead.label} − {ref}")
         if diff:

@@ -4,7 +4,13 @@ Each :class:`~irnbench.leaderboard.Leaderboard` becomes one table: the protocol 
 for its setting above it (BasicSR style), measured rows ranked by the task's metric, each metric
 as ``mean ± half-width`` of its 95 % percentile bootstrap interval over images, the
 paired-bootstrap difference from the reference (``Δ``, ``*`` when the interval excludes 0),
-then the paper-reported rows of the same dataset.
+then the paper-reported rows of the same dataset. A not-finite mean is "n/a" with a numbered
+note under the table (never bold, no Δ); ``+inf`` is written ∞.
+
+Every text that comes from the inputs (labels, weights, datasets, protocol texts, notes) is
+escaped: in Markdown ``<`` and ``>`` become entities and backslash, backtick, ``* _ [ ] ~ |``
+are backslash-escaped, so that a label can neither inject HTML nor turn into code, a link or
+emphasis; in LaTeX the special characters become commands.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from typing import Any
 from irnbench import __version__
 from irnbench.leaderboard import Leaderboard, Row, as_float, as_text, codec_label
 from irnbench.report.formatting import (
+    NA_NOTE,
+    NA_TEXT,
     format_number,
     format_params,
     format_seconds,
     quality_label,
+    rankable,
 )
 from irnbench.results import BOOTSTRAP, MetricSpec
 
@@ -111,7 +120,9 @@ def _fixed(v: float, digits: int, sign: bool = False) -> str:
     return text
 
 
-def _metric_cell(row: Row, m: MetricSpec, style: _Style) -> str:
+def _metric_cell(row: Row, m: MetricSpec, style: _Style, notes: list[str]) -> str:
+    if row.kind != "failed" and row.na(m.key):
+        return f"{NA_TEXT} {_note(notes, NA_NOTE)}"
     mean = row.value(m.key) if row.kind != "failed" else None
     if mean is None:
         return ""
@@ -153,7 +164,7 @@ def _row_cells(table: Leaderboard, row: Row, style: _Style, notes: list[str]
         name += " " + _note(notes, note)
     weights = _row_weights(row)
     weights = _note(notes, weights) if len(weights) > MAX_WEIGHTS_CHARS else style.esc(weights)
-    cells = [name, weights] + [_metric_cell(row, m, style) for m in table.metrics()]
+    cells = [name, weights] + [_metric_cell(row, m, style, notes) for m in table.metrics()]
     if table.reference is not None and table.lead is not None:
         cells.append(_diff_cell(row, table.lead.digits, style))
     measured = row.kind == "measured"
@@ -197,9 +208,14 @@ def _protocol(table: Leaderboard) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]~|])")
+
+
 def _md_escape(text: str) -> str:
-    """A GitHub table cell: ``|`` escaped, line breaks flattened."""
-    return re.sub(r"\s*\n\s*", " ", str(text)).replace("|", r"\|")
+    """User text in Markdown: line breaks flattened, ``< >`` as entities (no raw HTML), and
+    ``\\ ` * _ [ ] ~ |`` backslash-escaped (no code, emphasis, link or extra cell)."""
+    flat = re.sub(r"\s*\n\s*", " ", str(text))
+    return _MD_SPECIAL.sub(r"\\\1", flat).replace("<", "&lt;").replace(">", "&gt;")
 
 
 _MD = _Style(esc=_md_escape, num=_plain, pm=" ± ")
@@ -212,8 +228,8 @@ def markdown_table(table: Leaderboard) -> str:
     rows = [_row_cells(table, r, _MD, notes) for r in table.rows]
     align = "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"
     lines = [f"### {_md_escape(table_title(table))}", ""]
-    lines += [line for p in _protocol(table) for line in (p, "")]
-    lines += [" ".join(_legend(table)).replace("* :", r"\* :", 1), ""]
+    lines += [line for p in _protocol(table) for line in (_md_escape(p), "")]
+    lines += [_md_escape(" ".join(_legend(table))), ""]
     lines += ["| " + " | ".join(header) + " |", align]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if notes:
@@ -245,18 +261,20 @@ _LATEX = {
 
 
 def latex_escape(text: Any) -> str:
-    """Text safe in a LaTeX cell or caption: ``\\ & % $ # _ { } ~ ^`` (and a few non-ASCII
-    symbols the reports use) are written as LaTeX commands."""
-    return "".join(_LATEX.get(c, c) for c in str(text))
+    """Text safe in a LaTeX cell or caption: ``\\ & % $ # _ { } ~ ^ < >`` (and a few non-ASCII
+    symbols the reports use) are written as LaTeX commands; line breaks are flattened (a blank
+    line would end the paragraph inside a tabular)."""
+    return "".join(_LATEX.get(c, c) for c in re.sub(r"\s*\n\s*", " ", str(text)))
 
 
 _TEX = _Style(esc=latex_escape, num=_math, pm=r" $\pm$ ")
 
 
 def _places(values: list[float | None], better: str | None) -> list[int]:
-    """1 for the best value(s), 2 for the second distinct value, 0 otherwise."""
-    present = sorted({v for v in values if v is not None and not math.isnan(v)},
-                     reverse=better == "higher")
+    """1 for the best value(s), 2 for the second distinct value, 0 otherwise (missing and
+    not-finite values never place: ``formatting.rankable``)."""
+    values = [rankable(v, better) for v in values]
+    present = sorted({v for v in values if v is not None}, reverse=better == "higher")
     if better is None or len([v for v in values if v is not None]) < 2:
         return [0] * len(values)
     rank = {v: i + 1 for i, v in enumerate(present[:2])}

@@ -9,7 +9,7 @@ from typing import Any
 
 from irnbench.leaderboard import as_codec, as_quality, as_text, codec_rank, natural_key
 from irnbench.report.formatting import quality_label
-from irnbench.report.runs import RunData
+from irnbench.report.runs import RunData, dataset_labels
 
 __all__ = ["visual_groups"]
 
@@ -24,15 +24,17 @@ def _data_uri(path: Path) -> str | None:
 
 def _collect(runs: Sequence[RunData]) -> tuple[dict[tuple, dict[str, Any]], list[str]]:
     """Crops by (setting, codec, quality, dataset, image, box); the first run that has one
-    wins (an entry without a codec but with a quality is JPEG)."""
+    wins (an entry without a codec but with a quality is JPEG). Datasets are named as the
+    tables name them, so two image sets that share a name never share a row."""
     entries: dict[tuple, dict[str, Any]] = {}
     problems: list[str] = []
-    for run in runs:
+    for run, labels in zip(runs, dataset_labels(runs)[0], strict=True):
         for e in run.visuals:
             q = as_quality(e.get("quality"))
             codec = as_codec(e.get("codec"), q)
             box = tuple(int(b) for b in e.get("box", ()))
-            key = (as_text(e.get("setting")), codec, q, as_text(e.get("dataset")),
+            dataset = as_text(e.get("dataset"))
+            key = (as_text(e.get("setting")), codec, q, labels.get(dataset, dataset),
                    as_text(e.get("image")), box)
             entry = entries.setdefault(key, {
                 "setting": key[0], "codec": codec, "quality": q, "dataset": key[3],
