@@ -414,6 +414,9 @@ def eval_(**params):
 @click.option("--no-install", is_flag=True,
               help="Do not install the final weights in the user cache (smoke presets never "
                    "install).")
+@click.option("--replace", is_flag=True,
+              help="Replace other weights installed under --tag (else refused before "
+                   "training, exit 2).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--workers", default=None, type=click.IntRange(min=0),
               help="DataLoader processes that sample crops ahead of the steps (default: 0 on "
@@ -421,8 +424,8 @@ def eval_(**params):
 @_NPROC
 @_user_errors
 def train(method, task, scale, preset, datasets, out, resume, overwrite, iterations, init,
-          init_sha256, device, amp, bf16, channels_last, compile_, seed, tag, no_install, quiet,
-          workers, nproc):
+          init_sha256, device, amp, bf16, channels_last, compile_, seed, tag, no_install, replace,
+          quiet, workers, nproc):
     """Train one method on one task setting with one of its presets.
 
     Data-parallel on N GPUs (or N CPU processes): `--nproc N`, or
@@ -441,7 +444,7 @@ def train(method, task, scale, preset, datasets, out, resume, overwrite, iterati
                        channels_last=channels_last, compile=compile_, seed=seed,
                        install=not no_install, progress=not quiet, command=_command_line(),
                        init=init, init_sha256=init_sha256, tag=tag, workers=workers,
-                       **setting)
+                       replace=replace, **setting)
     if not _is_main_rank():
         return
     click.echo(f"weights: {res.weights} ({res.iterations} steps, {res.wall_seconds:.0f} s)")

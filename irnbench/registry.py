@@ -21,14 +21,15 @@ from irnbench.weights import (
     OFFICIAL_TAG,
     RESOLUTION_ORDER,
     SHIPPED_TAG,
+    cache_weights_path,
     cached_path,
     cached_tags,
     format_spec,
     parse_spec,
     read_sidecar,
-    sha256_file,
     verify,
 )
+from irnbench.weights.store import in_cache, reading
 
 __all__ = [
     "create_task",
@@ -41,6 +42,7 @@ __all__ = [
     "available_tags",
     "train_command",
     "WeightsLocation",
+    "check_weights_file",
 ]
 
 
@@ -115,7 +117,8 @@ def _cached(cls: type[Method], task: Task, tag: str) -> WeightsLocation | None:
     path = cached_path(cls.name, task.key, tag)
     if path is None:
         return None
-    side = read_sidecar(path)
+    with reading(path):  # the sidecar of one install (``load_weights`` reads it again)
+        side = read_sidecar(path)
     label = side.get("label") or ("trained locally" if tag == DEFAULT_TRAIN_TAG else tag)
     return WeightsLocation(path, label, "cache", side.get("sha256"), side.get("tag") or tag)
 
@@ -148,6 +151,7 @@ def find_weights(
         p = Path(weights)
         if not p.exists():
             raise WeightsNotFound(f"weights file not found: {p}")
+        check_weights_file(p, cls, task)
         side = read_sidecar(p)
         return WeightsLocation(p, side.get("label", f"user weights ({p.name})"), "explicit",
                                side.get("sha256"))
@@ -158,6 +162,31 @@ def find_weights(
         if loc is not None:
             return loc
     return None
+
+
+def check_weights_file(path: Path, cls: type[Method], task: Task,
+                       flag: str = "--weights") -> None:
+    """One line (``InvalidSetting``, exit 2) when ``path`` is not a safetensors file: a PyTorch
+    checkpoint (``torch.save``: a zip or a pickle, never unpickled here) is named as one, with
+    the ``weights import`` command that converts it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise WeightsNotFound(f"{flag} {path} cannot be read ({exc.strerror})") from None
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    if 0 < n <= size - 8 and head[8:9] == b"{":
+        return  # a safetensors header: length, then JSON
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        args = f" {task.cli_args()}" if task.cli_args() else ""
+        then = (f"pass {cache_weights_path(cls.name, task.key, OFFICIAL_TAG)} to --init"
+                if flag == "--init" else f"run it as {cls.name}.official")
+        raise InvalidSetting(
+            f"{flag} {path} is a PyTorch checkpoint (torch.save), not irnbench weights "
+            f"(safetensors): convert it once with `irnbench weights import {cls.name} {path} "
+            f"--task {task.name}{args}`, then {then}")
+    raise InvalidSetting(f"{flag} {path} is not a safetensors weights file")
 
 
 def _needs_weights(cls: type[Method], task: Task, options: dict[str, Any]) -> bool:
@@ -276,16 +305,30 @@ def create_method(
 
 
 def load_weights(model: Method, loc: WeightsLocation) -> None:
-    """Verify and load a safetensors weights file into ``model`` (strict)."""
-    from safetensors.torch import load_file
+    """Verify and load a safetensors weights file into ``model`` (strict).
 
-    verify(loc.path, loc.sha256)
-    side = read_sidecar(loc.path)
+    A cache file is read under its shared lock: the sidecar and the bytes of one install,
+    checked against each other and loaded from those very bytes (its label and sha256 are
+    taken from that sidecar, in case it was replaced since ``find_weights``).
+    """
+    from safetensors.torch import load
+
+    with reading(loc.path):
+        side = read_sidecar(loc.path)
+        if loc.source == "cache" or (loc.source == "explicit" and in_cache(loc.path)):
+            tag = (side.get("tag") or loc.tag) if loc.source == "cache" else loc.tag
+            loc = WeightsLocation(loc.path, side.get("label") or loc.label, loc.source,
+                                  side.get("sha256") or loc.sha256, tag)
+        try:
+            data = loc.path.read_bytes()
+        except FileNotFoundError:
+            raise WeightsNotFound(f"weights file not found: {loc.path} (removed?)") from None
+    digest = verify(loc.path, loc.sha256, data)
     if side.get("method") not in (None, model.name):
         raise WeightsNotFound(
             f"{loc.path} holds weights of {side['method']!r}, not {model.name!r}"
         )
-    state = load_file(str(loc.path))
+    state = load(data)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensor shapes of another setting or model size
@@ -302,4 +345,4 @@ def load_weights(model: Method, loc: WeightsLocation) -> None:
     model.weights_source = f"{loc.source}: {loc.path}"
     model.weights_tag = loc.tag
     model.weights_path = loc.path
-    model.weights_sha256 = loc.sha256 or sha256_file(loc.path)
+    model.weights_sha256 = digest

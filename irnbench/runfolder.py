@@ -5,6 +5,7 @@ must be writable, and an existing run is never silently replaced (``--resume`` c
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,7 +24,7 @@ def check_writable(folder: Path, what: str = "--out") -> None:
         base = base.parent
     if not base.is_dir():
         raise InvalidSetting(f"{what} {folder} is not writable ({base} is not a folder)")
-    probe = base / f".irnbench-probe-{os.getpid()}"
+    probe = base / f".irnbench-probe-{os.getpid()}-{secrets.token_hex(4)}"  # unique per thread
     try:
         probe.write_bytes(b"")
         probe.unlink()

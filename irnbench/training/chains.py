@@ -8,10 +8,11 @@ from typing import Any
 
 from irnbench.errors import InvalidSetting
 from irnbench.methods import Method
-from irnbench.registry import find_weights, load_weights
+from irnbench.registry import check_weights_file, find_weights, load_weights
 from irnbench.tasks.base import Task
 from irnbench.training.presets import Preset
 from irnbench.weights import read_sidecar, sha256_file
+from irnbench.weights.store import reading
 
 __all__ = ["INIT_RECORD_KEYS", "check_init_sha256", "load_init", "recorded_command",
            "weights_label"]
@@ -59,12 +60,16 @@ def load_init(model: Method, cls: type[Method], task: Task, preset: Preset,
         if init_sha256:
             raise InvalidSetting("--init-sha256 checks the file of --init; there is none")
         return {}
-    loc = find_weights(cls, task, init)
-    digest = check_init_sha256(loc.path, init_sha256)
-    side = read_sidecar(loc.path)
-    if side.get("task_key") not in (None, task.key):
-        raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not {task.key}")
-    load_weights(model, loc)  # checks the file against its recorded sha256, when there is one
+    if Path(init).is_file():  # a PyTorch checkpoint: one line naming `weights import`
+        check_weights_file(Path(init), cls, task, "--init")
+    with reading(init):  # a cache file: its digest, sidecar and tensors from one install
+        loc = find_weights(cls, task, init)
+        digest = check_init_sha256(loc.path, init_sha256)
+        side = read_sidecar(loc.path)
+        if side.get("task_key") not in (None, task.key):
+            raise InvalidSetting(f"--init {loc.path} holds {side['task_key']} weights, not "
+                                 f"{task.key}")
+        load_weights(model, loc)  # checks the file against its recorded sha256, if any
     # The starting weights' own record travels along, so the chain of runs stays on file.
     return {"file": loc.path.name, "source": loc.source, "sha256": digest,
             "label": loc.label, "preset": side.get("preset"),

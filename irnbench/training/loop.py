@@ -73,8 +73,8 @@ from irnbench.training.state import (
     save_checkpoint,
     save_weights,
 )
-from irnbench.weights.record import WeightsRecord, write_weights
-from irnbench.weights.store import cache_weights_path, user_home
+from irnbench.weights.record import WeightsExist, WeightsRecord, install_weights, refuse_replace
+from irnbench.weights.store import check_cache, user_home
 from irnbench.weights.tags import DEFAULT_TRAIN_TAG, OFFICIAL_TAG, SHIPPED_TAG, check_tag
 
 __all__ = ["TrainResult", "train_method", "lr_factor", "NonFiniteLoss", "validate",
@@ -166,13 +166,14 @@ def train_method(
     init_sha256: str | None = None,
     tag: str = DEFAULT_TRAIN_TAG,
     workers: int | None = None,
+    replace: bool = False,
     **setting: Any,
 ) -> TrainResult:
     """Train ``name`` on ``task`` with one of its presets; install the weights in the user cache
     under ``tag`` (default ``local``: used only when named, as ``NAME.local``).
 
     A ``smoke`` preset never installs, so a wiring check cannot change what a later ``run``
-    measures.
+    measures; other weights under ``tag`` need ``replace`` (else refused before training).
     ``iterations`` overrides the preset's total (e.g. to continue a run for longer with
     ``resume``); milestones stay those of the preset. ``init`` starts from trained weights (a
     fine-tune, like the official ``pretrain_model_G``; fresh optimiser, the preset's schedule from
@@ -197,7 +198,7 @@ def train_method(
     amp = "bf16" if bf16 else (amp or "off")
     run = _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
                      compile, seed, install, progress, max_bad_steps, init, init_sha256, tag,
-                     setting, resume, overwrite)
+                     setting, resume, overwrite, replace)
     run.workers = default_workers(run.dev) if workers is None else int(workers)
     if resume:
         _resume(run)
@@ -242,6 +243,7 @@ class _Run:
     install: bool
     progress: bool
     max_bad_steps: int
+    replace: bool = False  #: the install may replace other weights under the tag
     start: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     wall: float = 0.0
@@ -297,7 +299,7 @@ def _preset_of(cls: type[Method], name: str, task: Task, preset: str) -> Preset:
 
 def _setup_run(name, task, preset, datasets, out, device, iterations, amp, channels_last,
                compile_, seed, install, progress, max_bad_steps, init, init_sha256, tag,
-               setting, resume=False, overwrite=False) -> _Run:
+               setting, resume=False, overwrite=False, replace=False) -> _Run:
     """Check the arguments and build the model, optimiser, data and the run's metadata."""
     cls = get_method_class(name)
     _check_train_tag(tag)
@@ -308,8 +310,10 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
     if total < 0:
         raise InvalidSetting(f"iterations must be ≥ 0, got {total}")
     out_dir = Path(out) if out else user_home() / "runs" / f"train-{name}-{task_obj.key}-{preset}"
-    replaced = _check_out_dir(out_dir, resume, overwrite,
-                              install and preset not in NEVER_INSTALLED)
+    installs = install and preset not in NEVER_INSTALLED
+    replaced = _check_out_dir(out_dir, resume, overwrite, installs)
+    if installs:
+        refuse_replace(name, task_obj.key, tag, replace)
     ctx, dev = setup(device)
     amp = resolve_amp(amp, dev)
     if p.batch_size % ctx.world:
@@ -339,7 +343,7 @@ def _setup_run(name, task, preset, datasets, out, device, iterations, amp, chann
     run = _Run(name, task_obj, preset, p, total, ctx, dev,
                range(ctx.rank * per_rank, (ctx.rank + 1) * per_rank), out_dir, model, opt,
                params, data, {}, init_meta, seed, amp, channels_last, compile_, scaler, loss_fn,
-               tag, install and preset not in NEVER_INSTALLED, progress, max_bad_steps)
+               tag, installs, progress, max_bad_steps, replace)
     run.meta_base = _meta_base(run)
     return run
 
@@ -354,7 +358,7 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, install: bool) 
     if resume and not present:
         raise IrnbenchError(f"--resume: no checkpoint in {out_dir}")
     if install:
-        check_writable(user_home() / "weights", "the weights cache ($IRNBENCH_HOME/weights)")
+        check_cache()
     check_writable(out_dir)
     return present if overwrite else []
 
@@ -567,11 +571,16 @@ def _finish(run: _Run) -> Path | None:
                             f"({exc}); {kept}") from exc
     if not run.install:
         return None
-    target = cache_weights_path(run.name, run.task.key, run.tag)
     record = WeightsRecord.from_json(json.loads(weights.with_suffix(".json").read_text()))
-    write_weights(target, weights.read_bytes(), record.with_(tag=run.tag))
-    return target
-
+    try:
+        return install_weights(weights.read_bytes(), record.with_(tag=run.tag),
+                               replace=run.replace).path
+    except WeightsExist as exc:  # installed by another process while this one trained
+        raise WeightsExist(f"not installed: {exc}; the trained weights are in {weights} "
+                           "(the same command with --resume --replace installs them)") from None
+    except OSError as exc:
+        raise IrnbenchError(f"the weights could not be installed in the cache ({exc}); they "
+                            f"are in {weights}") from None
 
 #: Presets whose weights are never installed in the user cache (wiring checks).
 NEVER_INSTALLED = ("smoke",)

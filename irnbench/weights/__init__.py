@@ -3,8 +3,9 @@ checkpoints.
 
 Every weights file of a method and task setting has a *tag* (timm's ``arch.tag``; see
 ``irnbench.weights.tags``) and a JSON sidecar (``irnbench.weights.record``). Modules:
-``cards`` (what a method class declares), ``tags``, ``store`` (paths and lookup), ``record``
-(the sidecar type and its one writer), ``official`` (import of the authors' files), ``fetch``
+``cards`` (what a method class declares), ``tags``, ``store`` (paths, lookup and the cache's
+per-setting lock), ``record`` (the sidecar type, its writer and ``install_weights``, the one way
+into the cache), ``official`` (import of the authors' files), ``fetch``
 (their download from pinned URLs, verified by git blob SHA-1) and ``cli``
 (``irnbench weights …``).
 """
@@ -23,9 +24,12 @@ from irnbench.weights.fetch import (
 )
 from irnbench.weights.record import (
     SIDECAR_KIND,
+    Installed,
+    WeightsExist,
     WeightsRecord,
     atomic_write,
     chain_commands,
+    install_weights,
     read_sidecar,
     training_budget,
     write_weights,
@@ -40,6 +44,7 @@ from irnbench.weights.store import (
     shipped_cfgs,
     user_home,
     verify,
+    weights_lock,
 )
 from irnbench.weights.tags import (
     DEFAULT_TRAIN_TAG,
@@ -58,5 +63,6 @@ __all__ = [
     "cache_weights_path", "legacy_cache_path", "user_home", "sha256_file", "verify",
     "shipped_cfgs", "read_sidecar", "chain_commands", "training_budget", "atomic_write",
     "write_weights", "WeightsNotFound", "fetch_weights", "weight_sources", "git_blob_sha1",
-    "FetchError", "FetchUnavailable", "ManualDownload",
+    "FetchError", "FetchUnavailable", "ManualDownload", "install_weights", "Installed",
+    "WeightsExist", "weights_lock",
 ]

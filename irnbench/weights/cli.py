@@ -17,6 +17,7 @@ from irnbench.weights import (
     parse_spec,
     read_sidecar,
 )
+from irnbench.weights.store import check_cache, reading, weights_lock
 
 __all__ = ["weights", "WeightSet", "weight_sets"]
 
@@ -48,7 +49,10 @@ def _cache_sets(method: str | None) -> list[WeightSet]:
             key, dot, tag = stem.rpartition(".")
             if not dot:  # written before tags: a local training
                 key, tag = stem, DEFAULT_TRAIN_TAG
-            side = read_sidecar(f)
+            with reading(f):  # the sidecar of the file that is there now
+                side = read_sidecar(f) if f.exists() else None
+            if side is None:  # removed meanwhile
+                continue
             out.append(WeightSet(folder.name, side.get("tag") or tag, key,
                                  side.get("label", ""), side.get("sha256", ""), "cache", f))
     return out
@@ -94,6 +98,7 @@ def weights_list(method: str | None) -> None:
         from irnbench.registry import get_method_class
 
         get_method_class(method)  # an unknown name lists the known ones
+    check_cache(write=False)
     rows = weight_sets(parse_spec(method)[0] if method else None)
     if not rows:
         click.echo("(no weights)")
@@ -111,21 +116,28 @@ def weights_list(method: str | None) -> None:
 @click.option("--scale", default=None, type=int, help="Scale of a rescale/compress checkpoint.")
 @click.option("--tag", default=None,
               help="Tag to import under (default: official; e.g. plus for IRN+_x4.pth).")
+@click.option("--replace", is_flag=True,
+              help="Replace other weights installed under the tag (else: exit 2, unchanged).")
 @cli_errors
 def weights_import(method: str, files: tuple[str, ...], task: str, scale: int | None,
-                   tag: str | None) -> None:
+                   tag: str | None, replace: bool) -> None:
     """Convert the authors' checkpoint FILE(s) of METHOD into tagged irnbench weights.
 
     Files are read with torch.load(weights_only=True) only: a file that needs code to
     unpickle is refused unexecuted. Every tensor must map one to one onto irnbench's model.
+    Other weights under the tag are replaced only with --replace; the same files again
+    change nothing.
     """
     from irnbench.weights.official import import_checkpoint
 
     setting = {"scale": scale} if scale is not None else {}
-    res = import_checkpoint(method, list(files), task, tag=tag, **setting)
-    name = parse_spec(method)[0]
-    click.echo(f"imported {format_spec(name, res.tag)}: {res.label}, sha256 "
-               f"{res.sha256[:12]} → {res.path}")
+    res = import_checkpoint(method, list(files), task, tag=tag, replace=replace, **setting)
+    spec = format_spec(parse_spec(method)[0], res.tag)
+    if not res.changed:
+        click.echo(f"{spec} is already imported from these files: {res.label}, sha256 "
+                   f"{res.sha256[:12]} → {res.path} (nothing changed)")
+        return
+    click.echo(f"imported {spec}: {res.label}, sha256 {res.sha256[:12]} → {res.path}")
 
 
 @weights.command(name="fetch")
@@ -136,27 +148,33 @@ def weights_import(method: str, files: tuple[str, ...], task: str, scale: int | 
               help="Release to fetch (default: official; or a variant's tag, see "
                    "`irnbench weights sources`).")
 @click.option("--force", is_flag=True, help="Download again though the cache holds it.")
+@click.option("--replace", is_flag=True,
+              help="Replace other weights installed under the tag (else: exit 2, unchanged).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @cli_errors
 def weights_fetch(method: str, task: str, scale: int | None, tag: str | None, force: bool,
-                  quiet: bool) -> None:
+                  replace: bool, quiet: bool) -> None:
     """Download METHOD's published checkpoint from its pinned URL, verify it, import it.
 
     Each file must match the git blob SHA-1 pinned in the plugin (what `git hash-object`
     prints) before it is imported exactly as `weights import` would; the sidecar records its
     URL, commit, blob id and sha256. A file that does not verify is deleted (exit 1). Files
     the authors link only for manual download are named with the `weights import` command to
-    use instead (exit 2).
+    use instead (exit 2). Other weights under the tag are replaced only with --replace.
     """
     from irnbench.weights.fetch import fetch_weights
 
     setting = {"scale": scale} if scale is not None else {}
     res = fetch_weights(method, task, tag=tag, force=force, progress=not quiet,
-                        announce=lambda line: click.echo(line, err=True), **setting)
+                        announce=lambda line: click.echo(line, err=True), replace=replace,
+                        **setting)
     spec = format_spec(parse_spec(method)[0], res.tag)
     blobs = ", ".join(f"{s.get('file')} git blob {str(s.get('git_blob_sha1'))[:12]}"
                       for s in res.sources)
-    if res.downloaded:
+    if res.downloaded and not res.changed:
+        click.echo(f"fetched {spec}: the same files are installed already ({res.label}, "
+                   f"sha256 {res.sha256[:12]}) → {res.path}; nothing changed")
+    elif res.downloaded:
         click.echo(f"fetched {spec}: {res.label}; {blobs} verified; sha256 {res.sha256[:12]} "
                    f"→ {res.path}")
     else:
@@ -199,15 +217,19 @@ def weights_sources(method: str | None, as_json: bool) -> None:
 def weights_remove(spec: str, task: str | None, scale: int | None) -> None:
     """Remove METHOD.TAG weights from the user cache (shipped cpu weights stay)."""
     for w in _to_remove(spec, task, scale):
-        w.path.unlink()
-        w.path.with_suffix(".json").unlink(missing_ok=True)
+        with weights_lock(w.path):  # no reader sees the file without its sidecar
+            w.path.unlink(missing_ok=True)
+            w.path.with_suffix(".json").unlink(missing_ok=True)
         click.echo(f"removed {w.spec} {w.task_key} ({w.path})")
 
 
 def _to_remove(spec: str, task: str | None, scale: int | None) -> list[WeightSet]:
+    from irnbench.plugins import registered_methods
     from irnbench.registry import create_task, get_method_class
 
     name, tag = parse_spec(spec)
+    if name not in registered_methods() and not _cache_sets(name):
+        get_method_class(name)  # unknown (and nothing cached under it): lists the known ones
     if tag is None:
         raise InvalidSetting(f"name the weights to remove as METHOD.TAG (e.g. {name}.local)")
     if tag == SHIPPED_TAG:

@@ -9,13 +9,13 @@ and sha256. The temporary folder is always removed: the cache holds the old weig
 ones, never part of a download. Offline (``HF_HUB_OFFLINE=1``), or when the server does not
 answer within ``CONNECT_TIMEOUT``, a fetch fails at once with one line naming the command to
 run on a connected machine and the ``weights import`` alternative. One process at a time
-fetches a method's tag for one setting (``flock`` on ``.<task_key>.<tag>.lock`` beside the
-weights, removed on release).
+fetches a method's tag for one setting: the download and install hold the setting's exclusive
+``store.weights_lock``, the lock every install and read of the cache takes. Other weights
+under the tag are replaced only with ``replace=True`` (``--replace``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -25,21 +25,16 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irnbench.errors import CheckpointError, InvalidSetting, IrnbenchError, WeightsNotFound
 from irnbench.weights.cards import OfficialCheckpoint, OfficialFile
-from irnbench.weights.record import read_sidecar
-from irnbench.weights.store import cache_weights_path
+from irnbench.weights.record import installed_record, read_sidecar, refuse_replace
+from irnbench.weights.store import cache_weights_path, check_cache, reading, weights_lock
 from irnbench.weights.tags import OFFICIAL_TAG, format_spec
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no lock (unique temp folders and atomic publishing remain)
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from irnbench.methods import Method
@@ -294,41 +289,6 @@ def _download(rel: Release, file: OfficialFile, dest: Path, progress: bool) -> d
     return {"url": url, "commit": file.commit, "git_blob_sha1": blob, "sha256": sha256}
 
 
-@contextlib.contextmanager
-def _locked(target: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``.<task_key>.<tag>.lock`` beside ``target`` (POSIX).
-
-    The holder removes the file on release; a waiter that then holds the lock of a removed
-    file opens the new one, so two processes never both hold it.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    path = target.with_name(f".{target.name.removesuffix('.safetensors')}.lock")
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            mine = os.fstat(fd)
-            now = os.stat(path)
-        except FileNotFoundError:
-            os.close(fd)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        if (mine.st_ino, mine.st_dev) == (now.st_ino, now.st_dev):
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
-
-
 # -- fetching --------------------------------------------------------------------------------
 @dataclass
 class Fetched:
@@ -340,19 +300,21 @@ class Fetched:
     sha256: str
     downloaded: bool  #: False: the cache already held this release (nothing downloaded)
     sources: list[dict[str, Any]]  #: the sidecar's ``sources`` (url, commit, blob, sha256…)
+    changed: bool = True  #: False: nothing was written (already fetched, or the same file)
 
 
 def _already(rel: Release, target: Path) -> Fetched | None:
     """The cached weights of an earlier fetch of exactly these files (by blob id), if any."""
-    if not target.exists():
-        return None
-    side = read_sidecar(target)
+    with reading(target):
+        if not target.exists():
+            return None
+        side = read_sidecar(target)
     sources = side.get("sources") or []
     have = sorted(str(s.get("git_blob_sha1")) for s in sources if isinstance(s, Mapping))
     if side.get("tag") != rel.tag or have != sorted(f.git_blob_sha1 for f in rel.files):
         return None
     return Fetched(target, side.get("label", ""), rel.tag, side.get("sha256", ""), False,
-                   list(sources))
+                   list(sources), False)
 
 
 def _offline() -> bool:
@@ -361,14 +323,28 @@ def _offline() -> bool:
     return hub_offline()
 
 
+def _refuse_other(rel: Release, replace: bool) -> None:
+    """Before downloading: other weights under the tag need ``replace``. An import without
+    blob ids may be these very files, so it is compared after the download instead."""
+    have = installed_record(rel.method, rel.task.key, rel.tag)
+    if have is None or replace:
+        return
+    sources = [s for s in have.get("sources") or [] if isinstance(s, Mapping)]
+    if not sources or any(s.get("git_blob_sha1") for s in sources):
+        refuse_replace(rel.method, rel.task.key, rel.tag, replace)
+
+
 def fetch_release(rel: Release, *, force: bool = False, progress: bool = True,
-                  announce: Callable[[str], None] | None = None) -> Fetched:
+                  announce: Callable[[str], None] | None = None,
+                  replace: bool = False) -> Fetched:
     """Download, verify and import ``rel`` into the user cache under its tag.
 
-    A cache that already holds these files (same blob ids) is kept unless ``force``.
-    ``announce`` gets one line per file before it is downloaded. Raises ``ManualDownload``
-    for files without a pinned URL, ``FetchUnavailable`` offline or when the server does not
-    answer, ``FetchError`` when a download breaks or does not verify.
+    A cache that already holds these files (same blob ids) is kept unless ``force``; other
+    weights under the tag are replaced only with ``replace`` (refused before downloading when
+    they are known to differ). ``announce`` gets one line per file before it is downloaded.
+    Raises ``ManualDownload`` for files without a pinned URL, ``FetchUnavailable`` offline or
+    when the server does not answer, ``FetchError`` when a download breaks or does not verify,
+    ``WeightsExist`` for other weights without ``replace``.
     """
     if not rel.fetchable:
         raise ManualDownload(_manual_message(rel))
@@ -376,14 +352,17 @@ def fetch_release(rel: Release, *, force: bool = False, progress: bool = True,
     done = None if force else _already(rel, target)
     if done is not None:
         return done
+    check_cache()
+    _refuse_other(rel, replace)
     if _offline():
         raise FetchUnavailable(unavailable_message(rel, "offline: HF_HUB_OFFLINE is set"))
     from irnbench.weights.official import import_checkpoint
 
-    with _locked(target):
+    with weights_lock(target):
         done = None if force else _already(rel, target)  # another process fetched it meanwhile
         if done is not None:
             return done
+        _refuse_other(rel, replace)
         folder = Path(tempfile.mkdtemp(prefix=".fetch-", dir=target.parent))
         try:
             paths, provenance = [], {}
@@ -398,20 +377,24 @@ def fetch_release(rel: Release, *, force: bool = False, progress: bool = True,
                     raise FetchUnavailable(unavailable_message(rel, str(exc))) from None
                 paths.append(dest)
             res = import_checkpoint(rel.method, paths, rel.task, tag=rel.tag,
-                                    provenance=provenance)
+                                    provenance=provenance, replace=replace)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    side = read_sidecar(res.path)
-    return Fetched(res.path, res.label, res.tag, res.sha256, True, list(side.get("sources", [])))
+        side = read_sidecar(res.path)
+    return Fetched(res.path, res.label, res.tag, res.sha256, True, list(side.get("sources", [])),
+                   res.changed)
 
 
 def fetch_weights(method: str, task: str | Task = "rescale", tag: str | None = None, *,
                   force: bool = False, progress: bool = True,
-                  announce: Callable[[str], None] | None = None, **setting: Any) -> Fetched:
+                  announce: Callable[[str], None] | None = None, replace: bool = False,
+                  **setting: Any) -> Fetched:
     """``irnbench weights fetch``: download ``method``'s published checkpoint for a task
-    setting (``tag`` ``official`` by default, or a variant's), verify it and import it."""
+    setting (``tag`` ``official`` by default, or a variant's), verify it and import it
+    (replacing other weights under the tag only with ``replace``)."""
     rel = find_release(method, task, tag, **setting)
-    return fetch_release(rel, force=force, progress=progress, announce=announce)
+    return fetch_release(rel, force=force, progress=progress, announce=announce,
+                         replace=replace)
 
 
 def stderr_line(text: str) -> None:

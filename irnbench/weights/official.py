@@ -4,8 +4,10 @@
 ``torch.load(weights_only=True)`` only (a file that needs code to unpickle is refused, and
 nothing in it runs), strips DataParallel's ``module.`` prefixes, maps every source tensor to
 exactly one irnbench tensor of the same shape (the method's ``OfficialCheckpoint.rename``), and
-writes safetensors + a JSON sidecar into the user cache under a tag (``official`` by default).
-A file of another method or setting fails with one line that says what it is.
+writes safetensors + a JSON sidecar into the user cache under a tag (``official`` by default)
+through ``install_weights``. Other weights under the tag are replaced only with
+``replace=True`` (``--replace``), checked before converting; the same files again change
+nothing. A file of another method or setting fails with one line that says what it is.
 """
 
 from __future__ import annotations
@@ -22,8 +24,13 @@ import torch
 from irnbench.errors import CheckpointError
 from irnbench.tasks.base import Task
 from irnbench.weights.cards import OfficialCheckpoint, OfficialFile
-from irnbench.weights.record import WeightsRecord, write_weights
-from irnbench.weights.store import cache_weights_path, sha256_file
+from irnbench.weights.record import (
+    WeightsRecord,
+    install_weights,
+    installed_record,
+    refuse_replace,
+)
+from irnbench.weights.store import cached_path, check_cache, sha256_file
 from irnbench.weights.tags import OFFICIAL_TAG, SHIPPED_TAG, check_tag, parse_spec
 
 if TYPE_CHECKING:
@@ -44,6 +51,7 @@ class ImportedWeights:
     label: str
     tag: str
     sha256: str
+    changed: bool = True  #: False: these files were imported already (nothing written)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -230,12 +238,15 @@ def import_checkpoint(
     task: str | Task = "rescale",
     tag: str | None = None,
     provenance: Mapping[str, Mapping[str, Any]] | None = None,
+    replace: bool = False,
     **setting: Any,
 ) -> ImportedWeights:
     """Convert the authors' checkpoint file(s) of ``method`` into tagged irnbench weights.
 
     ``provenance`` adds fields to a file's ``sources`` entry in the sidecar, by file name
     (``weights fetch``: its URL, commit and git blob SHA-1); the measured sha256 and size win.
+    Other weights under the tag are refused before converting unless ``replace``; files with
+    the sha256s the installed sidecar records are a no-op (``changed`` False).
     """
     from irnbench.registry import _split_setting, get_method_class
 
@@ -254,7 +265,17 @@ def import_checkpoint(
             f"{name} has no published checkpoint for {task_obj.name} {task_obj.setting_label}"
             + (f"; it has: {known}" if known else "")
         )
+    check_cache()
     paths = [Path(f) for f in files]
+    for p in paths:
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint file not found: {p}")
+    digests = [sha256_file(p) for p in paths]
+    have = installed_record(cls.name, task_obj.key, tag)
+    if have is not None and _same_sources(have, digests):
+        path = cached_path(cls.name, task_obj.key, tag)
+        return ImportedWeights(path, have.get("label", ""), tag, have.get("sha256", ""), False)
+    refuse_replace(cls.name, task_obj.key, tag, replace)  # before converting
     states = [(p.name, load_checkpoint(p)) for p in paths]
     model = cls(task_obj, **official.options)
     tensors, released = map_checkpoint(model, official, states)
@@ -263,10 +284,9 @@ def import_checkpoint(
     model.load_state_dict(full, strict=True)
     label = official_label([r if Path(r).name == p.name else p.name
                             for p, r in zip(paths, released, strict=True)], official.note)
-    target = cache_weights_path(cls.name, task_obj.key, tag)
     sources = [{"file": p.name, "released_as": r, **(provenance or {}).get(p.name, {}),
-                "sha256": sha256_file(p), "bytes": p.stat().st_size}
-               for p, r in zip(paths, released, strict=True)]
+                "sha256": d, "bytes": p.stat().st_size}
+               for p, r, d in zip(paths, released, digests, strict=True)]
     record = WeightsRecord(
         method=cls.name, task=task_obj.name, setting=task_obj.setting, task_key=task_obj.key,
         label=label, preset=OFFICIAL_TAG, tag=tag, extra={
@@ -276,8 +296,15 @@ def import_checkpoint(
             "licence": official.licence, "paper": official.paper, "options": official.options,
             "note": official.note, "irnbench_version": _version(),
             "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-    digest = write_weights(target, model.state_dict(), record)
-    return ImportedWeights(target, label, tag, digest)
+    res = install_weights(model.state_dict(), record, replace=replace)
+    return ImportedWeights(res.path, res.label, tag, res.sha256, res.changed)
+
+
+def _same_sources(side: Mapping[str, Any], digests: Sequence[str]) -> bool:
+    """Whether an installed sidecar records exactly these source files (by sha256)."""
+    sources = side.get("sources") or []
+    have = sorted(str(s.get("sha256")) for s in sources if isinstance(s, Mapping))
+    return bool(have) and have == sorted(digests) and bool(side.get("sha256"))
 
 
 def _setting_text(official: OfficialCheckpoint) -> str:

@@ -1,6 +1,8 @@
-"""The JSON sidecar of a weights file (``WeightsRecord``) and the one writer that publishes a
-weights file with its sidecar: each written to a temp file, fsynced and renamed, the temp files
-removed on failure, so a reader sees the old pair or the new one, never half of one."""
+"""The JSON sidecar of a weights file (``WeightsRecord``), the writer that publishes a weights
+file with its sidecar (``write_weights``), and the one way into the user cache
+(``install_weights``): both files written to unique temp names and fsynced, then renamed under
+the setting's exclusive lock (``store.weights_lock``; readers share it), so a reader sees the old
+pair or the new one, never half of one or the weights of one install with another's sidecar."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +18,20 @@ from typing import Any
 
 import torch
 
-from irnbench.errors import IrnbenchError
-from irnbench.weights.tags import OFFICIAL_TAG
+from irnbench.errors import InvalidSetting, IrnbenchError
+from irnbench.weights.store import (
+    cache_weights_path,
+    cached_path,
+    check_cache,
+    reading,
+    sha256_file,
+    weights_lock,
+)
+from irnbench.weights.tags import OFFICIAL_TAG, format_spec
 
 __all__ = ["SIDECAR_KIND", "WeightsRecord", "atomic_write", "write_weights", "read_sidecar",
-           "chain_commands", "training_budget"]
+           "chain_commands", "training_budget", "install_weights", "Installed", "WeightsExist",
+           "installed_record", "refuse_replace"]
 
 #: ``kind`` of every weights sidecar (training checkpoints and other JSON files have others).
 SIDECAR_KIND = "irnbench-weights"
@@ -87,50 +99,172 @@ class WeightsRecord:
                              | core | {"extra": extra})
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` via ``path.tmp``: fsync, rename; on any failure the temp file is removed,
-    ``path`` is untouched and the error is raised."""
-    tmp = path.with_name(path.name + ".tmp")
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a new, fsynced temp file beside ``path`` (a unique name, so concurrent
+    writers never share one); removed again on any failure."""
+    while True:  # like mkstemp, but with the umask's permissions (0o666 & ~umask)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        with open(tmp, "wb") as f:
+        with open(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` via a unique temp file beside it: fsync, rename; on any failure the temp
+    file is removed, ``path`` is untouched and the error is raised."""
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _blob(weights: Mapping[str, torch.Tensor] | bytes) -> bytes:
+    from safetensors.torch import save
+
+    return weights if isinstance(weights, bytes) else save(
+        {k: v.detach().cpu().contiguous() for k, v in weights.items()})
+
+
+def _sidecar_text(record: WeightsRecord, digest: str) -> bytes:
+    return (json.dumps(record.with_(sha256=digest).to_json(), indent=1) + "\n").encode()
+
+
+def _publish(target: Path, blob: bytes, side: bytes) -> None:
+    """Both files to temp names first, then renamed: weights, sidecar (the caller holds the
+    lock that makes the two renames one step for readers)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmps = [_write_temp(target, blob)]
+    try:
+        tmps.append(_write_temp(target.with_suffix(".json"), side))
+        os.replace(tmps[0], target)
+        os.replace(tmps[1], target.with_suffix(".json"))
+    finally:
+        for tmp in tmps:
+            _unlink_quietly(tmp)
+    if hasattr(os, "O_DIRECTORY"):  # the renames themselves survive a crash
         try:
-            tmp.unlink(missing_ok=True)
+            fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
         except OSError:
             pass
-        raise
+        finally:
+            os.close(fd)
 
 
 def write_weights(target: Path, weights: Mapping[str, torch.Tensor] | bytes,
                   record: WeightsRecord) -> str:
-    """Publish a weights file (tensors, or a safetensors blob) and its sidecar; the sidecar is
-    written last, with the file's sha256, so a sidecar always describes the file beside it.
-    Returns the sha256."""
-    from safetensors.torch import save
-
-    blob = weights if isinstance(weights, bytes) else save(
-        {k: v.detach().cpu().contiguous() for k, v in weights.items()})
+    """Publish a weights file (tensors, or a safetensors blob) and its sidecar outside the
+    cache (a run folder, a plugin package); the sidecar holds the file's sha256. Returns it."""
+    blob = _blob(weights)
     digest = hashlib.sha256(blob).hexdigest()
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, blob)
-    text = json.dumps(record.with_(sha256=digest).to_json(), indent=1) + "\n"
-    atomic_write(target.with_suffix(".json"), text.encode())
+    _publish(Path(target), blob, _sidecar_text(record, digest))
     return digest
+
+
+class WeightsExist(InvalidSetting):
+    """Other weights are installed under the tag and replacing them was not asked (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What ``install_weights`` left in the cache."""
+
+    path: Path
+    sha256: str
+    label: str
+    changed: bool  #: False: the identical file was installed already (nothing written)
+
+
+def installed_record(method: str, task_key: str, tag: str) -> dict[str, Any] | None:
+    """The sidecar of the cache's ``method.tag`` weights for ``task_key`` (``{}`` for a file
+    without one), read under the shared lock; ``None`` when there are none."""
+    path = cached_path(method, task_key, tag)
+    if path is None:
+        return None
+    with reading(path):
+        return _sidecar_or_note(path) if path.exists() else None
+
+
+def _sidecar_or_note(path: Path) -> dict[str, Any]:
+    """The sidecar of an installed file; a broken one reads as its label says."""
+    try:
+        return read_sidecar(path)
+    except ValueError:
+        return {"label": "unreadable sidecar"}
+
+
+def _exists_message(method: str, task_key: str, tag: str, side: Mapping[str, Any]) -> str:
+    label = side.get("label") or "no sidecar"
+    sha = str(side.get("sha256") or "?")[:12]
+    return (f"{format_spec(method, tag)} {task_key} is already installed ({label}, sha256 "
+            f"{sha}); pass --replace to replace it (nothing was changed)")
+
+
+def refuse_replace(method: str, task_key: str, tag: str,
+                   replace: bool) -> dict[str, Any] | None:
+    """Before any work: ``WeightsExist`` when ``method.tag`` is installed for ``task_key`` and
+    ``replace`` is false; else the installed sidecar (``None``: nothing installed)."""
+    side = installed_record(method, task_key, tag)
+    if side is not None and not replace:
+        raise WeightsExist(_exists_message(method, task_key, tag, side))
+    return side
+
+
+def install_weights(weights: Mapping[str, torch.Tensor] | bytes, record: WeightsRecord, *,
+                    replace: bool = False) -> Installed:
+    """The one way into the user cache (import, fetch, training): publish the weights and
+    sidecar of ``record.method``/``task_key``/``tag`` under the setting's exclusive lock.
+
+    The identical file already installed is a no-op; other weights there raise
+    ``WeightsExist`` unless ``replace``.
+    """
+    check_cache()
+    blob = _blob(weights)
+    digest = hashlib.sha256(blob).hexdigest()
+    target = cache_weights_path(record.method, record.task_key, record.tag)
+    with weights_lock(target):
+        here = cached_path(record.method, record.task_key, record.tag)  # or a pre-tag file
+        if here is not None:
+            side = _sidecar_or_note(here)
+            if side.get("sha256") == digest and sha256_file(here) == digest:
+                return Installed(here, digest, str(side.get("label", "")), False)
+            if not replace:
+                raise WeightsExist(_exists_message(record.method, record.task_key, record.tag,
+                                                   side))
+        _publish(target, blob, _sidecar_text(record, digest))
+    return Installed(target, digest, record.label, True)
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """The JSON sidecar of a weights file (empty dict when there is none)."""
     side = Path(path).with_suffix(".json")
-    if side.exists():
+    try:
         return json.loads(side.read_text())
-    return {}
-
-
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
 
 
 def _stages(side: dict[str, Any]) -> list[dict[str, Any]]:

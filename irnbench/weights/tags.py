@@ -27,7 +27,10 @@ _TAG_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 def check_tag(tag: str) -> str:
     """A tag is lower-case letters, digits, ``-`` and ``_`` (it becomes part of a file name)."""
-    if not tag or not set(tag) <= _TAG_CHARS or tag[0] in "-_":
+    if not tag:
+        raise InvalidSetting("empty weights tag: name one (lower-case letters, digits, '-' or "
+                             "'_'), or leave the tag out for the default")
+    if not set(tag) <= _TAG_CHARS or tag[0] in "-_":
         raise InvalidSetting(
             f"weights tag must be lower-case letters, digits, '-' or '_', got {tag!r}"
         )
@@ -37,13 +40,16 @@ def check_tag(tag: str) -> str:
 def parse_spec(spec: str, tag: str | None = None) -> tuple[str, str | None]:
     """``"irn.official"`` → ``("irn", "official")``; ``"irn"`` → ``("irn", tag)``.
 
-    A ``tag=`` given beside a tagged spec must agree with it.
+    A ``tag=`` given beside a tagged spec must agree with it; an empty one is refused (never
+    read as "no tag").
     """
+    if tag is not None:
+        check_tag(tag)
     name, dot, spec_tag = spec.partition(".")
     if not dot:
-        return spec, (check_tag(tag) if tag else None)
+        return spec, tag
     check_tag(spec_tag)
-    if tag and tag != spec_tag:
+    if tag is not None and tag != spec_tag:
         raise InvalidSetting(f"{spec!r} names tag {spec_tag!r} but tag={tag!r} was given")
     return name, spec_tag
 
