@@ -7,6 +7,11 @@ Metrics, ops, tasks and reports import these; nothing else restates them.
 
 from __future__ import annotations
 
+#: The version of this protocol that a run records (``meta["protocol_version"]``, written by
+#: ``irnbench.results.save_run``); raise it when a change here moves a measured number, so that a
+#: leaderboard never ranks numbers of two protocols together. A run that records none is 1.
+PROTOCOL_VERSION: int = 1
+
 # --- colour (BT.601, "MATLAB rgb2ycbcr", R,G,B in [0, 255]) -----------------------------------
 #: Y = Y_OFFSET + (Y_WEIGHTS · RGB) / 255, float, not re-rounded.
 Y_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)

@@ -35,6 +35,7 @@ __all__ = [
     "summarize",
     "paper_frame",
     "save_run",
+    "set_means",
     "load_run",
 ]
 
@@ -216,13 +217,30 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def set_means(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The set means a run records beside its per-image rows (``summarize`` without
+    intervals: keys, images, draws, metric means), so a reader can check they recompute."""
+    if not len(df) or not (df["source"] == "measured").any():
+        return []
+    with np.errstate(invalid="ignore"):
+        s = summarize(df, intervals=False)
+    keep = [*GROUP_KEYS, "images", "draws", *METRIC_COLUMNS]
+    s = s[s["status"] == "ok"]
+    return [{k: _jsonable(v) for k, v in r.items() if k in keep and not pd.isna(v)}
+            for r in s.to_dict(orient="records")]
+
+
 def save_run(run_dir: str | Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """``results.csv`` (per image) + ``results.json`` (rows + run metadata) + ``meta.json``."""
+    """``results.csv`` (per image) + ``results.json`` (rows, their set means, run metadata
+    with its ``protocol_version``) + ``meta.json``."""
+    from irnbench.protocol import PROTOCOL_VERSION
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "protocol_version": meta.get("protocol_version", PROTOCOL_VERSION)}
     df.to_csv(run_dir / "results.csv", index=False)
     records = [{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
-    payload = {"meta": meta, "rows": records}
+    payload = {"meta": meta, "rows": records, "means": set_means(df)}
     (run_dir / "results.json").write_text(json.dumps(payload, indent=1, default=str))
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
 
