@@ -19,6 +19,7 @@ import click
 from irnbench import __version__
 from irnbench.data.cli import datasets
 from irnbench.errors import IrnbenchError, cli_errors
+from irnbench.site.cli import leaderboard
 from irnbench.training.allocator import keep_freed_memory
 from irnbench.weights.cli import weights
 from irnbench.weights.tags import DEFAULT_TRAIN_TAG
@@ -571,6 +572,7 @@ def presets(method):
 
 cli.add_command(weights)
 cli.add_command(datasets)
+cli.add_command(leaderboard)
 
 
 def _register_plugin_commands() -> None:
