@@ -19,17 +19,18 @@ from irnbench.leaderboard import leaderboards
 from irnbench.results import frame, load_run, save_run, set_means
 from irnbench.site import add_runs, build_site, verify_run
 from irnbench.site.render import CSP
-from irnbench.site.runs import RunRefused, canonical, read_run, recompute_means
+from irnbench.site.runs import RunRefused, canonical, read_runs, recompute_means
 
 ROOT = Path(__file__).resolve().parents[1]
 FP = "a" * 64
 
 
 def make_run(path: Path, entries: list[dict], date: str = "2026-01-01T00:00:00+00:00",
-             datasets: dict[str, str] | None = None, images: int = 6, **meta) -> Path:
+             datasets: dict[str, str] | None = None, images: int = 6,
+             papers: list[dict] | None = None, **meta) -> Path:
     """A run folder written by ``save_run``: each entry is ``method``, ``tag``, ``sha``,
     ``dataset``, ``setting``, ``quality``, ``level`` (its PSNR-Y), optional ``draws``/``seed``
-    and ``label``/``images`` (image names)."""
+    and ``label``/``images`` (image names); ``papers``: paper-reported rows."""
     rows, weights = [], {}
     for e in entries:
         rng = np.random.default_rng(e.get("seed", 0))
@@ -52,6 +53,8 @@ def make_run(path: Path, entries: list[dict], date: str = "2026-01-01T00:00:00+0
             "datasets": [{"name": n, "fingerprint": f} for n, f in ds.items()],
             "weights": weights, "protocol": {"x2": "protocol text <x2>"},
             "methods_info": {}, **meta}
+    rows += [{"source": "paper-reported", "weights": "as published", "task": "rescale",
+              "setting": "x2", **r} for r in papers or []]
     save_run(path, frame(rows), info)
     return path
 
@@ -68,7 +71,7 @@ def _board(site: Path, slug_part: str = "") -> dict:
 
 @pytest.fixture
 def three(tmp_path) -> list[Path]:
-    """Three runs over two settings, JPEG conditions and two weights of one method."""
+    """Three runs: four tables (two settings, JPEG conditions), two weights of one method."""
     a = make_run(tmp_path / "a", [
         {"method": "irn", "sha": "1" * 64, "level": 33},
         {"method": "bicubic", "tag": "", "level": 30},
@@ -76,7 +79,8 @@ def three(tmp_path) -> list[Path]:
         {"method": "bicubic", "tag": "", "level": 27, "quality": 50}])
     b = make_run(tmp_path / "b", [
         {"method": "car", "sha": "2" * 64, "level": 31, "setting": "x4"},
-        {"method": "bicubic", "tag": "", "level": 26, "setting": "x4"}],
+        {"method": "bicubic", "tag": "", "level": 26, "setting": "x4"},
+        {"method": "bicubic", "tag": "", "level": 24, "setting": "x4", "quality": 30}],
         date="2026-02-01T00:00:00+00:00")
     c = make_run(tmp_path / "c", [
         {"method": "irn", "tag": "local", "sha": "3" * 64, "level": 34, "seed": 4},
@@ -108,12 +112,32 @@ def test_build_ranks_through_the_leaderboard_module(three, tmp_path):
     assert board["last_update"].startswith("2026-03-01")
 
 
+def test_paper_rows_sit_beside_once_and_labelled(tmp_path):
+    paper = {"method": "irn", "label": "IRN", "dataset": "Mini", "psnr_y": 40.1,
+             "reference": "IRN (Xiao et al., ECCV 2020) Table 1"}
+    other = {**paper, "dataset": "set5"}
+    runs = [make_run(tmp_path / n, [{"method": "irn", "sha": "1" * 64, "level": 33}],
+                     papers=[paper, other], date=f"2026-01-0{i + 1}T00:00:00+00:00")
+            for i, n in enumerate("ab")]
+    build_site(runs, tmp_path / "site")
+    rows = _board(tmp_path / "site")["rows"]
+    assert [(r["kind"], r["name"]) for r in rows] == [("measured", "irn.cpu"), ("paper", "IRN")]
+    assert rows[1]["rank"] is None and rows[1]["source"].startswith("IRN (Xiao")
+    page = next((tmp_path / "site" / "boards").glob("*.html")).read_text()
+    assert 'class="rows-paper"' in page and 'data-tag="paper"' in page
+    assert "paper-reported</span>" in page
+    data = pd.read_csv(tmp_path / "site" / "data" / "rows.csv")
+    assert sorted(data.loc[data["source"] == "paper-reported", "dataset"]) == ["Mini", "set5"]
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "1 paper-reported row matches no measured leaderboard" in index
+
+
 def test_pages_filter_sort_and_link(three, tmp_path):
     build_site(three, tmp_path / "site")
     site = tmp_path / "site"
     index = (site / "index.html").read_text()
     links = re.findall(r'href="(boards/[^"]+\.html)"', index)
-    assert len(links) == 3 and all((site / link).is_file() for link in links)
+    assert len(links) == 4 and all((site / link).is_file() for link in links)
     page = (site / links[0]).read_text()
     assert 'id="tag-filter"' in page and 'data-tag="cpu"' in page
     assert "table class=\"leaderboard sortable\"" in page
@@ -167,7 +191,7 @@ def test_agreeing_runs_merge_and_disagreeing_runs_conflict(tmp_path):
     assert [r["name"] for r in board["rows"]] == ["bicubic"]  # irn.cpu is not ranked
     (conflict,) = board["conflicts"]
     assert conflict["name"] == "irn.cpu" and len(conflict["groups"]) == 2
-    ids = {r.name: r.id for r in map(read_run, (a, b, c))}
+    ids = {r.name: r.id for r in read_runs([a, b, c])[0]}
     assert [g["runs"] for g in conflict["groups"]] == [[ids["a"], ids["b"]], [ids["c"]]]
     means = [g["metrics"]["psnr_y"]["mean"] for g in conflict["groups"]]
     assert means[1] == pytest.approx(means[0] + 0.2)
@@ -276,8 +300,8 @@ def test_data_files_are_present_and_consistent(three, tmp_path):
     assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet)
     assert {"weights_sha256", "fingerprint", "protocol_version", "run_id"} <= set(csv.columns)
     pd.testing.assert_frame_equal(canonical(csv), canonical(parquet))
-    runs = [read_run(p) for p in three]
-    assert len(csv[csv["source"] == "measured"]) == sum(len(r.rows) for r in runs)
+    runs, rows = read_runs(three)
+    assert len(csv[csv["source"] == "measured"]) == len(rows) == 9 * 6  # 9 sets of 6 images
     # every per-image number is the run's own
     mine = csv[csv["run_id"] == runs[1].id].reset_index(drop=True)
     own = load_run(three[1])[0]

@@ -84,30 +84,29 @@ def _ordered(runs: Iterable[SiteRun]) -> list[SiteRun]:
     return sorted(by_id.values(), key=lambda r: (r.date, r.id))
 
 
-def _paper(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def _paper(rows: pd.DataFrame) -> pd.DataFrame:
     """Paper-reported rows once each, in a fixed order."""
-    rows = pd.concat(frames, ignore_index=True) if frames else canonical(pd.DataFrame())
     if not len(rows):
         return rows
     text = rows[COLUMNS].map(as_text)
     keep = ~text.duplicated()
     rows, keys = rows[keep], list(text[keep].itertuples(index=False, name=None))
     order = sorted(range(len(rows)), key=keys.__getitem__)
-    return rows.iloc[order].reset_index(drop=True)
+    return rows.iloc[order]
 
 
-def _assemble(runs: Sequence[SiteRun], paper: Sequence[pd.DataFrame],
+def _assemble(runs: Sequence[SiteRun], frames: Sequence[pd.DataFrame],
               workers: int | None = None) -> Merged:
-    """Canonical rows (measured in run order, then paper rows) merged into boards."""
+    """Canonical rows (measured in run order, then paper rows once) merged into boards."""
     ordered = _ordered(runs)
     pos = {r.id: i for i, r in enumerate(ordered)}
-    raw = [r.rows for r in ordered]
-    rows = canonical(pd.concat(raw, ignore_index=True)) if raw else canonical(pd.DataFrame())
-    measured = rows[rows["source"] == "measured"]
-    measured = measured[measured["run_id"].isin(list(pos))]
-    measured = measured.iloc[measured["run_id"].map(pos).argsort(kind="stable")]
-    papers = _paper([canonical(rows[rows["source"] != "measured"]), *paper])
-    return merge(ordered, pd.concat([measured, papers], ignore_index=True), workers)
+    frames = [f for f in frames if len(f)]
+    rows = pd.concat(frames, ignore_index=True) if frames else canonical(pd.DataFrame())
+    is_measured = rows["source"] == "measured"
+    measured = rows[is_measured]
+    measured = measured.iloc[measured["run_id"].map(pos).to_numpy().argsort(kind="stable")]
+    merged = pd.concat([measured, _paper(rows[~is_measured])], ignore_index=True)
+    return merge(ordered, merged, workers)
 
 
 def _files(merged: Merged, title: str) -> dict[str, bytes]:
@@ -184,16 +183,16 @@ def build_site(run_dirs: Iterable[str | Path], out: str | Path, title: str | Non
                jobs: int | None = None) -> BuildResult:
     """Check every run (``RunRefused`` names the first refused), merge them and write the site
     to ``out``; ``jobs``: processes that rank the tables (default: one per usable CPU)."""
-    runs = read_runs(run_dirs)
+    runs, rows = read_runs(run_dirs)
     if not runs:
         raise IrnbenchError("leaderboard build needs at least one run folder")
-    merged = _assemble(runs, [], jobs)
+    merged = _assemble(runs, [rows], jobs)
     _write(_files(merged, title or DEFAULT_TITLE), Path(out))
     return BuildResult(Path(out), len(merged.boards), len(merged.runs), _conflict_lines(merged))
 
 
 def read_site(site: str | Path) -> tuple[str, list[SiteRun], pd.DataFrame]:
-    """(title, runs with their rows, paper rows) of a built site, from its ``data/``."""
+    """(title, runs, their rows and the paper rows) of a built site, from its ``data/``."""
     site = Path(site)
     if not _is_site(site):
         raise IrnbenchError(f"{site} is not an irnbench leaderboard site (no data/site.json)")
@@ -203,21 +202,19 @@ def read_site(site: str | Path) -> tuple[str, list[SiteRun], pd.DataFrame]:
                             f"writes {SITE_FORMAT}; build it again from its runs")
     stored = json.loads((site / "data" / "runs.json").read_text())
     rows = canonical(pq.read_table(site / "data" / "rows.parquet").to_pandas())
-    measured = rows[rows["source"] == "measured"]
-    by_run = dict(iter(measured.groupby("run_id", sort=False)))
-    runs = []
-    for r in stored:
-        info = {k: v for k, v in r.items() if k not in ("id", "name")}
-        runs.append(SiteRun(r["id"], r["name"], info, by_run.get(r["id"], rows.iloc[:0])))
-    return str(meta.get("title") or DEFAULT_TITLE), runs, rows[rows["source"] != "measured"]
+    runs = [SiteRun(r["id"], r["name"], {k: v for k, v in r.items() if k not in ("id", "name")})
+            for r in stored]
+    return str(meta.get("title") or DEFAULT_TITLE), runs, rows
 
 
 def add_runs(site: str | Path, run_dirs: Iterable[str | Path],
              jobs: int | None = None) -> BuildResult:
-    """Add runs to a built site: the result equals ``build`` of all its runs, byte for byte."""
-    title, runs, paper = read_site(site)
-    new = read_runs(run_dirs)
-    merged = _assemble([*runs, *new], [paper], jobs)
+    """Add runs to a built site: the result equals ``build`` of all its runs, byte for byte
+    (a run it already holds is not added twice)."""
+    title, runs, rows = read_site(site)
+    new, new_rows = read_runs(run_dirs)
+    have = {r.id for r in runs}
+    new_rows = new_rows[~new_rows["run_id"].isin(list(have))]
+    merged = _assemble([*runs, *new], [rows, new_rows], jobs)
     _write(_files(merged, title), Path(site))
     return BuildResult(Path(site), len(merged.boards), len(merged.runs), _conflict_lines(merged))
-

@@ -119,12 +119,29 @@ def slug(*parts: Any) -> str:
     return f"{plain}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def _numbers(g: pd.DataFrame) -> tuple[list[tuple], np.ndarray]:
-    """One run's per-image record of an entry: (image, draw, status) and metric values."""
-    g = g.sort_values(["image", "draw"], kind="stable", na_position="first")
-    draws = [None if pd.isna(d) else int(d) for d in g["draw"]]
-    ids = list(zip(g["image"], draws, g["status"], strict=True))
-    return ids, g[METRIC_COLUMNS].to_numpy(dtype=float)
+@dataclass
+class _Rows:
+    """The measured rows as plain arrays: what comparing runs reads, without pandas slicing."""
+
+    run: np.ndarray  #: run ids
+    image: np.ndarray
+    draw: np.ndarray  #: ints, -1 for none
+    status: np.ndarray
+    values: np.ndarray  #: metric columns, float
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> _Rows:
+        text = [np.array([as_text(v) for v in rows[c]], dtype=object)
+                for c in ("run_id", "image", "status")]
+        draw = rows["draw"].astype("Float64").fillna(-1).to_numpy(dtype=float).astype(int)
+        return cls(text[0], text[1], draw, text[2], rows[METRIC_COLUMNS].to_numpy(dtype=float))
+
+    def numbers(self, idx: np.ndarray) -> tuple[list[tuple], np.ndarray]:
+        """One run's per-image record of an entry (row positions ``idx``): (image, draw,
+        status) in image and draw order, and the metric values in that order."""
+        idx = idx[np.lexsort((self.draw[idx], self.image[idx]))]
+        ids = list(zip(self.image[idx], self.draw[idx].tolist(), self.status[idx], strict=True))
+        return ids, self.values[idx]
 
 
 def _agree(a: tuple[list[tuple], np.ndarray], b: tuple[list[tuple], np.ndarray]) -> bool:
@@ -137,28 +154,30 @@ def _agree(a: tuple[list[tuple], np.ndarray], b: tuple[list[tuple], np.ndarray])
                            equal_nan=True).all())
 
 
-def _groups(rows: pd.DataFrame) -> list[tuple[list[str], str]]:
-    """The runs of one entry in groups whose per-image numbers agree (run order kept), each
-    with the run whose rows it keeps: the one that measured most values (earliest on ties)."""
+def _groups(rows: _Rows, idx: np.ndarray) -> list[tuple[list[str], str]]:
+    """The runs of one entry (row positions ``idx``, in run order) in groups whose per-image
+    numbers agree, each with the run whose rows it keeps: the one that measured most values
+    (the earliest on ties)."""
     groups: list[tuple[tuple[list[tuple], np.ndarray], list[str], list[int]]] = []
-    for run_id, g in rows.groupby("run_id", sort=False):
-        nums = _numbers(g)
+    for run_id in dict.fromkeys(rows.run[idx]):
+        nums = rows.numbers(idx[rows.run[idx] == run_id])
         count = int((~np.isnan(nums[1])).sum())
         for rep, ids, counts in groups:
             if _agree(rep, nums):
-                ids.append(str(run_id))
+                ids.append(run_id)
                 counts.append(count)
                 break
         else:
-            groups.append((nums, [str(run_id)], [count]))
+            groups.append((nums, [run_id], [count]))
     return [(ids, ids[int(np.argmax(counts))]) for _, ids, counts in groups]
 
 
-def _keys(measured: pd.DataFrame) -> pd.Series:
-    cols = [measured[c].map(as_text) for c in ENTRY_KEYS if c != "method"]
+def _keys(measured: pd.DataFrame) -> list[tuple]:
+    """Each row's entry key (``ENTRY_KEYS``, as text)."""
+    cols = [[as_text(v) for v in measured[c]] for c in ENTRY_KEYS if c != "method"]
     method = [entry_method(s, t) for s, t in zip(measured["method"], measured["tag"],
                                                    strict=True)]
-    return pd.Series(list(zip(method, *cols, strict=True)), index=measured.index)
+    return list(zip(method, *cols, strict=True))
 
 
 def _names(keys: Sequence[tuple]) -> dict[tuple, str]:
@@ -175,25 +194,30 @@ def _names(keys: Sequence[tuple]) -> dict[tuple, str]:
 def _entries(measured: pd.DataFrame, runs: Sequence[SiteRun]
              ) -> tuple[pd.DataFrame, list[Entry], dict[tuple, list[tuple[list[str], Any]]]]:
     """(rows to rank: one run per agreeing entry, named; every entry; each conflict's groups
-    of agreeing runs with the rows of the group's first run)."""
+    of agreeing runs with the rows of the group's kept run). ``measured`` is in run order."""
     dates = {r.id: r.date for r in runs}
     keys = _keys(measured)
-    names = _names(list(dict.fromkeys(keys)))
-    keep, entries, conflicts = [], [], {}
-    for key, g in measured.groupby(keys, sort=False):
-        run_ids = list(dict.fromkeys(g["run_id"]))
-        groups = _groups(g) if len(run_ids) > 1 else [(run_ids, run_ids[0])]
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    names = _names(list(uniques))
+    rows = _Rows.of(measured)
+    keep = np.ones(len(measured), dtype=bool)
+    entries, conflicts = [], {}
+    for code, idx in pd.Series(codes).groupby(codes, sort=False).indices.items():
+        key = uniques[code]
+        run_ids = list(dict.fromkeys(rows.run[idx]))
+        groups = _groups(rows, idx) if len(run_ids) > 1 else [(run_ids, run_ids[0])]
         first = min((dates[r] for r in run_ids), default="")
-        entries.append(Entry(key, names[key], key[0], key[1], key[2], groups[0][0]
-                             if len(groups) == 1 else run_ids, first))
+        entries.append(Entry(key, names[key], key[0], key[1], key[2],
+                             groups[0][0] if len(groups) == 1 else run_ids, first))
         if len(groups) > 1:
-            conflicts[key] = [(ids, g[g["run_id"] == kept]) for ids, kept in groups]
-        else:
-            keep.append(g[g["run_id"] == groups[0][1]].index)
-    idx = keep[0].append(keep[1:]) if keep else measured.index[:0]
-    ranked = measured.loc[idx.sort_values()].copy()
-    ranked["label"] = [names[k] for k in keys.loc[ranked.index]]
-    ranked["method"] = [k[0] for k in keys.loc[ranked.index]]
+            keep[idx] = False
+            conflicts[key] = [(ids, measured.iloc[idx[rows.run[idx] == kept]])
+                              for ids, kept in groups]
+        elif len(run_ids) > 1:
+            keep[idx[rows.run[idx] != groups[0][1]]] = False
+    ranked = measured[keep].copy()
+    ranked["label"] = [names[k] for k, m in zip(keys, keep, strict=True) if m]
+    ranked["method"] = [k[0] for k, m in zip(keys, keep, strict=True) if m]
     return ranked, entries, conflicts
 
 

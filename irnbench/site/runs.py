@@ -23,10 +23,10 @@ import pandas as pd
 from irnbench.errors import IrnbenchError
 from irnbench.leaderboard import as_float, as_quality, as_text
 from irnbench.protocol import PROTOCOL_VERSION
-from irnbench.results import COLUMNS, GROUP_KEYS, METRIC_COLUMNS, load_run
+from irnbench.results import COLUMNS, GROUP_KEYS, METRIC_COLUMNS, frame
 
 __all__ = ["KNOWN_PROTOCOLS", "PROVENANCE", "RunRefused", "SiteRun", "canonical", "check_means",
-           "read_run", "read_runs", "recompute_means", "run_info", "verify_run"]
+           "provenance", "read_run", "read_runs", "recompute_means", "run_info", "verify_run"]
 
 #: Protocol versions this irnbench can rank (a run that records none is version 1).
 KNOWN_PROTOCOLS = tuple(range(1, PROTOCOL_VERSION + 1))
@@ -54,12 +54,12 @@ class RunRefused(IrnbenchError):
 
 @dataclass
 class SiteRun:
-    """One run: its id (content hash), name (folder name), stored info and rows."""
+    """One run: its id (content hash), name (folder name) and the metadata the site keeps.
+    Its rows travel in one frame with every other run's (``run_id`` says whose)."""
 
     id: str
     name: str
     info: dict[str, Any]
-    rows: pd.DataFrame  #: raw flat-schema rows with provenance; ``canonical`` makes them exact
     path: str = ""  #: the folder as given (messages name it)
     means: list[dict[str, Any]] | None = None  #: the set means it records, if any
 
@@ -143,16 +143,16 @@ def _means_problem(recomputed: dict[tuple, Mapping[str, Any]],
     return None
 
 
-def check_means(runs: Sequence[SiteRun]) -> None:
+def check_means(runs: Sequence[SiteRun], rows: pd.DataFrame) -> None:
     """Refuse (``RunRefused``, the first in order) a run whose recorded set means do not
-    recompute from its per-image rows; runs that record none pass (written before irnbench
-    recorded them)."""
+    recompute from its per-image rows (``rows``: theirs, with ``run_id``); runs that record
+    none pass (written before irnbench recorded them)."""
     todo = [r for r in runs if r.means is not None]
     if not todo:
         return
     again: dict[str, dict[tuple, dict[str, Any]]] = {r.id: {} for r in todo}
-    rows = pd.concat([r.rows for r in todo], ignore_index=True)
-    for rec in recompute_means(rows).to_dict(orient="records"):
+    mine = rows[rows["run_id"].isin(list(again))]
+    for rec in recompute_means(mine).to_dict(orient="records"):
         again[rec["run_id"]][_means_key(rec)] = rec
     for r in todo:
         problem = _means_problem(again[r.id], r.means or [])
@@ -174,56 +174,83 @@ def _weights_of(info: Mapping[str, Any], spec: str, setting: str) -> Mapping[str
     return per.get(setting) or {} if isinstance(per, Mapping) else {}
 
 
-def _provenance(df: pd.DataFrame, info: Mapping[str, Any], run_id: str) -> pd.DataFrame:
-    """The run's rows with ``tag`` filled from its weights record and the provenance columns."""
-    df = df.copy()
+def provenance(runs: Sequence[SiteRun], rows: pd.DataFrame) -> pd.DataFrame:
+    """Canonical rows of ``runs`` with an empty ``tag`` filled from the run's weights record
+    and the provenance columns set (measured rows; paper rows have none)."""
+    info = {r.id: r.info for r in runs}
     fps = {}
-    for d in info.get("datasets") or []:
-        fps.setdefault(as_text(d.get("name")), as_text(d.get("fingerprint")))
-    measured = (df["source"] == "measured").to_numpy()
-    tags, shas = [], []
-    for spec, setting, tag in zip(df["method"], df["setting"], df["tag"], strict=True):
-        w = _weights_of(info, as_text(spec), as_text(setting))
-        tags.append(as_text(tag) or as_text(w.get("tag")))
-        shas.append(as_text(w.get("sha256")))
-    df["tag"] = np.where(measured, tags, df["tag"].to_numpy(dtype=object))
-    df["weights_sha256"] = np.where(measured, shas, None)
-    df["fingerprint"] = np.where(measured, [fps.get(as_text(d), "") for d in df["dataset"]],
-                                 None)
-    df["protocol_version"] = np.where(measured, info.get("protocol_version"), None)
-    df["run_id"] = np.where(measured, run_id, None)
-    return df
+    for r in runs:
+        for d in r.info.get("datasets") or []:
+            fps.setdefault((r.id, as_text(d.get("name"))), as_text(d.get("fingerprint")))
+    measured = (rows["source"] == "measured").to_numpy()
+    cols = ("run_id", "method", "setting", "tag", "dataset")
+    found: dict[tuple, tuple[str | None, str | None]] = {}
+    tags, shas, fp, pv = [], [], [], []
+    for rid, spec, setting, tag, ds in zip(*(rows[c] for c in cols), strict=True):
+        key = (rid, spec, setting)
+        if key not in found:
+            w = _weights_of(info[rid], as_text(spec), as_text(setting)) if rid in info else {}
+            found[key] = (as_text(w.get("tag")) or None, as_text(w.get("sha256")) or None)
+        tags.append(tag or found[key][0])
+        shas.append(found[key][1])
+        fp.append(fps.get((rid, as_text(ds))) or None)
+        pv.append(info[rid].get("protocol_version") if rid in info else None)
+    def text(values: Any) -> pd.Series:
+        return pd.Series(np.where(measured, np.array(values, dtype=object), None),
+                         index=rows.index, dtype=object)
+
+    rows = rows.copy()
+    rows["tag"] = pd.Series(np.where(measured, np.array(tags, dtype=object),
+                                     rows["tag"].to_numpy(dtype=object)), index=rows.index,
+                            dtype=object)
+    rows["weights_sha256"], rows["fingerprint"] = text(shas), text(fp)
+    rows["run_id"] = text(rows["run_id"].to_numpy(dtype=object))
+    rows["protocol_version"] = pd.array(np.where(measured, np.array(pv, dtype=object), None),
+                                        dtype="Int64")
+    return rows
 
 
-def read_run(path: str | Path) -> SiteRun:
-    """Read and identify one run folder; refuse it (``RunRefused``) if it is not a run or
-    records an unknown protocol version. Its set means are checked by :func:`check_means`."""
+def read_run(path: str | Path) -> tuple[SiteRun, list[dict[str, Any]]]:
+    """One run folder (parsed once, as ``irnbench.results.load_run`` reads it) and its rows,
+    each with its ``run_id``; ``RunRefused`` if it is not a run or records an unknown protocol
+    version. Its set means are checked by :func:`check_means`."""
     path = Path(path)
     raw, payload = _payload(path)
-    df, meta = load_run(path)
+    meta = payload.get("meta") or {}
     version = protocol_version(meta)
     if version not in KNOWN_PROTOCOLS:
         raise RunRefused(f"{path}: refused: unknown protocol version "
                          f"{meta.get('protocol_version')!r} (this irnbench knows "
                          f"{', '.join(map(str, KNOWN_PROTOCOLS))})")
     run_id = hashlib.sha256(raw).hexdigest()[:12]
-    info = run_info(meta)
     means = payload.get("means")
-    return SiteRun(run_id, path.resolve().name, info, _provenance(df, info, run_id),
-                   str(path), None if means is None else list(means))
+    run = SiteRun(run_id, path.resolve().name, run_info(meta), str(path),
+                  None if means is None else list(means))
+    return run, [{**r, "run_id": run_id} for r in payload.get("rows") or []]
 
 
-def read_runs(paths: Iterable[str | Path]) -> list[SiteRun]:
-    """:func:`read_run` of each folder, then :func:`check_means` of them all."""
-    runs = [read_run(p) for p in paths]
-    check_means(runs)
-    return runs
+def read_runs(paths: Iterable[str | Path]) -> tuple[list[SiteRun], pd.DataFrame]:
+    """Every run folder (:func:`read_run`), their rows canonical with provenance, their set
+    means checked (:func:`check_means`)."""
+    runs: dict[str, SiteRun] = {}
+    rows: list[dict[str, Any]] = []
+    for p in paths:
+        run, recs = read_run(p)
+        if run.id in runs:  # one run in two folders: one run, named by the smaller name
+            if run.name < runs[run.id].name:
+                runs[run.id] = run
+            continue
+        runs[run.id] = run
+        rows += recs
+    df = canonical(frame(rows))
+    check_means(list(runs.values()), df)
+    return list(runs.values()), provenance(list(runs.values()), df)
 
 
 def verify_run(path: str | Path) -> dict[str, Any]:
     """The checks of one run folder; raises ``RunRefused`` naming the run, else a summary."""
-    (run,) = read_runs([path])
-    measured = int((run.rows["source"] == "measured").sum()) if len(run.rows) else 0
+    (run,), rows = read_runs([path])
+    measured = int((rows["source"] == "measured").sum())
     return {"run": str(path), "protocol_version": run.info.get("protocol_version"),
             "measured_rows": measured, "means": None if run.means is None else len(run.means)}
 
