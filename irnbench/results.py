@@ -147,6 +147,8 @@ def summarize(df: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
         row["images"] = int(g["image"].nunique())
         row["draws"] = int(draws.ngroups)
         for m in METRIC_COLUMNS:
+            if g[m].isna().all():  # a metric the task does not fill: nothing to average
+                continue
             per_draw = draws[m].apply(_mean)
             per_draw = per_draw.dropna()
             if not len(per_draw):
