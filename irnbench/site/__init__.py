@@ -18,7 +18,18 @@ lets a maintainer publish them again as plain files. Modules:
 
 from __future__ import annotations
 
-from irnbench.site.build import add_runs, build_site, read_site
-from irnbench.site.runs import RunRefused, verify_run
+import importlib
+from typing import Any
 
 __all__ = ["RunRefused", "add_runs", "build_site", "read_site", "verify_run"]
+
+#: Imported on first use, so that ``irnbench --help`` does not load pandas, pyarrow or jinja2
+#: for the ``leaderboard`` commands.
+_WHERE = {"add_runs": "build", "build_site": "build", "read_site": "build",
+          "RunRefused": "runs", "verify_run": "runs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"irnbench.site.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'irnbench.site' has no attribute {name!r}")

@@ -189,7 +189,12 @@ def method_data(method: str, merged: Merged, boards: Sequence[dict[str, Any]]
 
 
 def board_title(b: Mapping[str, Any]) -> str:
-    """``rescale · x2 · JPEG q30 · mini``: how pages name a board."""
-    cond = [f"JPEG q{v}" if k == "quality" else as_text(v)
-            for k, v in (b.get("condition") or {}).items() if v is not None]
-    return " · ".join(p for p in (b["task"], b["setting"], *cond, b["dataset"]) if p)
+    """``rescale · x2 · JPEG q30 · mini``: how pages name a board (a ``codec`` condition, where
+    the table keys have one, names the codec of the quality)."""
+    cond = dict(b.get("condition") or {})
+    codec = as_text(cond.pop("codec", None))
+    parts = [f"{codec or 'JPEG'} q{v}" if k == "quality" else as_text(v)
+             for k, v in cond.items() if v is not None]
+    if codec and cond.get("quality") is None:
+        parts.append(codec)
+    return " · ".join(p for p in (b["task"], b["setting"], *parts, b["dataset"]) if p)
