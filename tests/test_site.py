@@ -43,7 +43,8 @@ def make_run(path: Path, entries: list[dict], date: str = "2026-01-01T00:00:00+0
                 rows.append({"source": "measured", "method": spec, "label": e.get("label", spec),
                              "weights": f"{tag or 'no'} weights", "tag": tag or None,
                              "task": "rescale", "setting": e.get("setting", "x2"),
-                             "quality": e.get("quality"), "dataset": e.get("dataset", "mini"),
+                             "codec": e.get("codec"), "quality": e.get("quality"),
+                             "dataset": e.get("dataset", "mini"),
                              "image": name, "draw": d, "psnr_y": v, "ssim_y": 1 - 1 / v,
                              "seconds": 0.5, "params": 1000, "status": "ok"})
         weights.setdefault(spec, {})[e.get("setting", "x2")] = {
@@ -201,6 +202,19 @@ def test_agreeing_runs_merge_and_disagreeing_runs_conflict(tmp_path):
     assert "Conflicts (not ranked)" in page and page.count('class="row-conflict"') == 2
     index = json.loads((tmp_path / "conflict" / "data" / "index.json").read_text())
     assert index["boards"][0]["conflicts"] == 1
+
+
+def test_each_codec_of_a_quality_is_its_own_board(tmp_path):
+    run = make_run(tmp_path / "r", [
+        {"method": "irn", "sha": "1" * 64, "level": 30, "quality": 50},
+        {"method": "irn", "sha": "1" * 64, "level": 31, "quality": 50, "codec": "webp"}])
+    build_site([run], tmp_path / "site")
+    index = json.loads((tmp_path / "site" / "data" / "index.json").read_text())
+    assert sorted((b["condition"]["codec"], b["condition"]["quality"]) for b in index["boards"]) \
+        == [("jpeg", 50), ("webp", 50)]
+    titles = re.findall(r'<a class="board" href="[^"]+">([^<]*)</a>',
+                        (tmp_path / "site" / "index.html").read_text())
+    assert sorted(titles) == ["rescale · x2 · JPEG q50 · mini", "rescale · x2 · WebP q50 · mini"]
 
 
 def test_two_weights_of_one_name_are_two_entries(tmp_path):

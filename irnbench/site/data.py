@@ -14,8 +14,11 @@ from irnbench.site.cards import method_card, weight_source
 from irnbench.site.merge import Conflict, Entry, Merged, SiteBoard, slug
 from irnbench.site.runs import SiteRun
 
-__all__ = ["board_data", "board_title", "clean", "index_data", "method_data", "method_slug",
-           "methods_of"]
+__all__ = ["board_data", "board_title", "channel_text", "clean", "index_data", "method_data",
+           "method_slug", "methods_of"]
+
+#: How pages write a codec of the ``codec`` column.
+_CODECS = {"jpeg": "JPEG", "webp": "WebP"}
 
 
 def clean(v: Any) -> Any:
@@ -191,10 +194,17 @@ def method_data(method: str, merged: Merged, boards: Sequence[dict[str, Any]]
 def board_title(b: Mapping[str, Any]) -> str:
     """``rescale · x2 · JPEG q30 · mini``: how pages name a board (a ``codec`` condition, where
     the table keys have one, names the codec of the quality)."""
-    cond = dict(b.get("condition") or {})
+    return " · ".join(p for p in (b["task"], b["setting"], channel_text(b.get("condition")),
+                                  b["dataset"]) if p)
+
+
+def channel_text(condition: Mapping[str, Any] | None) -> str:
+    """A channel condition as pages write it: ``JPEG q30``, ``WebP q50``; ``""`` for none."""
+    cond = dict(condition or {})
     codec = as_text(cond.pop("codec", None))
-    parts = [f"{codec or 'JPEG'} q{v}" if k == "quality" else as_text(v)
-             for k, v in cond.items() if v is not None]
-    if codec and cond.get("quality") is None:
-        parts.append(codec)
-    return " · ".join(p for p in (b["task"], b["setting"], *parts, b["dataset"]) if p)
+    name = _CODECS.get(codec.lower(), codec)
+    parts = [f"{name or 'JPEG'} q{v}" if k == "quality" else as_text(v)
+             for k, v in cond.items() if v is not None and as_text(v)]
+    if name and cond.get("quality") is None:
+        parts.append(name)
+    return " · ".join(parts)

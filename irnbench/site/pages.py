@@ -15,7 +15,7 @@ from irnbench.report.formatting import (
     sort_key,
 )
 from irnbench.results import METRICS, MetricSpec
-from irnbench.site.data import board_title, method_slug
+from irnbench.site.data import board_title, channel_text, method_slug
 from irnbench.site.runs import SiteRun
 
 __all__ = ["board_page", "index_page", "method_page"]
@@ -138,6 +138,7 @@ def board_page(board: Mapping[str, Any], runs: Mapping[str, SiteRun]) -> dict[st
     tags = sorted({r["tag"] for r in rows})
     return {
         "title": board_title(board), "board": board, "columns": _columns(shown, spec and spec.key),
+        "channel": channel_text(board["condition"]) or "none (the lossless uint8 channel)",
         "measured": [r for r in rows if r["kind"] == "measured"],
         "failed": [r for r in rows if r["kind"] == "failed"],
         "paper": [r for r in rows if r["kind"] == "paper"],
@@ -157,8 +158,7 @@ def index_page(index: Mapping[str, Any], boards: Sequence[Mapping[str, Any]],
         value = (lead["metrics"].get(b["rank_metric"] or "") or {}).get("mean") if lead else None
         spec = _SPECS.get(b["rank_metric"] or "")
         items.append({**b, "title": board_title(b),
-                      "condition_text": board_title({"task": "", "setting": "", "dataset": "",
-                                                     "condition": b["condition"]}) or "—",
+                      "condition_text": channel_text(b["condition"]) or "—",
                       "metric": spec_label.get(b["rank_metric"] or "", "—"),
                       "value": format_number(value, spec.digits) if spec else "",
                       "nruns": len(b["runs"])})
