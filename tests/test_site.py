@@ -274,6 +274,18 @@ def test_a_recorded_mean_is_checked_too(tmp_path):
         verify_run(run)
 
 
+def test_means_recorded_before_the_codec_column_still_recompute(tmp_path):
+    run = make_run(tmp_path / "r", [{"method": "irn", "sha": "1" * 64, "level": 33,
+                                     "quality": 30}])
+
+    def drop_codec(payload):
+        for rec in payload["rows"] + payload["means"]:
+            rec.pop("codec", None)
+
+    _tamper(run, drop_codec)
+    assert verify_run(run)["means"] == 1
+
+
 def test_runs_written_before_versions_and_means_are_version_1(tmp_path):
     run = make_run(tmp_path / "old", [{"method": "irn", "sha": "1" * 64, "level": 33}])
     _tamper(run, lambda p: (p.pop("means"), p["meta"].pop("protocol_version")))

@@ -154,8 +154,14 @@ def check_means(runs: Sequence[SiteRun], rows: pd.DataFrame) -> None:
     mine = rows[rows["run_id"].isin(list(again))]
     for rec in recompute_means(mine).to_dict(orient="records"):
         again[rec["run_id"]][_means_key(rec)] = rec
+    # the recorded means read as rows are read (``frame``: e.g. a quality without a codec, from
+    # before the codec column, is JPEG), so that they key as the recomputed ones do
+    stated: dict[str, list[dict[str, Any]]] = {r.id: [] for r in todo}
+    recorded = [{**m, "run_id": r.id} for r in todo for m in r.means or []]
+    for rec in frame(recorded).to_dict(orient="records") if recorded else []:
+        stated[rec["run_id"]].append(rec)
     for r in todo:
-        problem = _means_problem(again[r.id], r.means or [])
+        problem = _means_problem(again[r.id], stated[r.id])
         if problem:
             raise RunRefused(f"{r.path}: refused: its set means do not recompute from its "
                              f"per-image rows ({problem})")
