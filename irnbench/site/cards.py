@@ -56,6 +56,8 @@ def method_card(method: str, infos: Sequence[Mapping[str, Any]]) -> dict[str, An
             getattr(card, "summary", "")) or as_text(rec.get("description")),
         "what": as_text(getattr(card, "what", "")),
         "departures": as_text(getattr(card, "departures", "")),
+        "weights": as_text(getattr(card, "weights", "")),
+        "also": [as_text(a) for a in getattr(card, "also", ()) or ()],
         "citation": as_text(getattr(card, "citation", "")) or as_text(
             getattr(paper, "citation", "")) or as_text(rec.get("citation")),
         "paper_url": safe_url(getattr(card, "url", "") or getattr(paper, "url", "")),
