@@ -48,7 +48,8 @@ def make_run(path: Path, entries: list[dict], date: str = "2026-01-01T00:00:00+0
                              "image": name, "draw": d, "psnr_y": v, "ssim_y": 1 - 1 / v,
                              "seconds": 0.5, "params": 1000, "status": "ok"})
         weights.setdefault(spec, {})[e.get("setting", "x2")] = {
-            "tag": tag, "label": f"{tag or 'no'} weights", "sha256": e.get("sha", "")}
+            "tag": tag, "label": f"{tag or 'no'} weights", "sha256": e.get("sha", ""),
+            **e.get("weights_info", {})}
     ds = datasets or {"mini": FP}
     info = {"date": date, "task": "rescale", "git_commit": "0" * 40,
             "datasets": [{"name": n, "fingerprint": f} for n, f in ds.items()],
@@ -149,6 +150,21 @@ def test_pages_filter_sort_and_link(three, tmp_path):
     assert 'href="../data/methods/irn.csv"' in irn
     per_image = pd.read_csv(site / "data" / "methods" / "irn.csv")
     assert set(per_image["tag"]) == {"cpu", "local"} and len(per_image) == 18
+
+
+def test_method_page_names_a_pinned_source_the_run_records(tmp_path):
+    url = "https://github.com/pkuxmq/Invertible-Image-Rescaling/raw/" + "c" * 40 + "/IRN_x2.pth"
+    source = {"file": "IRN_x2.pth", "released_as": "IRN_x2.pth", "sha256": "d" * 64,
+              "url": url, "commit": "c" * 40, "git_blob_sha1": "e" * 40}
+    run = make_run(tmp_path / "r", [{"method": "irn", "tag": "official", "sha": "1" * 64,
+                                     "level": 33, "weights_info": {
+                                         "sources": [source, {"file": "x", "url": "javascript:1"}],
+                                         "origin": {"repository": "github.com/pkuxmq/IRN"}}}])
+    build_site([run], tmp_path / "site")
+    page = (tmp_path / "site" / "methods" / "irn.html").read_text()
+    assert f'<a href="{url}" rel="noreferrer">pinned URL</a>' in page
+    assert "commit <code>cccccccccccc</code>" in page and "blob <code>eeeeeeeeeeee</code>" in page
+    assert "javascript:" not in page  # a recorded URL that is not http(s) is not linked
 
 
 def test_escaping_of_labels_and_file_names(tmp_path):
