@@ -1,6 +1,6 @@
 """Training-step time of a method's preset under the trainer's speed options (not a test).
 
-Each mode is ``AMP[+cl][+compile]``: AMP is one of ``irnbench.train.AMP_MODES`` (``off`` is
+Each mode is ``AMP[+cl][+compile]``: AMP is one of ``irnbench.training.amp.AMP_MODES`` (``off`` is
 fp32; ``auto`` is bf16 on a GPU that has it, fp16 + GradScaler on an older one, fp32 on CPU),
 ``cl`` adds channels_last and ``compile`` torch.compiles the training loss, as ``irnbench train
 --amp AMP --channels-last --compile`` do. A step is what the trainer does: forward under

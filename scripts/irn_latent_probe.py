@@ -7,7 +7,7 @@ For each image (modcropped as the task does) it prints the forward z's standard 
 LR's mean colour offset from the bicubic LR, and, for each temperature T, the restored image's
 per-channel mean error (bias) and RGB-channel PSNR (border crop = scale), z ~ N(0, I)·T drawn
 with the protocol's first draw seed. The paper's model varies by less than 0.02 dB between z
-draws, and its author counts z = 0 as a valid sample (REFERENCE.md, official issue #26);
+draws, and its author counts z = 0 as a valid sample (official repository, issue #26);
 irnbench's CPU-budget weights collapse at z = 0 (see README).
 This is a diagnostic, not the benchmark protocol: ``irnbench run`` gives the measured numbers.
 """

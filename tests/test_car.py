@@ -43,7 +43,7 @@ def _sampler_inputs(b, c, h_lr, w_lr, s, k, dtype=torch.float64, seed=0):
 
 
 def _loop_sampler(img, kernels, dx, dy, s):
-    """Direct per-pixel, per-tap implementation of REFERENCE.md Part B §1.2 (numpy, float64)."""
+    """Direct per-pixel, per-tap implementation of CAR's adaptive grid sampler (numpy, float64)."""
     img, kernels, dx, dy = (t.detach().double().numpy() for t in (img, kernels, dx, dy))
     b, c, _, _ = img.shape
     k2, h, w = kernels.shape[1:]

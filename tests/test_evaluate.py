@@ -1,4 +1,4 @@
-"""Evaluation through the Python API (DESIGN.md §2, §4): draws, summaries, failure isolation,
+"""Evaluation through the Python API (docs/protocol.md): draws, summaries, failure isolation,
 the harness-owned channel, LR fidelity and bpp, and the factories' errors.
 
 Test methods are registered for the duration of a test through the plugin manager, the way a

@@ -1,6 +1,6 @@
 """``irnbench.ops.imresize`` against MATLAB's bicubic ``imresize`` algorithm.
 
-The reference below is written from the formulas in REFERENCE.md Part B §3 (MATLAB
+The reference below is written from MATLAB's documented ``imresize`` formulas (MATLAB
 ``imresize(..., 'bicubic')``, antialiasing on) in float64 NumPy with explicit loops over the
 output index of each dimension. It shares no code with ``irnbench`` on purpose: the project
 builds (out × in) weight matrices in torch, the reference walks the taps of every output line.
@@ -106,7 +106,7 @@ def test_reference_kernel_and_mirror():
     assert _keys_cubic(0.5) == pytest.approx(0.5625)
     assert _keys_cubic(-1.5) == pytest.approx(-0.0625)
     assert [_mirror(i, 4) for i in range(-2, 8)] == [2, 1, 0, 0, 1, 2, 3, 3, 2, 1]
-    # P = ceil(width) + 2 taps, of which x1/2 has 8 and x1/4 16 non-zero (REFERENCE.md B §3).
+    # P = ceil(width) + 2 taps, of which x1/2 has 8 and x1/4 16 non-zero (MATLAB's width rule).
     assert len(_contributions(16, 0.5)[0][0]) == 10
     assert sum(w != 0 for w in _contributions(16, 0.5)[3][1]) == 8
     assert len(_contributions(16, 0.25)[0][0]) == 18

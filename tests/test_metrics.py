@@ -1,7 +1,7 @@
-"""Metrics, colour, quantisation and JPEG ops of the measurement protocol (DESIGN.md §3).
+"""Metrics, colour, quantisation and JPEG ops of the measurement protocol (docs/protocol.md).
 
 ``irnbench.metrics.psnr`` / ``ssim`` are compared with float64 NumPy re-implementations of BasicSR's
-``calculate_psnr`` / ``calculate_ssim`` written here from the protocol (REFERENCE.md Part A §4):
+``calculate_psnr`` / ``calculate_ssim`` written here from the protocol (docs/protocol.md):
 uint8 rounding, BT.601 Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 in float (not re-rounded),
 border crop, PSNR = 10·log10(255²/MSE), SSIM with cv2.getGaussianKernel(11, 1.5)'s outer product,
 'valid' filtering (explicit sliding windows), C1 = (0.01·255)², C2 = (0.03·255)², mean over
@@ -434,7 +434,7 @@ def test_jpeg_grey():
 
 
 def test_jpeg_protocol_settings():
-    """Baseline JPEG, 4:2:0 chroma subsampling, Huffman optimisation off (DESIGN.md §3)."""
+    """Baseline JPEG, 4:2:0 chroma subsampling, Huffman optimisation off (docs/protocol.md)."""
     import io
 
     from PIL import Image, JpegImagePlugin

@@ -53,7 +53,7 @@ class OfficialCheckpoint:
 
     ``rename(file_name, key)`` maps a source tensor name (``module.`` already stripped) of the
     file released as ``file_name`` to the irnbench state-dict key it fills (values are copied
-    unchanged), or ``None`` when irnbench has no such tensor; ``irnbench.checkpoints`` checks
+    unchanged), or ``None`` when irnbench has no such tensor; ``irnbench.weights.official`` checks
     that the mapping is one to one with equal shapes.
     """
 
