@@ -84,10 +84,11 @@ def test_import_run_and_match_the_official_outputs(file, tmp_path, images):
     assert res.exit_code == 0, res.output
     assert f"imported {method}.{tag}: official checkpoint ({file})" in res.output
     run = _cli("run", "--task", "rescale", "--scale", str(scale), "--plugins", f"{method}.{tag}",
-               "--datasets", str(images), "--jpeg", "75", "--draws", "1", "--quiet",
-               "--out", str(tmp_path / "run"))
+               "--datasets", str(images), "--jpeg", "75", "--webp", "75", "--draws", "1",
+               "--quiet", "--out", str(tmp_path / "run"))
     assert run.exit_code == 0, run.output
     assert f"tag {tag} · official checkpoint ({file})" in run.output
+    assert "JPEG q75" in run.output and "WebP q75" in run.output
     assert f"{method}.{tag}" in run.output
 
     m = create_method(f"{method}.{tag}", "rescale", scale=scale).eval()
@@ -193,3 +194,33 @@ def test_paper_rows():
     assert "Y inferred" in rows[0].protocol and "own runs" in rows[0].protocol
     for name in ("tirn", "tsain"):
         assert get_method_class(name).paper.results == ()
+
+
+def test_sains_table_stands_beside_a_div2k_val_run(tmp_path, images):
+    """SAIN's README table shows as labelled paper rows next to measured rows on ``div2k-val``
+    (here a stand-in folder of that name), and only there; IRN's clean Table 1 rows stay out."""
+    import shutil
+
+    import pandas as pd
+
+    from irnbench.papers import SAIN_README
+    from irnbench.report import build_context, load_runs
+
+    stand_in = tmp_path / "div2k-val"
+    shutil.copytree(images, stand_in)
+    assert _import(_save("SAINx2_JPEG.pth", tmp_path / "dl"), "sain", 2, "official"
+                   ).exit_code == 0
+    run = _cli("run", "--task", "rescale", "--scale", "2", "--plugins", "sain.official,bicubic",
+               "--datasets", str(stand_in), "--jpeg", "30,90", "--draws", "1", "--quiet",
+               "--out", str(tmp_path / "run"))
+    assert run.exit_code == 0, run.output
+    df = pd.read_csv(tmp_path / "run" / "results.csv")
+    papers = df[df["source"] == "paper-reported"]
+    sain = papers[papers["reference"] == SAIN_README]
+    assert set(sain["dataset"]) == {"div2k-val"} and set(sain["quality"]) >= {30, 90}
+    assert {"SAIN", "Bicubic & Bicubic"} <= set(sain["label"])
+    ctx = build_context(load_runs([tmp_path / "run"]))
+    q30 = [t for t in ctx["leaderboards"] if t["quality"] == 30 and t["dataset"] == "div2k-val"]
+    assert len(q30) == 1
+    assert {r["method"] for r in q30[0]["rows"] if r["kind"] == "paper"} == {"sain", "bicubic"}
+
