@@ -20,7 +20,7 @@ from irnbench.data.loading import resolve_dataset
 from irnbench.device import describe_device
 from irnbench.distributed import setup
 from irnbench.errors import WeightsNotFound
-from irnbench.evaluate import EvalResult, Visual, evaluate
+from irnbench.evaluate import Visual, evaluate
 from irnbench.metrics import iqa_metric
 from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.results import frame, paper_frame, save_run
@@ -203,36 +203,37 @@ def run_benchmark(
     store = _open_folder(ctx, run_dir, replaced, request, command)
     if resume and ctx.is_main and announce is not None:
         announce(_resume_line(store, task_objs, built.methods, eval_sets, draws))
-    frames, visuals, notes, images = [], [], [], []
-    for task_obj, methods_built in zip(task_objs, built.methods, strict=True):
-        res: EvalResult = evaluate(methods_built, task_obj, eval_sets, device=dev, draws=draws,
-                                   progress=progress, extra_metrics=extra, store=store)
-        frames.append(res.df)
-        visuals.extend(res.visuals)
-        notes.extend(res.notes)
-        images.extend(res.images)
+    results = [evaluate(ms, t, eval_sets, device=dev, draws=draws, progress=progress,
+                        extra_metrics=extra, store=store)
+               for t, ms in zip(task_objs, built.methods, strict=True)]
+    frames = [r.df for r in results]
     measured = _scrub_rows(pd.concat(frames, ignore_index=True)) if frames else frame([])
     papers = paper_frame(classes, task)
     df = pd.concat([measured, papers], ignore_index=True) if len(papers) else measured
     meta = _run_meta(command, task, task_objs, methods, classes,
-                     _datasets_meta(eval_sets, prints, images), dev, draws, notes=notes,
+                     _datasets_meta(eval_sets, prints, [i for r in results for i in r.images]),
+                     dev, draws, notes=[n for r in results for n in r.notes],
                      trained=built.trained, weights=built.resolved,
                      method_options=built.method_options, world_size=ctx.world)
-
-    def write() -> Path | None:
-        save_run(run_dir, df, meta)
-        remove_own_files([run_dir / "visuals"])  # a resumed run writes them all again
-        save_visuals(run_dir, visuals)
-        if not report:
-            return None
-        from irnbench.report import render_report
-
-        return render_report([run_dir], run_dir / "report.html")
-
-    report_path = ctx.on_main(write, "writing the results")
+    visuals = [v for r in results for v in r.visuals]
+    report_path = ctx.on_main(lambda: _write(run_dir, df, meta, visuals, report),
+                              "writing the results")
     if ctx.enabled:
         report_path = ctx.broadcast_object(report_path)
     return RunOutput(run_dir, df, meta, report_path)
+
+
+def _write(run_dir: Path, df: pd.DataFrame, meta: dict[str, Any], visuals: Sequence[Visual],
+           report: bool) -> Path | None:
+    """The run's results, visuals and (``report``) report, from the rows of its units."""
+    save_run(run_dir, df, meta)
+    remove_own_files([run_dir / "visuals"])  # a resumed run writes them all again
+    save_visuals(run_dir, visuals)
+    if not report:
+        return None
+    from irnbench.report import render_report
+
+    return render_report([run_dir], run_dir / "report.html")
 
 
 @dataclass
