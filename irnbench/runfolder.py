@@ -93,8 +93,10 @@ def read_request(folder: Path) -> dict[str, Any]:
     """The request of the run in ``folder`` (``--resume``); one clear error when there is none."""
     path = folder / REQUEST
     if not path.is_file():
+        hint = ("replace it with --overwrite" if any((folder / n).exists() for n in RUN_FILES)
+                else "start it without --resume")
         raise InvalidSetting(f"--resume: {folder} holds no run to continue (no {REQUEST}); "
-                             "start it without --resume")
+                             f"{hint}")
     try:
         return dict(json.loads(path.read_text())["request"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

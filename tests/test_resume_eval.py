@@ -173,7 +173,12 @@ def test_an_unwritable_out_is_refused_quickly_before_any_method(images, tmp_path
 
 
 def test_resume_needs_a_run_to_continue(images, tmp_path):
-    _one_error_line(_eval(images, tmp_path / "none", "--resume"), "no run to continue")
+    _one_error_line(_eval(images, tmp_path / "none", "--resume"), "no run to continue",
+                    "without --resume")
+    old = tmp_path / "old"  # a run from before run.json: only --overwrite replaces it
+    old.mkdir()
+    (old / "results.json").write_text("{}")
+    _one_error_line(_eval(images, old, "--resume"), "no run.json", "--overwrite")
 
 
 def test_meta_counts_evaluated_images_and_lists_the_skipped(images, tmp_path):
