@@ -103,6 +103,11 @@ def _methods_for(task: str, plugins: str | None, settings: list[dict[str, Any]])
     )
 
     names = list(dict.fromkeys(_split(plugins)))  # a name given twice is evaluated once
+    if plugins is not None and not names:
+        from irnbench.errors import InvalidSetting
+
+        raise InvalidSetting("--plugins names no method (leave it out to run every method "
+                             "with weights)")
     if not names:
         for name in list_methods(task):
             missing = [s for s in settings if not weights_available(name, task, **s)]
@@ -125,8 +130,8 @@ def _default_out(task: str) -> Path:
     return Path("runs") / f"{task}-{stamp}"
 
 
-def _command_line() -> str:
-    return "irnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(drop: tuple[str, ...] = ()) -> str:
+    return "irnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a not in drop)
 
 
 def print_leaderboard(df) -> None:
@@ -231,7 +236,7 @@ class RunRequest:
     webp: str | None = None  #: comma-separated WebP qualities of the channel
     datasets: str = "mini"
     device: str = "auto"
-    draws: int | None = None  #: None (or 0): the task's default
+    draws: int | None = None  #: None: the task's default (below 1: refused)
     weights: str | None = None
     out: str | None = None
     iqa: str | None = None
@@ -242,6 +247,8 @@ class RunRequest:
     report: bool = True
     options: tuple[str, ...] = ()  #: ``--option KEY=VALUE`` pairs
     no_download: bool = False  #: never fetch published weights (``--no-download``)
+    resume: bool = False  #: continue the killed run in ``out`` (``--resume``)
+    overwrite: bool = False  #: replace the run in ``out`` (``--overwrite``)
 
 
 def _run_options(fn):
@@ -273,6 +280,11 @@ def _run_options(fn):
                      help="Extra perceptual metrics through pyiqa, e.g. lpips,dists (needs the "
                           "`iqa` extra; weights download on first use)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the killed run in --out: only the units not on file are "
+                          "computed (the same request, or it is refused)."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace the run in --out (removes its own files, nothing else)."),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="A method option, e.g. --option tile=512 (repeatable; every named "
                           "method must take it; `irnbench presets METHOD` lists them)."),
@@ -322,6 +334,11 @@ def _method_options(req: RunRequest, methods: list[str]) -> dict[str, str]:
 
 
 def _do_run(req: RunRequest):
+    from irnbench.runfolder import check_run
+
+    out_dir = Path(req.out) if req.out else _default_out(req.task)
+    # --out, the dataset list and --draws before any work (one line, exit 2, nothing changed)
+    check_run(out_dir, _split(req.datasets), req.draws, req.resume, req.overwrite)
     from irnbench.runner import run_benchmark
 
     # Bit-identical results, fewer page faults (1.3× faster IRN inference on a 2-core CPU).
@@ -336,14 +353,13 @@ def _do_run(req: RunRequest):
                                  param_hint="--weights")
     options = _method_options(req, methods)
     _maybe_relaunch(req.nproc)
-    out_dir = Path(req.out) if req.out else _default_out(req.task)
+    command = _command_line(drop=("--resume", "--overwrite"))  # the run they make
     res = run_benchmark(req.task, methods, settings, _split(req.datasets), out_dir,
-                        device=req.device, draws=req.draws or None,  # None: the task's default
-                        weights=req.weights, train_missing=req.train_missing,
-                        preset=req.preset, command=_command_line(), report=req.report,
-                        progress=not req.quiet, iqa=_iqa_names(req.iqa), options=options,
-                        download=not req.no_download,
-                        announce=lambda line: click.echo(f"weights: {line}", err=True))
+                        device=req.device, draws=req.draws, weights=req.weights,
+                        train_missing=req.train_missing, preset=req.preset, command=command,
+                        report=req.report, progress=not req.quiet, iqa=_iqa_names(req.iqa),
+                        options=options, download=not req.no_download, resume=req.resume,
+                        overwrite=req.overwrite, announce=lambda s: click.echo(s, err=True))
     if not _is_main_rank():
         return res
     print_leaderboard(res.df)

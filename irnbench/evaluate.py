@@ -8,6 +8,11 @@ Under torchrun (``WORLD_SIZE`` > 1, see ``irnbench.distributed``) the images are
 ranks (rank r takes images r, r + world, … of the run's image list), every rank's rows, notes and
 visual crops are gathered and put back in the single-process order, so the table is the one a
 single process gives (``seconds`` aside); every rank returns it.
+
+With a ``store`` (:class:`irnbench.runfolder.UnitLog`) the evaluation is durable and resumable:
+each finished unit, one (setting, image, method) with all its channel-condition × draw rows (or
+its failure), is written as it completes, and units already stored are read back, not computed.
+Draws are seeded by their index alone, so a resumed run's rows equal an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from irnbench.methods import Method
 from irnbench.ops.quantize import from_uint8, to_uint8
 from irnbench.protocol import DEFAULT_TEMPERATURE, DRAW_SEED, STOCHASTIC_DRAWS
 from irnbench.results import frame
+from irnbench.runfolder import UnitLog
 from irnbench.tasks.base import Task
 
 __all__ = ["EvalResult", "Visual", "evaluate", "pick_crop", "error_crop", "place_crops"]
@@ -61,6 +67,8 @@ class EvalResult:
     df: pd.DataFrame
     visuals: list[Visual]
     notes: list[str]  #: data warnings (conversions, skips, modcrops), shown in the report
+    #: (dataset index, image, evaluated) of every record, in order; False: skipped (unusable)
+    images: list[tuple[int, str, bool]] = field(default_factory=list)
 
 
 def pick_crop(hr: torch.Tensor, size: int) -> tuple[int, int, int, int]:
@@ -127,19 +135,23 @@ def evaluate(
     failed: dict[str, str] | None = None,
     progress: bool = True,
     extra_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
+    store: UnitLog | None = None,
 ) -> EvalResult:
     """Evaluate ``methods`` on ``task`` over ``datasets`` (see module docstring).
 
     ``failed`` maps method names that could not even be built to their error; they get a
     failed row per dataset so that the leaderboard shows them. ``extra_metrics`` maps a column
     name to ``f(restored, hr) -> scores`` (e.g. pyiqa's LPIPS from ``metrics.iqa_metric``),
-    computed on the uint8-rounded images.
+    computed on the uint8-rounded images. ``store``: write each finished unit durably, and
+    read back the units it already holds (``run --resume``).
     """
     ctx, dev = setup(device)
     methods = [m.to(dev).eval() for m in methods]
     run = _Run(task=task, dev=dev, draws=draws, temperature=temperature,
                extra_metrics=extra_metrics or {}, built_failed=dict(failed or {}),
-               degrade_keys={m.spec: m.degrade_key() for m in methods})
+               degrade_keys={m.spec: m.degrade_key() for m in methods}, store=store)
+    if store is not None:
+        run.failures = _stored_failures(store, task.setting_label)
     n = 0  # running image number over all datasets: rank r takes n ≡ r (mod world)
     for d, ds in enumerate(datasets):
         n_shown = 0  # usable images of this dataset seen by this rank
@@ -150,6 +162,7 @@ def evaluate(
             if (n - 1) % ctx.world != ctx.rank:
                 continue
             hr, img_base = _load_image(run, ds, rec, (d, r))
+            run.images.append(((d, r), (d, rec.name, hr is not None)))
             if hr is None:
                 continue
             # Fewer than ``visual_images`` usable images before this one on this rank: it may be
@@ -181,6 +194,9 @@ class _Run:
     notes: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     #: method → (key, error, note) of its first failure
     failures: dict[str, tuple[tuple[int, int], str, str]] = field(default_factory=dict)
+    store: UnitLog | None = None  #: the durable record of finished units, if any
+    #: (dataset index, image, evaluated) of every record this rank loaded
+    images: list[tuple[tuple[int, int], tuple[int, str, bool]]] = field(default_factory=list)
 
     @property
     def base(self) -> dict[str, Any]:
@@ -222,27 +238,136 @@ def _load_image(run: _Run, ds: EvalDataset, rec: Any, key: tuple[int, int]
 def _evaluate_image(run: _Run, methods: Sequence[Method], hr: torch.Tensor,
                     img_base: dict[str, Any], key: tuple[int, int], show: bool,
                     visual_crop: int) -> None:
-    """Run every method on one HR image (a failing method is isolated and dropped)."""
+    """Run every method on one HR image (a failing method is isolated and dropped). With a
+    store, units on file are read back, and each new one is written as it completes."""
     task = run.task
-    reference = task.reference(hr)
+    reference: list[torch.Tensor] = []  # the task's reference, computed when first needed
+
+    def ref() -> torch.Tensor:
+        if not reference:
+            reference.append(task.reference(hr))
+        return reference[0]
+
     vis: dict[tuple[str | None, int | None], Visual] = {}
-    if show:  # the box is chosen once every method has run (``place_crops``)
-        vis = _new_visuals(task, hr, reference, img_base)
+    stored = _stored_crops(run, key, img_base) if show else None
+    if stored is not None:  # every unit of this shown image was done: its crops are on file
+        run.visuals.extend((key, v) for v in stored)
+    elif show:  # the box is chosen once every method has run (``place_crops``)
+        vis = _new_visuals(task, hr, ref(), img_base)
         run.visuals.extend((key, v) for v in vis.values())
     degraded: dict[str, tuple[torch.Tensor, float]] = {}  # degrade key → (y, seconds)
+    fulls = []  # this image's stored restorations, removed once its crops are stored
     for method in methods:
-        if method.spec in run.built_failed or method.spec in run.failures:
-            continue
-        try:
-            rows = _run_method(run, method, hr, reference, img_base, vis, degraded)
-            run.rows.extend((key, row) for row in rows)
-        except Exception as exc:  # noqa: BLE001 - failure isolation is the point
-            err = f"{type(exc).__name__}: {exc}"
-            run.failures[method.spec] = (key, err, f"{method.spec} failed on "
-                                         f"{img_base['dataset']}/{img_base['image']}: {err}\n"
-                                         + traceback.format_exc(limit=3))
+        spec = method.spec
+        if spec in run.built_failed or (spec in run.failures and run.failures[spec][0] < key):
+            continue  # a method stops at its first failure (a single process's order)
+        unit, images = _stored_unit(run, _unit_key(run, key, spec), bool(vis))
+        if unit is None:
+            unit = _compute_unit(run, method, hr, ref(), img_base, key, vis, degraded)
+        else:
+            _restore_fulls(images, spec, vis)
+        fulls += [unit["full"]] if unit.get("full") else []
+        _apply_unit(run, spec, key, unit)
     for v in vis.values():
         place_crops(v, visual_crop)
+    if vis and run.store is not None:
+        run.store.save_images(UnitLog.image_name(_unit_key(run, key), "crops"),
+                              [_crops_record(v) for v in vis.values()])
+        run.store.remove_images(fulls)
+
+
+def _unit_key(run: _Run, key: tuple[int, int], *spec: str) -> list[Any]:
+    """A unit's durable key: setting, dataset index, record index, method spec."""
+    return [run.task.setting_label, key[0], key[1], *spec]
+
+
+def _compute_unit(run: _Run, method: Method, hr: torch.Tensor, reference: torch.Tensor,
+                  img_base: dict[str, Any], key: tuple[int, int],
+                  vis: dict[tuple[str | None, int | None], Visual],
+                  degraded: dict[str, tuple[torch.Tensor, float]]) -> dict[str, Any]:
+    """One method on one image, its rows or its failure; with a store, written durably (with
+    the restorations of a shown image) before it counts."""
+    unit: dict[str, Any] = {"key": _unit_key(run, key, method.spec),
+                            "dataset": img_base["dataset"], "image": img_base["image"],
+                            "shown": bool(vis)}
+    try:
+        unit.update(status="ok",
+                    rows=_run_method(run, method, hr, reference, img_base, vis, degraded))
+    except Exception as exc:  # noqa: BLE001 - failure isolation is the point
+        err = f"{type(exc).__name__}: {exc}"
+        unit.update(status="failed", rows=[], error=err,
+                    note=f"{method.spec} failed on {img_base['dataset']}/{img_base['image']}: "
+                         f"{err}\n" + traceback.format_exc(limit=3))
+    if run.store is None:
+        return unit
+    if vis:
+        unit["full"] = UnitLog.image_name(unit["key"], "full")
+        run.store.save_images(unit["full"], [
+            {"cond": list(ck), "full": v.full.get(method.spec),
+             "channel": v.channel_full.get(method.spec)} for ck, v in vis.items()])
+    return run.store.append(unit)
+
+
+def _stored_unit(run: _Run, ukey: list[Any], shown: bool) -> tuple[dict[str, Any] | None, Any]:
+    """The unit on file and, for a shown image, its stored restorations; (None, None) when it
+    must be computed (not on file, or shown now without restorations on file)."""
+    unit = run.store.get(ukey) if run.store is not None else None
+    if unit is None or not shown:
+        return unit, None
+    images = run.store.load_images(unit.get("full")) if unit.get("shown") else None
+    return (unit, images) if images is not None else (None, None)
+
+
+def _restore_fulls(images: Any, spec: str,
+                   vis: dict[tuple[str | None, int | None], Visual]) -> None:
+    """Put a stored unit's restorations back into the shown image's visuals."""
+    for entry in images or []:
+        v = vis.get(tuple(entry["cond"]))
+        if v is None:
+            continue
+        if entry["full"] is not None:
+            v.full[spec] = entry["full"]
+        if entry["channel"] is not None:
+            v.channel_full[spec] = entry["channel"]
+
+
+def _apply_unit(run: _Run, spec: str, key: tuple[int, int], unit: dict[str, Any]) -> None:
+    """A unit's rows into the table, or its failure (the first one of the method counts)."""
+    if unit["status"] == "ok":
+        run.rows.extend((key, row) for row in unit["rows"])
+    elif spec not in run.failures or key < run.failures[spec][0]:
+        run.failures[spec] = (key, unit["error"], unit["note"])
+
+
+def _stored_failures(store: UnitLog, setting: str
+                     ) -> dict[str, tuple[tuple[int, int], str, str]]:
+    """Each method's first failure on file for one setting (whichever rank met it)."""
+    out: dict[str, tuple[tuple[int, int], str, str]] = {}
+    for unit in store.units.values():
+        label, d, r, spec = unit["key"]
+        if label == setting and unit["status"] == "failed":
+            if spec not in out or (d, r) < out[spec][0]:
+                out[spec] = ((d, r), unit["error"], unit["note"])
+    return out
+
+
+def _crops_record(v: Visual) -> dict[str, Any]:
+    return {"codec": v.codec, "quality": v.quality, "box": list(v.box), "crops": v.crops,
+            "channel_crops": v.channel_crops, "channel_label": v.channel_label}
+
+
+def _stored_crops(run: _Run, key: tuple[int, int], img_base: dict[str, Any]
+                  ) -> list[Visual] | None:
+    """The visuals of a shown image whose units were all done, from file (None: not there)."""
+    if run.store is None:
+        return None
+    saved = run.store.load_images(UnitLog.image_name(_unit_key(run, key), "crops"))
+    if saved is None:
+        return None
+    return [Visual(img_base["dataset"], img_base["image"], run.task.setting_label,
+                   e["quality"], tuple(e["box"]), dict(e["crops"]), codec=e["codec"],
+                   channel_crops=dict(e["channel_crops"]), channel_label=e["channel_label"])
+            for e in saved]
 
 
 def _cond_key(cond: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -270,10 +395,11 @@ def _new_visuals(task: Task, hr: torch.Tensor, reference: torch.Tensor,
 
 def _gather(run: _Run, ctx: Any, visual_images: int) -> None:
     """Merge every rank's rows, visuals, notes and failures back into single-process order."""
-    parts = ctx.gather_objects((run.rows, run.visuals, run.notes, run.failures))
+    parts = ctx.gather_objects((run.rows, run.visuals, run.notes, run.failures, run.images))
     run.rows = [x for part in parts for x in part[0]]
     run.visuals = [x for part in parts for x in part[1]]
     run.notes = [x for part in parts for x in part[2]]
+    run.images = sorted(x for part in parts for x in part[4])
     run.failures = {}
     for part in parts:
         for name, fail in part[3].items():
@@ -283,12 +409,6 @@ def _gather(run: _Run, ctx: Any, visual_images: int) -> None:
     run.rows.sort(key=lambda kv: kv[0])
     run.notes.sort(key=lambda kv: kv[0])
     run.visuals.sort(key=lambda kv: kv[0])
-    for name, (key, _, _) in run.failures.items():
-        # a single process stops running a method after its first failure (its rows all go)
-        for vkey, v in run.visuals:
-            if vkey > key:
-                v.crops.pop(name, None)
-                v.channel_crops.pop(name, None)
     # a rank cannot tell whether other ranks' earlier images were usable: keep the first
     # ``visual_images`` usable images of each dataset
     kept, shown = [], {}
@@ -301,9 +421,20 @@ def _gather(run: _Run, ctx: Any, visual_images: int) -> None:
     run.visuals = kept
 
 
+def _drop_after_failures(run: _Run) -> None:
+    """A single process stops running a method after its first failure: drop its crops from
+    later images (another rank, or a run resumed from other ranks' units, may have made them)."""
+    for name, (key, _, _) in run.failures.items():
+        for vkey, v in run.visuals:
+            if vkey > key:
+                v.crops.pop(name, None)
+                v.channel_crops.pop(name, None)
+
+
 def _result(run: _Run, methods: Sequence[Method], datasets: Sequence[EvalDataset]
             ) -> EvalResult:
     """The rows, with a failed method's partial rows replaced by one failed row per dataset."""
+    _drop_after_failures(run)
     order = {m.spec: i for i, m in enumerate(methods)}
     first = sorted(run.failures.items(), key=lambda kv: (kv[1][0], order.get(kv[0], 0)))
     broken = {**run.built_failed, **{name: err for name, (_, err, _) in first}}
@@ -320,7 +451,8 @@ def _result(run: _Run, methods: Sequence[Method], datasets: Sequence[EvalDataset
                                  "codec": condition_codec(cond),
                                  "quality": cond.get("quality"), "status": "failed",
                                  "error": err})
-    return EvalResult(frame(rows_out), [v for _, v in run.visuals], [note for _, note in notes])
+    return EvalResult(frame(rows_out), [v for _, v in run.visuals], [note for _, note in notes],
+                      [info for _, info in run.images])
 
 
 def resolved_spec(method) -> str:

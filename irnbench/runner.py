@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,19 @@ from irnbench.data.loading import resolve_dataset
 from irnbench.device import describe_device
 from irnbench.distributed import setup
 from irnbench.errors import WeightsNotFound
-from irnbench.evaluate import EvalResult, Visual, evaluate
+from irnbench.evaluate import Visual, evaluate
 from irnbench.metrics import iqa_metric
 from irnbench.registry import create_method, create_task, get_method_class
 from irnbench.results import frame, paper_frame, save_run
-from irnbench.runinfo import run_metadata, scrub_paths
+from irnbench.runfolder import (
+    UNITS,
+    UnitLog,
+    check_run,
+    check_same_request,
+    remove_own_files,
+    write_request,
+)
+from irnbench.runinfo import public_command, run_metadata, scrub_paths
 from irnbench.tasks.base import Task
 
 __all__ = ["RunOutput", "run_benchmark", "save_visuals"]
@@ -149,76 +157,171 @@ def run_benchmark(
     announce: Callable[[str], None] | None = None,
     options: dict[str, Any] | None = None,
     download: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> RunOutput:
     """Evaluate ``methods`` (names or ``NAME.TAG`` specs) on every task setting and dataset;
     write everything to ``out``. ``draws`` (z draws of stochastic methods) defaults to the
     task's ``default_draws``. ``announce`` gets one line per method and setting saying which
-    weights (tag, label, sha256[:12]) it resolved to. ``options`` (typed method options, or
-    their strings from ``--option``) go to every method; the metadata records each method's
-    converted options. ``download`` lets an untagged method without local weights fetch its
-    published checkpoint (``create_method(download=True)``; the CLI's default, off with
-    ``--no-download``). What is written names datasets by name and content fingerprint and
-    quotes no absolute path of this machine."""
+    weights (tag, label, sha256[:12]) it resolved to, and a resumed run's count of rows on
+    file. ``options`` (typed method options, or their strings from ``--option``) go to every
+    method; the metadata records each method's converted options. ``download`` lets an
+    untagged method without local weights fetch its published checkpoint
+    (``create_method(download=True)``; the CLI's default, off with ``--no-download``). What is
+    written names datasets by name and content fingerprint and quotes no absolute path of
+    this machine.
+
+    ``out`` must be writable and hold no run, unless ``resume`` (continue the run there: only
+    the units not on file are computed; the request must be the same) or ``overwrite``
+    (remove that run's own files, once every other check has passed). Every finished unit is
+    written to ``out/units/`` as it completes (``irnbench.runfolder.UnitLog``)."""
     options = dict(options or {})
-    run_dir = Path(out)
+    replaced, previous = check_run(Path(out), datasets, draws, resume, overwrite)
     task_objs = [create_task(task, **s) for s in settings]  # bad settings fail before any work
     if draws is None:
         draws = (task_objs[0] if task_objs else create_task(task)).default_draws
     ctx, dev = setup(device)
+    run_dir = Path(ctx.broadcast_object(str(out)))  # one folder, whatever each rank's default
     eval_sets = [resolve_dataset(d) for d in datasets]
+    prints = [d.fingerprint for d in eval_sets]
     classes = [get_method_class(m) for m in methods]  # unknown names fail before any work
     extra = {name: iqa_metric(name, dev) for name in iqa}  # fails fast when pyiqa cannot
-    frames, visuals, notes = [], [], []
-    trained: list[str] = []
-    resolved: dict[str, dict[str, dict[str, str]]] = {}
-    method_options: dict[str, dict[str, Any]] = {}
-    for task_obj in task_objs:
-        built, failed = [], {}
-        for name in methods:
-            try:
-                method = create_method(name, task_obj, weights=weights, download=download,
-                                       **options)
-            except WeightsNotFound:
-                if not train_missing:
-                    raise
-                method = _train_missing(name, task_obj, preset, device, progress, options)
-                trained.append(f"{method.spec} {task_obj.setting_label} ({preset})")
-            built.append(method)
-            info = weights_info(method)
-            resolved.setdefault(method.spec, {})[task_obj.setting_label] = info
-            method_options[method.spec] = method.options
-            if announce is not None and ctx.is_main:
-                announce(describe_weights(method, task_obj.setting_label, info))
-        res: EvalResult = evaluate(built, task_obj, eval_sets, device=dev, draws=draws,
-                                   failed=failed, progress=progress, extra_metrics=extra)
-        frames.append(res.df)
-        visuals.extend(res.visuals)
-        notes.extend(res.notes)
+    request = {"task": task, "methods": list(methods), "settings": [t.setting for t in task_objs],
+               "datasets": [{"name": d.name, "fingerprint": fp}
+                            for d, fp in zip(eval_sets, prints, strict=True)],
+               "draws": draws, "iqa": list(iqa)}
+    if previous is not None:  # before any method is built
+        check_same_request(run_dir, previous, request, list(request))
+    built = _build_methods(methods, task_objs, ctx, dict(
+        weights=weights, download=download, options=options, train_missing=train_missing,
+        preset=preset, device=device, progress=progress), announce)
+    request["options"] = built.method_options
+    request["weights"] = {spec: {s: i["sha256"] for s, i in by.items()}
+                          for spec, by in built.resolved.items()}
+    if previous is not None:
+        check_same_request(run_dir, previous, request, ("options", "weights"))
+    store = _open_folder(ctx, run_dir, replaced, request, command)
+    if resume and ctx.is_main and announce is not None:
+        announce(_resume_line(store, task_objs, built.methods, eval_sets, draws))
+    results = [evaluate(ms, t, eval_sets, device=dev, draws=draws, progress=progress,
+                        extra_metrics=extra, store=store)
+               for t, ms in zip(task_objs, built.methods, strict=True)]
+    frames = [r.df for r in results]
     measured = _scrub_rows(pd.concat(frames, ignore_index=True)) if frames else frame([])
     papers = paper_frame(classes, task)
     df = pd.concat([measured, papers], ignore_index=True) if len(papers) else measured
-    meta = _run_meta(command, task, task_objs, methods, classes, eval_sets, dev, draws,
-                     notes=notes, trained=trained, weights=resolved,
-                     method_options=method_options, world_size=ctx.world)
-
-    def write() -> Path | None:
-        save_run(run_dir, df, meta)
-        save_visuals(run_dir, visuals)
-        if not report:
-            return None
-        from irnbench.report import render_report
-
-        return render_report([run_dir], run_dir / "report.html")
-
-    report_path = ctx.on_main(write, "writing the results")
+    meta = _run_meta(command, task, task_objs, methods, classes,
+                     _datasets_meta(eval_sets, prints, [i for r in results for i in r.images]),
+                     dev, draws, notes=[n for r in results for n in r.notes],
+                     trained=built.trained, weights=built.resolved,
+                     method_options=built.method_options, world_size=ctx.world)
+    visuals = [v for r in results for v in r.visuals]
+    report_path = ctx.on_main(lambda: _write(run_dir, df, meta, visuals, report),
+                              "writing the results")
     if ctx.enabled:
         report_path = ctx.broadcast_object(report_path)
     return RunOutput(run_dir, df, meta, report_path)
 
 
+def _write(run_dir: Path, df: pd.DataFrame, meta: dict[str, Any], visuals: Sequence[Visual],
+           report: bool) -> Path | None:
+    """The run's results, visuals and (``report``) report, from the rows of its units."""
+    save_run(run_dir, df, meta)
+    remove_own_files([run_dir / "visuals"])  # a resumed run writes them all again
+    save_visuals(run_dir, visuals)
+    if not report:
+        return None
+    from irnbench.report import render_report
+
+    return render_report([run_dir], run_dir / "report.html")
+
+
+@dataclass
+class _Built:
+    """The methods of every setting and what the run records of them."""
+
+    methods: list[list[Any]] = field(default_factory=list)  #: per setting, in ``methods`` order
+    resolved: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trained: list[str] = field(default_factory=list)
+
+
+def _build_methods(names: Sequence[str], task_objs: Sequence[Task], ctx: Any,
+                   how: dict[str, Any], announce: Callable[[str], None] | None) -> _Built:
+    """Build every method for every setting (weights resolved, or trained with
+    ``train_missing``) before any evaluation, so a ``--resume`` can compare their sha256."""
+    out = _Built()
+    for task_obj in task_objs:
+        built = []
+        for name in names:
+            try:
+                method = create_method(name, task_obj, weights=how["weights"],
+                                       download=how["download"], **how["options"])
+            except WeightsNotFound:
+                if not how["train_missing"]:
+                    raise
+                method = _train_missing(name, task_obj, how["preset"], how["device"],
+                                        how["progress"], how["options"])
+                out.trained.append(f"{method.spec} {task_obj.setting_label} ({how['preset']})")
+            built.append(method)
+            info = weights_info(method)
+            out.resolved.setdefault(method.spec, {})[task_obj.setting_label] = info
+            out.method_options[method.spec] = method.options
+            if announce is not None and ctx.is_main:
+                announce("weights: " + describe_weights(method, task_obj.setting_label, info))
+        out.methods.append(built)
+    return out
+
+
+def _open_folder(ctx: Any, run_dir: Path, replaced: Sequence[Path], request: dict[str, Any],
+                 command: str | None) -> UnitLog:
+    """Rank 0 removes what ``--overwrite`` replaces (every check has passed by now) and
+    records the request; then every rank reads the units on file, before any is written."""
+
+    def prepare() -> None:
+        remove_own_files(replaced)
+        write_request(run_dir, request, public_command(command) if command else None)
+
+    ctx.on_main(prepare, "preparing --out")
+    store = UnitLog(run_dir / UNITS, ctx.rank).load()
+    ctx.barrier()
+    return store
+
+
+def _resume_line(store: UnitLog, task_objs: Sequence[Task], built: Sequence[Sequence[Any]],
+                 eval_sets: Sequence[Any], draws: int) -> str:
+    """``resume: 96 rows on file, 24 to compute`` (unusable images count as to compute)."""
+    on_file = sum(len(u["rows"]) for u in store.units.values())
+    todo = 0
+    for task_obj, methods in zip(task_objs, built, strict=True):
+        failed = {tuple(u["key"][3:]): tuple(u["key"][1:3]) for u in store.units.values()
+                  if u["status"] == "failed" and u["key"][0] == task_obj.setting_label}
+        for d, ds in enumerate(eval_sets):
+            for r in range(len(ds)):
+                for m in methods:
+                    after = failed.get((m.spec,))
+                    if store.get([task_obj.setting_label, d, r, m.spec]) is None and not (
+                            after is not None and after < (d, r)):
+                        todo += len(task_obj.conditions_for(m)) * (draws if m.stochastic else 1)
+    return f"resume: {on_file} rows on file, {todo} to compute"
+
+
+def _datasets_meta(eval_sets: Sequence[Any], prints: Sequence[str],
+                   images: Sequence[tuple[int, str, bool]]) -> list[dict[str, Any]]:
+    """Each dataset by name and fingerprint, the number of images evaluated (in any setting)
+    and the files skipped (unusable in every setting; the notes say why)."""
+    out = []
+    for d, (ds, fp) in enumerate(zip(eval_sets, prints, strict=True)):
+        used = {name for i, name, ok in images if i == d and ok}
+        skipped = sorted({name for i, name, ok in images if i == d and not ok} - used)
+        out.append({"name": ds.name, "images": len(used), "fingerprint": fp,
+                    "skipped": skipped})
+    return out
+
+
 def _run_meta(command: str | None, task: str, task_objs: Sequence[Task], methods: Sequence[str],
-              classes: Sequence[type], eval_sets: Sequence[Any], dev: torch.device, draws: int,
-              **recorded: Any) -> dict[str, Any]:
+              classes: Sequence[type], datasets: list[dict[str, Any]], dev: torch.device,
+              draws: int, **recorded: Any) -> dict[str, Any]:
     """The run's metadata: command, settings, datasets (by name and content fingerprint, never
     by where they lie), device, draws, the protocol per setting and what each method is."""
     return run_metadata(
@@ -226,8 +329,7 @@ def _run_meta(command: str | None, task: str, task_objs: Sequence[Task], methods
         task=task,
         settings=[t.setting for t in task_objs],
         methods=list(methods),
-        datasets=[{"name": d.name, "images": len(d), "fingerprint": d.fingerprint}
-                  for d in eval_sets],
+        datasets=datasets,
         device=describe_device(dev),
         draws=draws,
         protocol={t.setting_label: _protocol(t, draws) for t in task_objs},

@@ -81,8 +81,8 @@ def test_dataset_recorded_by_name_and_fingerprint(bicubic_run):
     images, out = bicubic_run
     meta = json.loads((out / "meta.json").read_text())
     (entry,) = meta["datasets"]
-    assert set(entry) == {"name", "images", "fingerprint"}
-    assert entry["name"] == "set" and entry["images"] == 2
+    assert set(entry) == {"name", "images", "fingerprint", "skipped"}
+    assert entry["name"] == "set" and entry["images"] == 2 and entry["skipped"] == []
     assert len(entry["fingerprint"]) == 64 and int(entry["fingerprint"], 16) >= 0
     assert entry["fingerprint"] == resolve_dataset(str(images)).fingerprint
 
