@@ -33,7 +33,9 @@ What is distributed:
   means; the NaN/Inf guard decides on all ranks together; rank 0 alone writes checkpoints,
   logs, progress and weights.
 * ``run``/``eval``: images are split across ranks (rank r takes every world-th image), the rows
-  are gathered and put back in the single-process order; rank 0 alone writes results and report.
+  are gathered and put back in the single-process order; each rank appends its finished units
+  to its own file in the run folder (so a killed run keeps every shard's work), and rank 0 alone
+  writes the results and report.
 """
 
 from __future__ import annotations

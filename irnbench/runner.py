@@ -84,9 +84,12 @@ def weights_info(method) -> dict[str, str]:
 
     side = read_sidecar(method.weights_path) if method.weights_path else {}
     budget = training_budget(side)
-    return {"tag": method.weights_tag, "label": method.weights_label,
+    info = {"tag": method.weights_tag, "label": method.weights_label,
             "sha256": method.weights_sha256, "budget": budget.get("text", ""),
             "training": budget}
+    # where imported or fetched weights came from (files, sha256, pinned URL, commit, blob)
+    info.update({k: side[k] for k in ("sources", "origin") if side.get(k)})
+    return info
 
 
 def describe_weights(method, setting_label: str, info: dict[str, str]) -> str:

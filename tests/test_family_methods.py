@@ -9,6 +9,7 @@ every registered method.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,9 @@ def test_import_run_and_match_the_official_outputs(file, tmp_path, images):
     assert run.exit_code == 0, run.output
     assert f"tag {tag} · official checkpoint ({file})" in run.output
     assert "JPEG q75" in run.output and "WebP q75" in run.output
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    (info,) = meta["weights"][f"{method}.{tag}"].values()
+    assert [s["file"] for s in info["sources"]] == [file]  # the run says where they came from
     assert f"{method}.{tag}" in run.output
 
     m = create_method(f"{method}.{tag}", "rescale", scale=scale).eval()
