@@ -11,6 +11,7 @@ are kept only for inspection in ``last_logdet``.
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "HaarDownsampling", "ConvDownsampling", "DenseBlock", "InvBlockExp", "SubnetConstructor",
-    "inference_layout", "nchw_inference",
+    "HaarDownsampling", "ConvDownsampling", "DenseBlock", "DenseBlockReference", "InvBlockExp",
+    "SubnetConstructor", "inference_layout", "nchw_inference",
 ]
 
 #: ``subnet(channels_in, channels_out) -> nn.Module``: how couplings build F, G and H.
@@ -54,13 +55,114 @@ def inference_layout(x: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def nchw_inference() -> Iterator[None]:
-    """Run CPU inference in the default NCHW layout inside the block (the benchmarks' reference)."""
+    """Run CPU inference in the default NCHW layout inside the block, and ``DenseBlock`` as the
+    plain forward (the official network's computation: the benchmarks' reference)."""
     global _channels_last_inference
     old, _channels_last_inference = _channels_last_inference, False
     try:
         yield
     finally:
         _channels_last_inference = old
+
+
+# -- DenseBlock's CPU inference path ---------------------------------------------------------------
+#: The first ``_PREFIX`` feature maps of a DenseBlock (x, x1, …; 1–4) are concatenated once, as
+#: the plain forward does, and read as one piece; later maps are read alone. 2 and 3 measured
+#: alike, 1 (x alone: many convs of 3 input channels) and 4 slower.
+_PREFIX = 2
+
+
+def _fast_inference(x: torch.Tensor) -> bool:
+    """Whether ``DenseBlock`` runs its inference path: CPU fp32 outside autograd, autocast,
+    tracing and compilation, on x86-64 with PyTorch's oneDNN ops, unless ``nchw_inference``
+    is active."""
+    if not _channels_last_inference or torch.is_grad_enabled():
+        return False
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4:
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or _compiling():
+        return False
+    return not _autocast_cpu() and _onednn_ops()
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling")
+                and compiler.is_compiling())
+
+
+def _autocast_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+_ONEDNN_OPS: bool | None = None
+
+
+def _onednn_ops() -> bool:
+    """oneDNN is built in and enabled and has the fused conv ops (the ones inductor uses)."""
+    global _ONEDNN_OPS
+    if _ONEDNN_OPS is None:
+        ops = getattr(torch.ops, "mkldnn", None)
+        _ONEDNN_OPS = (platform.machine().lower() in ("x86_64", "amd64")
+                       and torch.backends.mkldnn.is_available()
+                       and hasattr(ops, "_convolution_pointwise")
+                       and hasattr(ops, "_convolution_pointwise_"))
+    return _ONEDNN_OPS and torch.backends.mkldnn.enabled
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+          padding: tuple[int, int], leaky: bool) -> torch.Tensor:
+    """conv2d (stride 1) by oneDNN, LeakyReLU(0.2) fused when ``leaky``."""
+    if leaky:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, w, bias, padding, (1, 1), (1, 1), 1, "leaky_relu", [0.2], "")
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, w, bias, padding, (1, 1), (1, 1), 1, "none", [], "")
+
+
+def _conv_add_(acc: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
+               padding: tuple[int, int]) -> torch.Tensor:
+    """acc += conv2d(x, w) (stride 1, no bias), accumulated by oneDNN in place."""
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        acc, x, w, None, padding, (1, 1), (1, 1), 1, "add", 1.0, None, [], None)
+
+
+def _taps_as_channels(channels_out: int) -> tuple[bool, bool]:
+    """Which kernel dims (rows, columns) of a 3x3 conv to ``channels_out`` run cheaper as output
+    channels: oneDNN pads output channels to a multiple of 16 (measured: 1×1 for 3 outputs, 1×3
+    for 9, the plain 3x3 for 32 or 45)."""
+    if 9 * channels_out <= 32:
+        return True, True
+    return 3 * channels_out <= 32, False
+
+
+def _taps_to_channels(w: torch.Tensor, fold: tuple[bool, bool]) -> torch.Tensor:
+    """O×C×3×3 → (3·O)×C×1×3 (rows folded: channel r·O + o is kernel row r of output o) or
+    (9·O)×C×1×1 (both: channel (3r + c)·O + o is tap (r, c))."""
+    o, c = w.shape[:2]
+    if fold[1]:
+        return w.permute(2, 3, 0, 1).reshape(9 * o, c, 1, 1)
+    return w.permute(2, 0, 1, 3).reshape(3 * o, c, 1, 3)
+
+
+def _unfold_taps(z: torch.Tensor, fold: tuple[bool, bool]) -> torch.Tensor:
+    """Sum the tap groups of ``z`` (see ``_taps_to_channels``), each shifted to its offset:
+    out[h, w] = Σ z_(r, c)[h + r − 1, w + c − 1], zero outside the image (the conv's padding)."""
+    rows = (0, 1, 2) if fold[0] else (1,)
+    cols = (0, 1, 2) if fold[1] else (1,)
+    o = z.shape[1] // (len(rows) * len(cols))
+    h, w = z.shape[-2:]
+    groups = {(r, c): z[:, g * o:(g + 1) * o] for g, (r, c) in
+              enumerate((r, c) for r in rows for c in cols)}
+    out = groups.pop((1, 1)).clone(memory_format=torch.channels_last)  # the centre, with bias
+    for (r, c), tap in groups.items():
+        dr, dc = r - 1, c - 1  # out[i, j] += tap[i + dr, j + dc] where both are inside
+        out[:, :, max(0, -dr):h - max(0, dr), max(0, -dc):w - max(0, dc)] += (
+            tap[:, :, max(0, dr):h - max(0, -dr), max(0, dc):w - max(0, -dc)])
+    return out
 
 
 class HaarDownsampling(nn.Module):
@@ -159,6 +261,10 @@ class DenseBlock(nn.Module):
     Official code: conv ``i`` sees the concatenation of the input and all earlier outputs;
     LeakyReLU(0.2) after conv1–4; conv1–4 Xavier-normal ×0.1 with zero bias; conv5 (no
     activation, no residual) zero-initialised, so every coupling starts as the identity.
+
+    Training and every non-CPU or non-fp32 call run exactly that (``_forward_plain``). CPU fp32
+    inference outside autograd runs ``_forward_inference``: the same sums, regrouped so that
+    no feature map is copied more than once (see there); equal up to fp32 summation order.
     """
 
     def __init__(self, channels_in: int, channels_out: int, gc: int = 32, bias: bool = True):
@@ -178,13 +284,98 @@ class DenseBlock(nn.Module):
         nn.init.zeros_(self.conv5.weight)
         if self.conv5.bias is not None:
             nn.init.zeros_(self.conv5.bias)
+        self._plan: tuple[tuple, list] | None = None  # inference weights, not in the state dict
+
+    def __getstate__(self) -> dict:
+        """Pickling and ``copy.deepcopy`` leave out the cached inference weights."""
+        return {**self.__dict__, "_plan": None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _fast_inference(x):
+            return self._forward_inference(x)
+        return self._forward_plain(x)
+
+    def _forward_plain(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.lrelu(self.conv1(x))
         x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         return self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+
+    # -- CPU inference -------------------------------------------------------------------------
+    def _forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain forward without its quadratic copying, in channels_last (oneDNN, CPU).
+
+        The plain forward concatenates all earlier feature maps again for each conv (4·in + 320
+        channels copied per block). A preallocated channels_last buffer does not avoid that: a
+        channel slice of an NHWC tensor is not contiguous, and oneDNN copies every input it is
+        given that is not. Here conv k sums convs over contiguous pieces instead: the first
+        ``_PREFIX`` maps (x, x1, …) concatenated once, then each later map alone, with the
+        weights split by input channel; oneDNN adds each piece's conv into the first one's
+        output (its ``sum`` post-op), so nothing is copied again. conv5 with few output
+        channels (3 or 9 in the IRN family), which oneDNN pads to 16, runs as a 1×1 or 1×3 conv
+        whose output channels are the kernel's taps or rows, then shifted and added.
+        """
+        weights, fold = self._inference_weights()
+        x = x.contiguous(memory_format=torch.channels_last)
+        feats, prefix = [x], x
+        for k, (ws, bias) in enumerate(weights):
+            if k < _PREFIX:  # one piece: the concatenation of every earlier map, as in the plain
+                src = x if k == 0 else torch.cat(feats, 1)
+                pieces = [src]
+                prefix = src
+            else:
+                pieces = [prefix, *feats[_PREFIX:]]
+            pad = (1, 1) if k < 4 else (1 - fold[0], 1 - fold[1])
+            if len(pieces) == 1:
+                out = _conv(pieces[0], ws[0], bias, pad, leaky=k < 4)
+            else:
+                out = _conv(pieces[0], ws[0], bias, pad, leaky=False)
+                for piece, w in zip(pieces[1:], ws[1:], strict=True):
+                    _conv_add_(out, piece, w, pad)
+                if k < 4:
+                    F.leaky_relu_(out, 0.2)
+            feats.append(out)
+        return _unfold_taps(feats[-1], fold) if any(fold) else feats[-1]
+
+    def _inference_weights(self) -> tuple[list[tuple[list[torch.Tensor], torch.Tensor | None]],
+                                          tuple[bool, bool]]:
+        """Per conv (weights of its pieces, bias), and which kernel dims of conv5 (rows,
+        columns) run as output channels. Cached until a parameter changes (its storage or
+        its in-place version)."""
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        if self._plan is not None and self._plan[0] == key:
+            return self._plan[1]
+        cin, gc = self.conv1.in_channels, self.conv1.out_channels
+        start = [0] + [cin + gc * j for j in range(5)]  # first channel of x, x1, …, x4; end
+        fold = _taps_as_channels(self.conv5.out_channels)
+        weights = []
+        with torch.no_grad():
+            for k, conv in enumerate((self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)):
+                w = conv.weight.detach()
+                bias = None if conv.bias is None else conv.bias.detach()
+                cuts = [0, start[k + 1]] if k < _PREFIX else [0] + start[_PREFIX:k + 2]
+                pieces = [w[:, a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+                if k == 4 and any(fold):
+                    pieces = [_taps_to_channels(p, fold) for p in pieces]
+                    if bias is not None:  # the bias belongs to the centre tap's channels only
+                        groups = (3 if fold[0] else 1) * (3 if fold[1] else 1)
+                        centred = torch.zeros(groups, bias.numel(), dtype=bias.dtype,
+                                              device=bias.device)
+                        centred[groups // 2] = bias
+                        bias = centred.flatten()
+                weights.append(([p.contiguous() for p in pieces], bias))
+        self._plan = (key, (weights, fold))
+        return weights, fold
+
+
+class DenseBlockReference(DenseBlock):
+    """``DenseBlock`` as it was before its inference path: always the plain forward (concatenate
+    every earlier map for each conv). Same parameters and state dict; for the benchmark
+    (``benchmarks/bench_irn.py``) and the equivalence test only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward_plain(x)
 
 
 class InvBlockExp(nn.Module):
