@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from irnbench.errors import InvalidSetting
+from irnbench.weights.record import atomic_write, fsync_dir
 
 __all__ = ["REQUEST", "RUN_FILES", "UNITS", "UnitLog", "check_run", "check_same_request",
            "check_writable", "read_request", "remove_own_files", "refuse_existing",
@@ -108,7 +109,7 @@ def write_request(folder: Path, request: dict[str, Any], command: str | None) ->
     """Record the request at the start of a run, durably (``--resume`` compares against it)."""
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"kind": "irnbench-run", "version": 1, "command": command, "request": request}
-    _atomic_write(folder / REQUEST, json.dumps(payload, indent=1, default=str).encode())
+    atomic_write(folder / REQUEST, json.dumps(payload, indent=1, default=str).encode())
 
 
 def _normal(value: Any) -> Any:
@@ -132,30 +133,6 @@ def check_same_request(folder: Path, previous: dict[str, Any], request: dict[str
 
 
 # -- durable units -----------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    """Make a file's creation or rename in ``folder`` durable (POSIX; a no-op elsewhere)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _plain(value: Any) -> Any:
     """JSON for numpy / torch scalars (``.item()``); anything else as text."""
     item = getattr(value, "item", None)
@@ -211,7 +188,7 @@ class UnitLog:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         read = json.loads(line)
         self.units[tuple(read["key"])] = read
         return read
@@ -232,7 +209,7 @@ class UnitLog:
         folder.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save(payload, buf)
-        _atomic_write(folder / name, buf.getvalue())
+        atomic_write(folder / name, buf.getvalue())
 
     def load_images(self, name: str | None) -> Any | None:
         """What ``save_images`` wrote (``weights_only``), or None when it is not there."""

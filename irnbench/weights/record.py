@@ -29,9 +29,9 @@ from irnbench.weights.store import (
 )
 from irnbench.weights.tags import OFFICIAL_TAG, format_spec
 
-__all__ = ["SIDECAR_KIND", "WeightsRecord", "atomic_write", "write_weights", "read_sidecar",
-           "chain_commands", "training_budget", "install_weights", "Installed", "WeightsExist",
-           "installed_record", "refuse_replace"]
+__all__ = ["SIDECAR_KIND", "WeightsRecord", "atomic_write", "fsync_dir", "write_weights",
+           "read_sidecar", "chain_commands", "training_budget", "install_weights", "Installed",
+           "WeightsExist", "installed_record", "refuse_replace"]
 
 #: ``kind`` of every weights sidecar (training checkpoints and other JSON files have others).
 SIDECAR_KIND = "irnbench-weights"
@@ -127,6 +127,22 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a file's creation or rename in ``folder`` durable (POSIX; a no-op elsewhere)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` via a unique temp file beside it: fsync, rename; on any failure the temp
     file is removed, ``path`` is untouched and the error is raised."""
@@ -136,6 +152,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+    fsync_dir(path.parent)
 
 
 def _blob(weights: Mapping[str, torch.Tensor] | bytes) -> bytes:
@@ -161,17 +178,7 @@ def _publish(target: Path, blob: bytes, side: bytes) -> None:
     finally:
         for tmp in tmps:
             _unlink_quietly(tmp)
-    if hasattr(os, "O_DIRECTORY"):  # the renames themselves survive a crash
-        try:
-            fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    fsync_dir(target.parent)  # the renames themselves survive a crash
 
 
 def write_weights(target: Path, weights: Mapping[str, torch.Tensor] | bytes,
