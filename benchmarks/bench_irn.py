@@ -254,7 +254,7 @@ def main() -> None:
           "variant ÷ reference |")
     print("|---|---|---|---|---|")
     for scale in [int(s) for s in args.scales.split(",")]:
-        if not args.skip_blocks:
+        if not args.skip_blocks and not args.skip_timing:
             r = bench_blocks(scale, max(args.repeat, 2), args.cpu_time)
             clock = "CPU s" if args.cpu_time else "s"
             heap = ", heap kept" if args.keep_heap else ""
@@ -263,12 +263,12 @@ def main() -> None:
                   f"DenseBlock {r['new']:.3f} | {r['new'] / r['old']:.2f} "
                   f"({r['old'] / r['new']:.2f}x faster; max diff LR {r['lr_diff']:.1e}, "
                   f"HR {r['hr_rel_diff']:.1e} rel.) |")
-            if not args.skip_memory:
-                a = bench_memory(scale, 512, -1, blocks=2)
-                b = bench_memory(scale, 512, -1, blocks=1)
-                print(f"| x{scale} | extra memory 512², MiB | DenseBlockReference {a:.0f} | "
-                      f"DenseBlock {b:.0f} | {b / a:.2f} |")
-            sys.stdout.flush()
+        if not args.skip_blocks and not args.skip_memory:
+            a = bench_memory(scale, 512, -1, blocks=2)
+            b = bench_memory(scale, 512, -1, blocks=1)
+            print(f"| x{scale} | extra memory 512², MiB | DenseBlockReference {a:.0f} | "
+                  f"DenseBlock {b:.0f} | {b / a:.2f} |")
+        sys.stdout.flush()
         if args.blocks_only:
             continue
         if not args.skip_timing:
