@@ -1,9 +1,15 @@
 """IRN speed and memory benchmarks (not tests): each figure is printed as a ratio against a plain
 reference path measured in the same run, on the same machine.
 
-- inference: degrade + restore of one 512² image, fp32 in the NCHW layout (reference) vs the
-  default path (fp32; the couplings switch to channels_last on CPU, ``inference_layout``) and vs
-  bf16 autocast + channels_last;
+- dense blocks: degrade + restore of one 512² image with the default path, today's
+  ``DenseBlock`` against the block before its inference path (``DenseBlockReference``, the
+  official computation: every conv reads a fresh concatenation), same weights (perturbed, so
+  that the outputs differ), interleaved repeats, medians, the largest output differences and,
+  in fresh subprocesses, the extra peak memory of each;
+- inference: degrade + restore of one 512² image, fp32 in the NCHW layout with the plain blocks
+  (reference: the official network's computation) vs the default path (fp32; the couplings
+  switch to channels_last on CPU, ``inference_layout``, and the dense blocks run their inference
+  path) and vs bf16 autocast + channels_last;
 - training step: batch 8, crop 64, fp32 (reference) vs bf16 autocast + channels_last;
 - heap policy: the default inference path on a 512×768 image (``mini``'s size) in two fresh
   subprocesses, glibc's default heap (reference) vs
@@ -13,15 +19,17 @@ reference path measured in the same run, on the same machine.
   minus the resident set just before it (Linux: the kernel's peak mark is reset first).
 
 Usage: ``python benchmarks/bench_irn.py [--scales 2,4] [--repeat 3] [--side 2048]
-[--skip-memory | --skip-timing]``.
+[--skip-memory | --skip-timing] [--blocks-only | --skip-blocks]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +45,52 @@ def _model(scale: int, tile: int = -1):
     return irnbench.create_method("irn", scale=scale, pretrained=False, tile=tile).eval()
 
 
+def _perturbed_pair(scale: int, tile: int = -1):
+    """(IRN with today's blocks, the same weights with ``DenseBlockReference``): the fresh
+    weights perturbed (conv5 starts at zero, which would hide most differences; the cost is the
+    same either way)."""
+    from irnbench_plugins.irn import InvRescaleNet
+    from irnbench_plugins.irn.blocks import DenseBlockReference
+
+    new, old = _model(scale, tile), _model(scale, tile)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in new.net.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    old.net = InvRescaleNet(scale, subnet=DenseBlockReference).eval()
+    old.net.load_state_dict(new.net.state_dict(), strict=True)
+    return new, old
+
+
+def bench_blocks(scale: int, repeat: int, cpu_time: bool = False) -> dict[str, float]:
+    """Today's blocks vs ``DenseBlockReference`` on degrade + restore of a 512² image:
+    interleaved (the order alternating), medians, and the largest differences of the LR and
+    of the HR (relative to its largest magnitude). ``cpu_time``: the process's CPU time instead
+    of wall time (steadier while other jobs share the cores; meant for one thread)."""
+    clock = time.process_time if cpu_time else time.perf_counter
+    new, old = _perturbed_pair(scale)
+    x = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(2))
+    z = torch.randn(1, 3 * scale * scale - 3, 512 // scale, 512 // scale,
+                    generator=torch.Generator().manual_seed(3))
+
+    @torch.no_grad()
+    def run(m):
+        y = m.degrade(x)
+        return y, m.restore_with_z(y, z)
+
+    (y_new, hr_new), (y_old, hr_old) = run(new), run(old)  # also the warm-up
+    times: dict[str, list[float]] = {"new": [], "old": []}
+    for r in range(repeat):
+        for key, m in (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old)):
+            t = clock()
+            run(m)
+            times[key].append(clock() - t)
+    return {"old": statistics.median(times["old"]), "new": statistics.median(times["new"]),
+            "lr_diff": (y_new - y_old).abs().max().item(),
+            "hr_rel_diff": ((hr_new - hr_old).abs().max() / hr_old.abs().max()).item()}
+
+
 def _timeit(fn, repeat: int) -> float:
     fn()  # warm-up (kernel selection for this shape)
     best = float("inf")
@@ -49,7 +103,8 @@ def _timeit(fn, repeat: int) -> float:
 
 def bench_inference(scale: int, repeat: int, mode: str, shape: tuple[int, int] = (512, 512)
                     ) -> float:
-    """``mode``: "nchw" (fp32, NCHW throughout), "default" (what ``run`` does), "bf16"."""
+    """``mode``: "nchw" (fp32, NCHW throughout, plain blocks), "default" (what ``run`` does),
+    "bf16"."""
     from irnbench_plugins.irn.blocks import nchw_inference
 
     m = _model(scale)
@@ -143,9 +198,10 @@ def bench_heap(scale: int, repeat: int, keep_heap: bool) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def _memory_child(scale: int, side: int, tile: int) -> None:
+def _memory_child(scale: int, side: int, tile: int, blocks: int = 0) -> None:
+    """``blocks``: 0 the model as created, 1 / 2 the perturbed pair's new / old blocks."""
     _apply_heap_policy()
-    m = _model(scale, tile)
+    m = _perturbed_pair(scale, tile)[blocks - 1] if blocks else _model(scale, tile)
     x = torch.rand(1, 3, side, side)
     # Peak RSS during the pass minus the resident set just before it. The peak mark is reset
     # first where Linux allows, so that a transient peak of model creation does not count.
@@ -159,9 +215,10 @@ def _memory_child(scale: int, side: int, tile: int) -> None:
     print(json.dumps({"extra_mib": max(0.0, peak - base) / 1024}))
 
 
-def bench_memory(scale: int, side: int, tile: int, keep_heap: bool = False) -> float:
+def bench_memory(scale: int, side: int, tile: int, keep_heap: bool = False, blocks: int = 0
+                 ) -> float:
     out = subprocess.run([sys.executable, __file__, "--memory-child", str(scale), str(side),
-                          str(tile)], capture_output=True, text=True, check=True,
+                          str(tile), str(blocks)], capture_output=True, text=True, check=True,
                          env=_child_env(keep_heap))
     return json.loads(out.stdout.strip().splitlines()[-1])["extra_mib"]
 
@@ -173,9 +230,17 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=2048)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-timing", action="store_true", help="peak memory rows only")
-    ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--blocks-only", action="store_true", help="the dense-block rows only")
+    ap.add_argument("--skip-blocks", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="dense-block rows in process CPU time, not wall time (use 1 thread)")
+    ap.add_argument("--keep-heap", action="store_true",
+                    help="keep freed memory in the heap (what `irnbench run` does) in this process")
+    ap.add_argument("--memory-child", nargs=4, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--timing-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.keep_heap:
+        _apply_heap_policy()
     if args.memory_child:
         _memory_child(*args.memory_child)
         return
@@ -183,13 +248,32 @@ def main() -> None:
         _timing_child(*args.timing_child)
         return
     print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print("| scale | measure | reference (fp32 NCHW / untiled) | variant | variant ÷ reference |")
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"load average {_load()} at the start")
+    print("| scale | measure | reference (fp32 NCHW / untiled / old blocks) | variant | "
+          "variant ÷ reference |")
     print("|---|---|---|---|---|")
     for scale in [int(s) for s in args.scales.split(",")]:
+        if not args.skip_blocks and not args.skip_timing:
+            r = bench_blocks(scale, max(args.repeat, 2), args.cpu_time)
+            clock = "CPU s" if args.cpu_time else "s"
+            heap = ", heap kept" if args.keep_heap else ""
+            print(f"| x{scale} | inference 512², fp32 default{heap}, {clock} (median of "
+                  f"{max(args.repeat, 2)}, interleaved) | DenseBlockReference {r['old']:.3f} | "
+                  f"DenseBlock {r['new']:.3f} | {r['new'] / r['old']:.2f} "
+                  f"({r['old'] / r['new']:.2f}x faster; max diff LR {r['lr_diff']:.1e}, "
+                  f"HR {r['hr_rel_diff']:.1e} rel.) |")
+        if not args.skip_blocks and not args.skip_memory:
+            a = bench_memory(scale, 512, -1, blocks=2)
+            b = bench_memory(scale, 512, -1, blocks=1)
+            print(f"| x{scale} | extra memory 512², MiB | DenseBlockReference {a:.0f} | "
+                  f"DenseBlock {b:.0f} | {b / a:.2f} |")
+        sys.stdout.flush()
+        if args.blocks_only:
+            continue
         if not args.skip_timing:
             a = bench_inference(scale, args.repeat, "nchw")
-            for mode, label in (("default", "fp32 default (channels_last couplings)"),
+            for mode, label in (("default", "fp32 default (channels_last, split dense blocks)"),
                                 ("bf16", "bf16+channels_last")):
                 b = bench_inference(scale, args.repeat, mode)
                 print(f"| x{scale} | inference 512², s | {a:.3f} | {label} {b:.3f} | "
@@ -209,6 +293,14 @@ def main() -> None:
                 print(f"| x{scale} | extra memory {args.side}², MiB | {a:.0f} | {label} {b:.0f} | "
                       f"{b / a:.2f} |")
         sys.stdout.flush()
+    print(f"# load average {_load()} at the end")
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

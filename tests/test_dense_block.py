@@ -139,6 +139,26 @@ def test_plain_forward_outside_the_inference_path(spy):
     assert spy["n"] == 1
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # mkldnn.flags() says it
+def test_plain_forward_without_working_onednn_ops(monkeypatch, spy):
+    """oneDNN disabled, or fused ops that fail the one-time probe (another PyTorch): plain."""
+    new, old = _pair(3, 9)
+    x = _input(1, 3, 8, 8, "nchw")
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+        torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
+    assert spy["n"] == 0
+
+    def wrong(acc, x, w, padding):
+        return acc
+
+    monkeypatch.setattr(blocks, "_ONEDNN_OPS", None)
+    monkeypatch.setattr(blocks, "_conv_add_", wrong)
+    with torch.no_grad():
+        assert not blocks._onednn_ops()
+        torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
+    assert spy["n"] == 0
+
+
 def test_cached_weights_follow_the_parameters(spy):
     """The split weights are cached, and rebuilt after an optimiser step, a load_state_dict or
     an in-place change; they never enter the state dict or a pickle."""

@@ -102,15 +102,35 @@ _ONEDNN_OPS: bool | None = None
 
 
 def _onednn_ops() -> bool:
-    """oneDNN is built in and enabled and has the fused conv ops (the ones inductor uses)."""
+    """oneDNN is built in and enabled, and its fused conv ops (the ones inductor uses, private
+    to PyTorch) exist and compute what ``_conv`` and ``_conv_add_`` expect: checked once per
+    process on a tiny conv, so that another PyTorch version falls back to the plain forward."""
     global _ONEDNN_OPS
     if _ONEDNN_OPS is None:
         ops = getattr(torch.ops, "mkldnn", None)
         _ONEDNN_OPS = (platform.machine().lower() in ("x86_64", "amd64")
                        and torch.backends.mkldnn.is_available()
                        and hasattr(ops, "_convolution_pointwise")
-                       and hasattr(ops, "_convolution_pointwise_"))
+                       and hasattr(ops, "_convolution_pointwise_")
+                       and _probe_onednn_ops())
     return _ONEDNN_OPS and torch.backends.mkldnn.enabled
+
+
+def _probe_onednn_ops() -> bool:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 6, 7, generator=g).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(8, 5, 3, 3, generator=g), torch.randn(8, generator=g)
+    try:
+        with torch.no_grad():
+            y = _conv(x, w, b, (1, 1), leaky=True)
+            acc = _conv(x, w[..., :1, :], None, (0, 1), leaky=False)
+            _conv_add_(acc, x, w[..., 2:, :], (0, 1))
+            ok = (torch.allclose(y, F.leaky_relu(F.conv2d(x, w, b, padding=1), 0.2), atol=1e-4)
+                  and torch.allclose(acc, F.conv2d(x, w[..., :1, :] + w[..., 2:, :],
+                                                   padding=(0, 1)), atol=1e-4))
+    except (RuntimeError, TypeError, NotImplementedError):
+        return False
+    return bool(ok)
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
