@@ -1,11 +1,12 @@
 """IRN speed and memory benchmarks (not tests): each figure is printed as a ratio against a plain
 reference path measured in the same run, on the same machine.
 
-- dense blocks: degrade + restore of one 512² image with the default path, today's
-  ``DenseBlock`` against the block before its inference path (``DenseBlockReference``, the
-  official computation: every conv reads a fresh concatenation), same weights (perturbed, so
-  that the outputs differ), interleaved repeats, medians, the largest output differences and,
-  in fresh subprocesses, the extra peak memory of each;
+- dense blocks: degrade + restore of one 512² image, today's ``DenseBlock`` (its default path:
+  the Winograd kernel where it builds; and its oneDNN pieces path) against the block before its
+  inference path (``DenseBlockReference``: every conv reads a fresh concatenation) and against
+  the official network's computation (NCHW, plain blocks), same weights (perturbed, so that the
+  outputs differ), interleaved repeats, medians, the largest output differences and, in fresh
+  subprocesses, the extra peak memory of each;
 - inference: degrade + restore of one 512² image, fp32 in the NCHW layout with the plain blocks
   (reference: the official network's computation) vs the default path (fp32; the couplings
   switch to channels_last on CPU, ``inference_layout``, and the dense blocks run their inference
@@ -63,11 +64,23 @@ def _perturbed_pair(scale: int, tile: int = -1):
     return new, old
 
 
+#: The dense-block variants timed side by side: (key, label).
+BLOCK_VARIANTS = (
+    ("official", "official network (NCHW, plain blocks)"),
+    ("old", "DenseBlockReference"),
+    ("pieces", "DenseBlock, oneDNN pieces (IRNBENCH_WINOGRAD=0)"),
+    ("new", "DenseBlock, default path"),
+)
+
+
 def bench_blocks(scale: int, repeat: int, cpu_time: bool = False) -> dict[str, float]:
-    """Today's blocks vs ``DenseBlockReference`` on degrade + restore of a 512² image:
-    interleaved (the order alternating), medians, and the largest differences of the LR and
-    of the HR (relative to its largest magnitude). ``cpu_time``: the process's CPU time instead
-    of wall time (steadier while other jobs share the cores; meant for one thread)."""
+    """The official computation, today's blocks without and with the Winograd kernel, against
+    ``DenseBlockReference``, on degrade + restore of a 512² image: interleaved (the order
+    rotating), medians, and the default path's largest differences from the old blocks, of the
+    LR and of the HR (relative to its largest magnitude). ``cpu_time``: the process's CPU time
+    instead of wall time (steadier while other jobs share the cores; meant for one thread)."""
+    from irnbench_plugins.irn.blocks import nchw_inference
+
     clock = time.process_time if cpu_time else time.perf_counter
     new, old = _perturbed_pair(scale)
     x = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(2))
@@ -75,20 +88,52 @@ def bench_blocks(scale: int, repeat: int, cpu_time: bool = False) -> dict[str, f
                     generator=torch.Generator().manual_seed(3))
 
     @torch.no_grad()
-    def run(m):
+    def run(key):
+        if key == "official":
+            with nchw_inference():
+                return run("old")
+        os.environ["IRNBENCH_WINOGRAD"] = "0" if key == "pieces" else default_winograd
+        m = old if key == "old" else new
         y = m.degrade(x)
         return y, m.restore_with_z(y, z)
 
-    (y_new, hr_new), (y_old, hr_old) = run(new), run(old)  # also the warm-up
-    times: dict[str, list[float]] = {"new": [], "old": []}
-    for r in range(repeat):
-        for key, m in (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old)):
-            t = clock()
-            run(m)
-            times[key].append(clock() - t)
-    return {"old": statistics.median(times["old"]), "new": statistics.median(times["new"]),
+    default_winograd = os.environ.get("IRNBENCH_WINOGRAD", "1")
+    try:
+        outs = {key: run(key) for key, _ in BLOCK_VARIANTS}  # also the warm-up
+        times: dict[str, list[float]] = {key: [] for key, _ in BLOCK_VARIANTS}
+        keys = [key for key, _ in BLOCK_VARIANTS]
+        for r in range(repeat):
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                t = clock()
+                run(key)
+                times[key].append(clock() - t)
+    finally:
+        os.environ["IRNBENCH_WINOGRAD"] = default_winograd
+    (y_new, hr_new), (y_old, hr_old) = outs["new"], outs["old"]
+    return {**{key: statistics.median(v) for key, v in times.items()},
             "lr_diff": (y_new - y_old).abs().max().item(),
             "hr_rel_diff": ((hr_new - hr_old).abs().max() / hr_old.abs().max()).item()}
+
+
+def _print_blocks(scale: int, r: dict[str, float], repeat: int, cpu_time: bool,
+                  keep_heap: bool) -> None:
+    clock = "CPU s" if cpu_time else "s"
+    heap = ", heap kept" if keep_heap else ""
+    what = f"inference 512², fp32{heap}, {clock} (median of {repeat}, interleaved)"
+    labels = dict(BLOCK_VARIANTS)
+    for ref, key in (("old", "pieces"), ("old", "new"), ("official", "new")):
+        extra = (f"; max diff LR {r['lr_diff']:.1e}, HR {r['hr_rel_diff']:.1e} rel."
+                 if (ref, key) == ("old", "new") else "")
+        print(f"| x{scale} | {what} | {labels[ref]} {r[ref]:.3f} | {labels[key]} {r[key]:.3f} | "
+              f"{r[key] / r[ref]:.2f} ({r[ref] / r[key]:.2f}x faster{extra}) |")
+
+
+def _dense_block_path() -> str:
+    from irnbench.ops import winograd
+
+    if winograd.available():
+        return f"Winograd F(2x2, 3x3) kernel ({winograd.kernel_path().name})"
+    return f"oneDNN pieces (Winograd kernel unavailable: {winograd.unavailable_reason()})"
 
 
 def _timeit(fn, repeat: int) -> float:
@@ -250,19 +295,15 @@ def main() -> None:
     print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"load average {_load()} at the start")
+    print(f"# dense blocks' default path: {_dense_block_path()}")
     print("| scale | measure | reference (fp32 NCHW / untiled / old blocks) | variant | "
           "variant ÷ reference |")
     print("|---|---|---|---|---|")
     for scale in [int(s) for s in args.scales.split(",")]:
         if not args.skip_blocks and not args.skip_timing:
-            r = bench_blocks(scale, max(args.repeat, 2), args.cpu_time)
-            clock = "CPU s" if args.cpu_time else "s"
-            heap = ", heap kept" if args.keep_heap else ""
-            print(f"| x{scale} | inference 512², fp32 default{heap}, {clock} (median of "
-                  f"{max(args.repeat, 2)}, interleaved) | DenseBlockReference {r['old']:.3f} | "
-                  f"DenseBlock {r['new']:.3f} | {r['new'] / r['old']:.2f} "
-                  f"({r['old'] / r['new']:.2f}x faster; max diff LR {r['lr_diff']:.1e}, "
-                  f"HR {r['hr_rel_diff']:.1e} rel.) |")
+            repeat = max(args.repeat, 2)
+            r = bench_blocks(scale, repeat, args.cpu_time)
+            _print_blocks(scale, r, repeat, args.cpu_time, args.keep_heap)
         if not args.skip_blocks and not args.skip_memory:
             a = bench_memory(scale, 512, -1, blocks=2)
             b = bench_memory(scale, 512, -1, blocks=1)

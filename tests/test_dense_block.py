@@ -1,8 +1,10 @@
 """DenseBlock's CPU inference path equals the plain (official) forward, ``DenseBlockReference``.
 
-The inference path (``DenseBlock._forward_inference``: convs summed over feature-map pieces,
-conv5's taps as output channels) runs on CPU fp32 outside autograd; everything else runs the
-plain forward. Tolerances: 1e-5 on a block's output and the LR, 1e-4 relative on the HR.
+The inference path (``DenseBlock._forward_inference``) runs on CPU fp32 outside autograd, as
+Winograd F(2x2, 3x3) where the AVX-512 kernel builds (``_forward_winograd``), else as oneDNN
+convs summed over feature-map pieces with conv5's taps as output channels
+(``_forward_pieces``); the ``path`` fixture runs a test on each. Everything else runs the plain
+forward. Tolerances: 1e-5 on a block's output and the LR, 1e-4 relative on the HR.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 
 import irnbench_plugins.irn.blocks as blocks
 from irnbench import create_task
+from irnbench.ops import winograd
 from irnbench_plugins.irn import IRN, InvRescaleNet
 from irnbench_plugins.irn.blocks import DenseBlock, DenseBlockReference, nchw_inference
 
@@ -50,18 +53,35 @@ def _input(b: int, c: int, h: int, w: int, layout: str, seed: int = 2) -> torch.
     return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
 
 
-@pytest.fixture
-def spy(monkeypatch) -> dict[str, int]:
-    """Counts the calls of the inference path (so a test knows which path it compared)."""
-    calls = {"n": 0}
-    inner = DenseBlock._forward_inference
+@pytest.fixture(params=["winograd", "pieces"])
+def path(request, monkeypatch) -> str:
+    """Which inference path a test runs: the Winograd kernel, or oneDNN pieces without it."""
+    if request.param == "winograd" and not winograd.available():
+        pytest.skip(f"the Winograd kernel is unavailable here: {winograd.unavailable_reason()}")
+    if request.param == "pieces":
+        monkeypatch.setenv("IRNBENCH_WINOGRAD", "0")
+    return request.param
 
+
+@pytest.fixture
+def spy(monkeypatch, request) -> dict[str, int]:
+    """Counts the calls of the inference path (so a test knows which path it compared), and
+    checks at the end that each took the ``path`` the test asked for."""
+    calls = {"n": 0, "winograd": 0, "pieces": 0}
+    for name, method in (("n", "_forward_inference"), ("winograd", "_forward_winograd"),
+                         ("pieces", "_forward_pieces")):
+        monkeypatch.setattr(DenseBlock, method, _counting(getattr(DenseBlock, method), calls, name))
+    yield calls
+    if "path" in request.fixturenames:
+        assert calls[request.getfixturevalue("path")] == calls["n"]
+
+
+def _counting(inner, calls: dict[str, int], name: str):
     def counted(self, x):
-        calls["n"] += 1
+        calls[name] += 1
         return inner(self, x)
 
-    monkeypatch.setattr(DenseBlock, "_forward_inference", counted)
-    return calls
+    return counted
 
 
 # -- one block --------------------------------------------------------------------------------
@@ -72,7 +92,7 @@ SHAPES = [(9, 3), (3, 9), (45, 3), (3, 45), (12, 12), (2, 1), (1, 2)]
 @pytest.mark.parametrize("cin, cout", SHAPES)
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-def test_inference_path_equals_plain_forward(cin, cout, batch, layout, spy):
+def test_inference_path_equals_plain_forward(cin, cout, batch, layout, path, spy):
     new, old = _pair(cin, cout)
     x = _input(batch, cin, 19, 24, layout)
     with torch.no_grad():
@@ -87,7 +107,7 @@ def test_inference_path_equals_plain_forward(cin, cout, batch, layout, spy):
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 7), (6, 1), (2, 3)])
 @pytest.mark.parametrize("cout", [3, 9, 45])  # conv5 as 1×1 taps, 1×3 rows, plain 3×3
-def test_tiny_images_keep_the_zero_padding(size, cout, spy):
+def test_tiny_images_keep_the_zero_padding(size, cout, path, spy):
     new, old = _pair(3, cout)
     x = _input(1, 3, *size, "channels_last")
     with torch.no_grad():
@@ -95,7 +115,7 @@ def test_tiny_images_keep_the_zero_padding(size, cout, spy):
     assert spy["n"] == 1
 
 
-def test_without_bias_and_other_growth(spy):
+def test_without_bias_and_other_growth(path, spy):
     """IRN-CRM's RRDBs build DenseBlock(feats, feats, growth)."""
     for cin, cout, gc, bias in ((16, 16, 8, True), (9, 3, 32, False), (3, 9, 16, False)):
         new, old = _pair(cin, cout, gc, bias)
@@ -122,7 +142,7 @@ def test_with_grad_the_plain_forward_and_equal_gradients(layout, batch, spy):
         torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0, msg=name)
 
 
-def test_plain_forward_outside_the_inference_path(spy):
+def test_plain_forward_outside_the_inference_path(path, spy):
     """bf16 autocast, float64, nchw_inference and grad mode all keep the plain forward."""
     new, old = _pair(3, 9)
     x = _input(1, 3, 8, 8, "nchw")
@@ -141,7 +161,9 @@ def test_plain_forward_outside_the_inference_path(spy):
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # mkldnn.flags() says it
 def test_plain_forward_without_working_onednn_ops(monkeypatch, spy):
-    """oneDNN disabled, or fused ops that fail the one-time probe (another PyTorch): plain."""
+    """Without the Winograd kernel: oneDNN disabled, or fused ops that fail the one-time probe
+    (another PyTorch), run the plain forward."""
+    monkeypatch.setenv("IRNBENCH_WINOGRAD", "0")
     new, old = _pair(3, 9)
     x = _input(1, 3, 8, 8, "nchw")
     with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
@@ -159,7 +181,7 @@ def test_plain_forward_without_working_onednn_ops(monkeypatch, spy):
     assert spy["n"] == 0
 
 
-def test_cached_weights_follow_the_parameters(spy):
+def test_cached_weights_follow_the_parameters(path, spy):
     """The split weights are cached, and rebuilt after an optimiser step, a load_state_dict or
     an in-place change; they never enter the state dict or a pickle."""
     new, old = _pair(3, 9)
@@ -220,7 +242,7 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_irn_degrade_restore_equal(scale, batch, spy):
+def test_irn_degrade_restore_equal(scale, batch, path, spy):
     """IRN ×2/×4 forward (LR, z) and inverse (HR) against the same net with the old blocks,
     and against the official computation (NCHW, plain blocks)."""
     new, old = _nets(scale)
@@ -242,7 +264,7 @@ def test_irn_degrade_restore_equal(scale, batch, spy):
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_irn_method_checkpoint_loads_strictly(scale):
+def test_irn_method_checkpoint_loads_strictly(scale, path):
     """The method's state dict (checkpoint names) is unchanged, and its restoration equals the
     old blocks'."""
     torch.manual_seed(0)
