@@ -49,7 +49,7 @@ class WinogradWeights:
     """A 3x3 conv's weights transformed for given input pieces: ``u`` is [16][Cp][Kp] fp32."""
 
     u: torch.Tensor
-    pieces: tuple[int, ...]  # input channels of each piece, in order
+    pieces: tuple[int, ...]  # input channels of each piece, in order (their sum is C)
     out_channels: int
 
 
@@ -80,19 +80,16 @@ def kernel_path() -> Path:
 
 
 def transform_weights(weight: torch.Tensor, pieces: Sequence[int]) -> WinogradWeights:
-    """G g Gᵀ of every (output, input) pair of an O×C×3×3 weight, the input channels split
-    into ``pieces`` (each padded to a multiple of 16), computed in float64."""
+    """G g Gᵀ of every (output, input) pair of an O×C×3×3 weight, computed in float64, as
+    [16][C rounded up to 16][O rounded up to 16]; ``pieces`` splits C into the inputs the
+    kernel will be given."""
     k, c = weight.shape[:2]
     if tuple(weight.shape[2:]) != (3, 3) or sum(pieces) != c:
         raise ValueError(f"need O×{sum(pieces)}×3×3 weights, got {tuple(weight.shape)}")
     g = torch.tensor(_G, dtype=torch.float64)
     full = torch.einsum("ai,kcij,bj->abck", g, weight.detach().double().cpu(), g)
-    kp = -(-k // 16) * 16
-    u = torch.zeros(16, sum(_pad16(p) for p in pieces), kp, dtype=torch.float64)
-    src = dst = 0
-    for p in pieces:
-        u[:, dst:dst + p, :k] = full[:, :, src:src + p].reshape(16, p, k)
-        src, dst = src + p, dst + _pad16(p)
+    u = torch.zeros(16, _pad16(c), _pad16(k), dtype=torch.float64)
+    u[:, :c, :k] = full.reshape(16, c, k)
     return WinogradWeights(u.float().contiguous(), tuple(int(p) for p in pieces), int(k))
 
 

@@ -4,10 +4,9 @@
  * channel pair instead of 36. fp32, AVX-512; built and loaded by irnbench/ops/winograd.py.
  *
  * Layout: every input piece and the output are NHWC (a channels_last tensor's memory). The
- * pieces are read as one input whose channels are their concatenation, so a densely
+ * pieces are read as one input whose C channels are their concatenation, so a densely
  * connected block never copies its earlier feature maps. U holds the transformed weights,
- * [16][Cp][Kp]: piece i's channels start at a multiple of 16, padded channels and padded
- * outputs (Kp = K rounded up to 16) are zero.
+ * [16][Cp][Kp] with Cp = C and Kp = K rounded up to 16; padded outputs are zero.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -20,7 +19,7 @@ typedef struct {
     const int* chans;
     int n, H, W;
     const float* U;
-    int Cp, Kp, K;
+    int C, Cp, Kp, K;
     const float* bias; /* K values or NULL */
     int leaky;
     float slope;
@@ -29,7 +28,7 @@ typedef struct {
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-/* V[a][t][cofs .. cofs+15] = (B^T d B)[a] of tile t, for 16 channels of one piece */
+/* V[a][t][cofs .. cofs+15] = (B^T d B)[a] of tile t, for (up to) 16 channels of one piece */
 static void input_transform(const float* const rows[4], const int colv[TB][4], int nt, int tx0,
                             int C, int c0, __mmask16 m, float* V, int Cp, int cofs) {
     for (int t = 0; t < nt; t++) {
@@ -49,22 +48,22 @@ static void input_transform(const float* const rows[4], const int colv[TB][4], i
         for (int r = 0; r < 4; r++) { /* (B^T d) B */
             float* v = V + ((long)(4 * r) * TB + t) * Cp + cofs;
             long step = (long)TB * Cp;
-            _mm512_store_ps(v, _mm512_sub_ps(s[r][0], s[r][2]));
-            _mm512_store_ps(v + step, _mm512_add_ps(s[r][1], s[r][2]));
-            _mm512_store_ps(v + 2 * step, _mm512_sub_ps(s[r][2], s[r][1]));
-            _mm512_store_ps(v + 3 * step, _mm512_sub_ps(s[r][1], s[r][3]));
+            _mm512_mask_storeu_ps(v, m, _mm512_sub_ps(s[r][0], s[r][2]));
+            _mm512_mask_storeu_ps(v + step, m, _mm512_add_ps(s[r][1], s[r][2]));
+            _mm512_mask_storeu_ps(v + 2 * step, m, _mm512_sub_ps(s[r][2], s[r][1]));
+            _mm512_mask_storeu_ps(v + 3 * step, m, _mm512_sub_ps(s[r][1], s[r][3]));
         }
     }
 }
 
-/* M[a][t][0..31] = sum_c V[a][t][c] U[a][c][k0 .. k0+31], TB tiles */
-static void gemm_k32(const float* V, const float* U, int Cp, int Kp, int k0, float* M) {
+/* M[a][t][0..31] = sum_{c < C} V[a][t][c] U[a][c][k0 .. k0+31], TB tiles */
+static void gemm_k32(const float* V, const float* U, int C, int Cp, int Kp, int k0, float* M) {
     for (int a = 0; a < 16; a++) {
         const float* va = V + (long)a * TB * Cp;
         const float* ua = U + (long)a * Cp * Kp + k0;
         __m512 acc[TB][2];
         for (int t = 0; t < TB; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-        for (int c = 0; c < Cp; c++) {
+        for (int c = 0; c < C; c++) {
             __m512 u0 = _mm512_loadu_ps(ua + (long)c * Kp);
             __m512 u1 = _mm512_loadu_ps(ua + (long)c * Kp + 16);
             for (int t = 0; t < TB; t++) {
@@ -81,13 +80,13 @@ static void gemm_k32(const float* V, const float* U, int Cp, int Kp, int k0, flo
 }
 
 /* the same for the last 16 outputs when Kp is not a multiple of 32 */
-static void gemm_k16(const float* V, const float* U, int Cp, int Kp, int k0, float* M) {
+static void gemm_k16(const float* V, const float* U, int C, int Cp, int Kp, int k0, float* M) {
     for (int a = 0; a < 16; a++) {
         const float* va = V + (long)a * TB * Cp;
         const float* ua = U + (long)a * Cp * Kp + k0;
         __m512 acc[TB];
         for (int t = 0; t < TB; t++) acc[t] = _mm512_setzero_ps();
-        for (int c = 0; c < Cp; c++) {
+        for (int c = 0; c < C; c++) {
             __m512 u0 = _mm512_loadu_ps(ua + (long)c * Kp);
             for (int t = 0; t < TB; t++)
                 acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(va[(long)t * Cp + c]), u0, acc[t]);
@@ -151,12 +150,12 @@ static void tile_row(const conv_args* p, int img, int ty, float* V, float* M) {
             }
             for (int c0 = 0; c0 < C; c0 += 16)
                 input_transform(rows, colv, nt, tx0, C, c0, lanes(C - c0), V, p->Cp, cofs + c0);
-            cofs += (C + 15) / 16 * 16;
+            cofs += C;
         }
         for (int k0 = 0; k0 < p->Kp; k0 += 32) {
             int kw = p->Kp - k0 < 32 ? p->Kp - k0 : 32;
-            if (kw == 32) gemm_k32(V, p->U, p->Cp, p->Kp, k0, M);
-            else gemm_k16(V, p->U, p->Cp, p->Kp, k0, M);
+            if (kw == 32) gemm_k32(V, p->U, p->C, p->Cp, p->Kp, k0, M);
+            else gemm_k16(V, p->U, p->C, p->Cp, p->Kp, k0, M);
             output_transform(p, M, dst, nt, ty, tx0, k0, kw);
         }
     }
@@ -167,7 +166,9 @@ static void tile_row(const conv_args* p, int img, int ty, float* V, float* M) {
 int irnbench_winograd_f23(int n, const float* const* src, const int* chans, int N, int H, int W,
                           const float* U, int Cp, int K, const float* bias, int leaky,
                           float slope, float* dst, int threads) {
-    conv_args p = {src, chans, n, H, W, U, Cp, (K + 15) / 16 * 16, K, bias, leaky, slope, dst};
+    int C = 0;
+    for (int i = 0; i < n; i++) C += chans[i];
+    conv_args p = {src, chans, n, H, W, U, C, Cp, (K + 15) / 16 * 16, K, bias, leaky, slope, dst};
     long th = (H + 1) / 2, rows = (long)N * th;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(|| : failed)
