@@ -90,6 +90,10 @@ def test_wrong_inputs_are_refused():
         winograd.conv3x3([x.double() for x in xs], ww)
     with pytest.raises(ValueError, match="one batch and size"):
         winograd.conv3x3([xs[0], xs[1][..., :3]], ww)
+    with pytest.raises(ValueError, match="a bias of 3 values for 4 output"):
+        winograd.conv3x3(xs, ww, torch.zeros(3))
+    with pytest.raises(ValueError, match="slope 1.5 outside"):
+        winograd.conv3x3(xs, ww, None, 1.5)
     with pytest.raises(ValueError, match="3×3"):
         winograd.transform_weights(torch.zeros(4, 8, 5, 5), (3, 5))
     with pytest.raises(ValueError, match="3×3"):

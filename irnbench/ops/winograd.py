@@ -95,7 +95,8 @@ def transform_weights(weight: torch.Tensor, pieces: Sequence[int]) -> WinogradWe
 
 def conv3x3(pieces: Sequence[torch.Tensor], weights: WinogradWeights,
             bias: torch.Tensor | None = None, leaky_slope: float | None = None) -> torch.Tensor:
-    """conv2d(cat(pieces, 1), w, bias, padding=1), then LeakyReLU(``leaky_slope``) if given.
+    """conv2d(cat(pieces, 1), w, bias, padding=1), then LeakyReLU(``leaky_slope`` in [0, 1])
+    if given.
 
     Pieces are B×Cᵢ×H×W fp32 CPU tensors; the result is channels_last. Call only when
     ``available()``; runs on ``torch.get_num_threads()`` threads."""
@@ -118,8 +119,12 @@ def _conv(fn, pieces: Sequence[torch.Tensor], weights: WinogradWeights,
                 or tuple(p.shape[2:]) != (h, w):
             raise ValueError("pieces must be fp32 CPU tensors of one batch and size")
     k = weights.out_channels
+    if bias is not None and bias.numel() != k:
+        raise ValueError(f"a bias of {bias.numel()} values for {k} output channels")
+    if leaky_slope is not None and not 0.0 <= leaky_slope <= 1.0:
+        raise ValueError(f"LeakyReLU slope {leaky_slope} outside [0, 1]")
     out = torch.empty(b, k, h, w, memory_format=torch.channels_last)
-    bias = None if bias is None else bias.detach().float().contiguous()
+    bias = None if bias is None else bias.detach().float().cpu().contiguous()
     ptrs = (ctypes.c_void_p * len(srcs))(*[p.data_ptr() for p in srcs])
     cs = (ctypes.c_int * len(srcs))(*chans)
     if fn(len(srcs), ptrs, cs, b, h, w, weights.u.data_ptr(), weights.u.shape[1], k,
