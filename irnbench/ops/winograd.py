@@ -151,7 +151,7 @@ def _function():
         if "fn" not in _state and "reason" not in _state:
             try:
                 _state["fn"] = _load()
-            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - any failure to build, load or check: fall back
                 _state["reason"] = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
     return _state.get("fn")
 
