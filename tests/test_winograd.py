@@ -158,6 +158,15 @@ def test_a_damaged_cached_kernel_is_rebuilt(fresh):
 
 
 @needs_kernel
+def test_an_unwritable_cache_builds_into_a_temporary_folder(fresh, monkeypatch, tmp_path):
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    monkeypatch.setenv("IRNBENCH_HOME", str(home))
+    assert fresh.available()
+    assert home.read_text() == ""
+
+
+@needs_kernel
 def test_concurrent_first_builds_share_one_file(tmp_path):
     """Three processes build into one empty cache at once: each loads a complete kernel, one
     file remains and no temporary file is left."""

@@ -8,13 +8,15 @@ its earlier feature maps. Its outputs differ from a direct convolution's only by
 rounding (about 1e-7 relative; ``tests/test_winograd.py``).
 
 The C source is compiled once per machine with the system C compiler (``$CC``, else ``cc``)
-into ``$IRNBENCH_HOME/kernels`` and loaded with ctypes. Where that fails (no compiler, no
+into ``$IRNBENCH_HOME/kernels`` (a temporary folder for the process where that cannot be
+written) and loaded with ctypes. Where that fails (no compiler, no
 AVX-512, another OS) or ``IRNBENCH_WINOGRAD=0`` is set, ``available()`` is False and callers
 keep their oneDNN path; ``unavailable_reason()`` says why.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
@@ -165,7 +167,12 @@ def _load():
         raise RuntimeError("this CPU has no AVX-512 (PyTorch reports "
                            f"{torch.backends.cpu.get_cpu_capability()})")
     path = kernel_path()
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            _build(path)
+    except OSError:  # the cache cannot be written: build into a private temporary folder
+        path = Path(tempfile.mkdtemp(prefix="irnbench-kernel-")) / path.name
+        atexit.register(shutil.rmtree, path.parent, True)
         _build(path)
     try:
         lib = ctypes.CDLL(str(path))
