@@ -87,6 +87,8 @@ def bench_blocks(scale: int, repeat: int, cpu_time: bool = False) -> dict[str, f
     z = torch.randn(1, 3 * scale * scale - 3, 512 // scale, 512 // scale,
                     generator=torch.Generator().manual_seed(3))
 
+    default_winograd = os.environ.get("IRNBENCH_WINOGRAD", "1")
+
     @torch.no_grad()
     def run(key):
         if key == "official":
@@ -97,7 +99,6 @@ def bench_blocks(scale: int, repeat: int, cpu_time: bool = False) -> dict[str, f
         y = m.degrade(x)
         return y, m.restore_with_z(y, z)
 
-    default_winograd = os.environ.get("IRNBENCH_WINOGRAD", "1")
     try:
         outs = {key: run(key) for key, _ in BLOCK_VARIANTS}  # also the warm-up
         times: dict[str, list[float]] = {key: [] for key, _ in BLOCK_VARIANTS}
